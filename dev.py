@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Bootstrap and run the project with nothing but Python 3.11+.
+
+    python3 dev.py run     # all three services in one process (SQLite, in-process bus, demo data)
+    python3 dev.py test    # the test suite against real PostgreSQL and RabbitMQ
+
+The first call creates `.venv/`, installs a pinned `uv` into it and syncs the locked dependencies
+from `uv.lock`, so installs are reproducible. Later calls reuse the environment and only resync
+when `uv.lock` or `pyproject.toml` changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("TILBAKE_VENV", ROOT / ".venv"))
+UV_VERSION = "0.13.9"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def _stamp(dev: bool) -> str:
+    digest = hashlib.sha256()
+    for name in ("uv.lock", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    digest.update(b"dev" if dev else b"run")
+    digest.update(UV_VERSION.encode())
+    return digest.hexdigest()
+
+
+def ensure_env(*, dev: bool) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
+    stamp_file = VENV / ".tilbake-sync"
+    stamp = _stamp(dev)
+    if stamp_file.exists() and stamp_file.read_text() == stamp:
+        return
+    if not (BIN / "python").exists():
+        print(f"creating {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    uv = BIN / "uv"
+    if not uv.exists():
+        subprocess.run(
+            [str(BIN / "python"), "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"],
+            check=True,
+        )
+    cmd = [str(uv), "sync", "--frozen", "--quiet"]
+    if not dev:
+        cmd.append("--no-dev")
+    env = dict(os.environ, UV_PROJECT_ENVIRONMENT=str(VENV))
+    print("installing locked dependencies ...", flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+    stamp_file.write_text(stamp)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"run", "test", "env"}:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_env(dev=command in {"test", "env"})
+    if command == "env":
+        return 0
+    if command == "run":
+        args = [str(BIN / "tilbake"), "embedded", *rest]
+    else:
+        args = [str(BIN / "python"), "-m", "pytest", *rest]
+    os.chdir(ROOT)
+    if os.name == "nt":
+        return subprocess.call(args)
+    os.execv(args[0], args)
+    return 0  # pragma: no cover - execv does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

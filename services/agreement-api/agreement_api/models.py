@@ -1,0 +1,11 @@
+"""agreement-api's tables. Imported by migrations/env.py; never reads settings at import."""
+
+from __future__ import annotations
+
+from agreement_api.organizations.models import Organization
+from shared.outbox import inbox_model, outbox_model
+
+AgreementOutbox = outbox_model("agreement", __name__)
+AgreementInbox = inbox_model("agreement", __name__)
+
+__all__ = ["AgreementInbox", "AgreementOutbox", "Organization"]

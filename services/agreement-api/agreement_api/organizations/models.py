@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from shared.db import UTCDateTime, enum_type, new_id, utcnow
+
+
+class OrganizationType(StrEnum):
+    REGION = "region"
+    PRISON = "prison"
+    PROBATION_OFFICE = "probation_office"
+    TRANSITIONAL_HOUSING = "transitional_housing"
+    MUNICIPALITY = "municipality"
+    DISTRICT = "district"
+    NAV_OFFICE = "nav_office"
+    HEALTH_TRUST = "health_trust"
+    COUNTY = "county"
+    NGO = "ngo"
+    OTHER = "other"
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "agreement_organization"
+    __table_args__ = (
+        UniqueConstraint("kommunenummer", "type"),
+        UniqueConstraint("enhetsnummer"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    type: OrganizationType = Field(sa_type=enum_type(OrganizationType), index=True)
+    name: str = Field(max_length=200)
+    organization_number: str | None = Field(default=None, max_length=9, unique=True)
+    kommunenummer: str | None = Field(default=None, max_length=4)
+    enhetsnummer: str | None = Field(default=None, max_length=4)
+    security_level: str | None = Field(default=None, max_length=16)
+    parent_id: uuid.UUID | None = Field(default=None, foreign_key="agreement_organization.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agreement_api.organizations.models import OrganizationType
+from shared.identifiers import is_kommunenummer_format, is_valid_organization_number
+
+
+class OrganizationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: OrganizationType
+    name: str = Field(min_length=2, max_length=200, examples=["Indre Østfold fengsel"])
+    organization_number: str | None = Field(None, examples=["974760673"])
+    kommunenummer: str | None = Field(None, examples=["0301"])
+    enhetsnummer: str | None = Field(None, pattern=r"^\d{4}$", examples=["0312"])
+    security_level: Literal["high", "lower", "transitional"] | None = None
+    parent_id: uuid.UUID | None = None
+
+    @field_validator("organization_number")
+    @classmethod
+    def _check_orgnr(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_organization_number(value):
+            raise ValueError("not a valid organization number (9 digits, mod-11 check digit)")
+        return value
+
+    @field_validator("kommunenummer")
+    @classmethod
+    def _check_kommunenummer(cls, value: str | None) -> str | None:
+        if value is not None and not is_kommunenummer_format(value):
+            raise ValueError("a kommunenummer is four digits starting with a county code")
+        return value
+
+    @model_validator(mode="after")
+    def _type_specific(self) -> Self:
+        if self.type in (OrganizationType.MUNICIPALITY, OrganizationType.DISTRICT) and not self.kommunenummer:
+            raise ValueError("a municipality or district needs its kommunenummer")
+        if self.type is OrganizationType.NAV_OFFICE and not self.enhetsnummer:
+            raise ValueError("a NAV office needs its enhetsnummer")
+        if self.security_level is not None and self.type is not OrganizationType.PRISON:
+            raise ValueError("only a prison has a security level")
+        return self
+
+
+class OrganizationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    type: OrganizationType
+    name: str
+    organization_number: str | None
+    kommunenummer: str | None
+    enhetsnummer: str | None
+    security_level: str | None
+    parent_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from shared.app import require_json_body
+from shared.routers import identity_router
+
+api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json_body)])
+api_router.include_router(identity_router())

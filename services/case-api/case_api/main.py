@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from case_api import __version__
+from case_api.api import api_router
+from case_api.config import Settings, get_settings
+from case_api.models import CaseOutbox
+from shared.app import ServiceParts, build_app
+from shared.bus import MessageBus
+
+DESCRIPTION = """
+An inmate's reintegration case: release plan and release-date history, responsible municipality,
+the reintegration domains, the responsibility group (*ansvarsgruppe*) and its meetings, consent,
+and the service market (*servicetorg*).
+
+Errors are RFC 9457 `application/problem+json`. Every route under `/api/v1` needs a bearer JWT.
+"""
+
+
+def create_app(settings: Settings | None = None, *, bus: MessageBus | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    parts = ServiceParts(
+        name="case-api",
+        title="case-api",
+        description=DESCRIPTION,
+        version=__version__,
+        api_router=api_router,
+        outbox_model=CaseOutbox,
+    )
+    return build_app(settings, parts, bus=bus)

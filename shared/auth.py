@@ -1,0 +1,239 @@
+"""JWT bearer authentication: the only module that imports python-jose.
+
+Tokens are checked against an explicit algorithm allow-list (``none`` is never accepted), the
+configured issuer and audience, and ``exp``/``nbf`` (both required to be present where a token
+carries them; ``exp`` is mandatory). Keys come from a PEM public key (or an HMAC secret for HS*
+allow-lists) or a JWKS document, selected by ``kid``. Swapping the JOSE library touches this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jose import jwk, jwt
+from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError, JWTError
+from pydantic import BaseModel, Field
+
+from shared.errors import Forbidden, Unauthorized
+from shared.settings import DEV_JWT_ISSUER, DEV_JWT_PRIVATE_KEY_FILE, ServiceSettings
+
+_SYMMETRIC = {"HS256", "HS384", "HS512"}
+_ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+
+
+class Role(StrEnum):
+    COORDINATOR = "coordinator"
+    PRISON_STAFF = "prison_staff"
+    NAV = "nav"
+    MUNICIPALITY = "municipality"
+    HEALTH = "health"
+    SERVICE_MARKET = "service_market"
+    INTEGRATION_ADMIN = "integration_admin"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+    SERVICE = "service"
+
+
+class Principal(BaseModel):
+    """Who is calling: taken from a verified token only."""
+
+    subject: str
+    role: Role
+    organization_id: str | None = Field(None, description="Organization the caller acts for.")
+    organization_number: str | None = Field(
+        None, description="Maskinporten-style consumer organization number (9 digits)."
+    )
+    scopes: frozenset[str] = frozenset()
+    token_id: str | None = None
+
+
+class TokenVerifier:
+    """Verifies bearer tokens for one service's settings."""
+
+    def __init__(self, settings: ServiceSettings, *, http_client: httpx.AsyncClient | None = None) -> None:
+        self.algorithms = list(settings.jwt_algorithms)
+        unknown = set(self.algorithms) - _SYMMETRIC - _ASYMMETRIC
+        if unknown:
+            raise ValueError(f"unsupported JWT algorithm(s): {sorted(unknown)}")
+        if set(self.algorithms) & _SYMMETRIC and set(self.algorithms) & _ASYMMETRIC:
+            # One key cannot safely serve both families (algorithm confusion).
+            raise ValueError("do not mix HMAC and public-key algorithms in one allow-list")
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self.leeway = settings.jwt_leeway_seconds
+        self.pem = settings.jwt_public_key_pem
+        self.jwks_url = settings.jwt_jwks_url
+        self._jwks: dict[str, Any] | None = None
+        self._jwks_fetched_at = 0.0
+        self._http = http_client
+
+    async def _jwks_keys(self, *, refresh: bool = False) -> list[dict[str, Any]]:
+        assert self.jwks_url is not None
+        stale = time.monotonic() - self._jwks_fetched_at > 300
+        if self._jwks is None or refresh or stale:
+            if self.jwks_url.startswith(("file://", "/")):
+                raw = await asyncio.to_thread(Path(self.jwks_url.removeprefix("file://")).read_text)
+                self._jwks = json.loads(raw)
+            else:
+                client = self._http or httpx.AsyncClient(timeout=5.0)
+                try:
+                    response = await client.get(self.jwks_url)
+                    response.raise_for_status()
+                    self._jwks = response.json()
+                finally:
+                    if self._http is None:
+                        await client.aclose()
+            self._jwks_fetched_at = time.monotonic()
+        assert self._jwks is not None
+        return list(self._jwks.get("keys", []))
+
+    async def _key_for(self, header: dict[str, Any]) -> Any:
+        if not self.jwks_url:
+            return self.pem
+        kid = header.get("kid")
+        # An unknown kid refreshes the key set once (rotation), at most every 30 seconds.
+        for refresh in (False, time.monotonic() - self._jwks_fetched_at > 30):
+            keys = await self._jwks_keys(refresh=refresh)
+            if kid is None and len(keys) == 1:
+                return keys[0]
+            for key in keys:
+                if kid is not None and key.get("kid") == kid:
+                    return key
+        raise Unauthorized("Token signed with an unknown key")
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Return the verified claims or raise :class:`Unauthorized`."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except JWTError as exc:
+            raise Unauthorized("Malformed token") from exc
+        alg = str(header.get("alg", ""))
+        if alg not in self.algorithms:
+            raise Unauthorized("Token algorithm not allowed")
+        key = await self._key_for(header)
+        if isinstance(key, dict) and key.get("alg") and key["alg"] != alg:
+            raise Unauthorized("Token algorithm does not match its key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={
+                    "require_exp": True,
+                    "require_iat": False,
+                    "require_nbf": False,
+                    "verify_at_hash": False,
+                    "leeway": self.leeway,
+                },
+            )
+        except ExpiredSignatureError as exc:
+            raise Unauthorized("Token has expired") from exc
+        except JWTClaimsError as exc:
+            raise Unauthorized(f"Token claims rejected: {exc}") from exc
+        except (JWTError, JOSEError, ValueError) as exc:
+            raise Unauthorized("Token signature or format is invalid") from exc
+        return claims
+
+    async def principal(self, token: str) -> Principal:
+        claims = await self.verify(token)
+        try:
+            role = Role(claims.get("role", ""))
+        except ValueError as exc:
+            raise Unauthorized("Token carries no known role") from exc
+        scope = claims.get("scope", "")
+        return Principal(
+            subject=str(claims.get("sub", "")),
+            role=role,
+            organization_id=claims.get("org"),
+            organization_number=(claims.get("consumer") or {}).get("orgno")
+            if isinstance(claims.get("consumer"), dict)
+            else None,
+            scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+            token_id=claims.get("jti"),
+        )
+
+
+_bearer = HTTPBearer(auto_error=False, description="JWT bearer token")
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("A bearer token is required")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return await verifier.principal(credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    """Dependency: the caller must hold one of ``roles`` (403 otherwise)."""
+    allowed = frozenset(roles)
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(f"Role {principal.role.value!r} may not do this")
+        return principal
+
+    return check
+
+
+def mint_token(
+    *,
+    role: Role | str,
+    subject: str = "dev-user",
+    organization_id: str | None = None,
+    organization_number: str | None = None,
+    scopes: list[str] | None = None,
+    ttl_seconds: int = 3600,
+    issuer: str = DEV_JWT_ISSUER,
+    audience: str = "tilbake",
+    private_key_pem: str | None = None,
+    algorithm: str = "RS256",
+    not_before: int | None = None,
+    extra_claims: dict[str, Any] | None = None,
+    headers: dict[str, Any] | None = None,
+) -> str:
+    """Sign a token (development key unless another is given). For dev tooling and tests."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now if not_before is None else not_before,
+        "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+        "role": Role(role).value,
+    }
+    if organization_id:
+        claims["org"] = organization_id
+    if organization_number:
+        claims["consumer"] = {"authority": "iso6523-actorid-upis", "orgno": organization_number}
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    claims.update(extra_claims or {})
+    key = private_key_pem if private_key_pem is not None else DEV_JWT_PRIVATE_KEY_FILE.read_text()
+    return str(jwt.encode(claims, key, algorithm=algorithm, headers=headers))
+
+
+def public_jwk(public_key_pem: str, *, kid: str, algorithm: str = "RS256") -> dict[str, Any]:
+    """The JWKS entry for a PEM public key (for serving or testing JWKS)."""
+    entry: dict[str, Any] = jwk.construct(public_key_pem, algorithm).to_dict()
+    entry.update({"kid": kid, "use": "sig", "alg": algorithm})
+    return entry

@@ -1,0 +1,85 @@
+"""`tilbake`: the operator and developer command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from shared.auth import Role, mint_token
+from shared.settings import ServiceSettings, settings_fields
+
+SETTINGS_CLASSES = (
+    ("case-api", "case_api.config"),
+    ("agreement-api", "agreement_api.config"),
+    ("notify-worker", "notify_worker.config"),
+)
+
+
+def settings_classes() -> list[tuple[str, type[ServiceSettings]]]:
+    return [(name, importlib.import_module(module).Settings) for name, module in SETTINGS_CLASSES]
+
+
+def configuration_table() -> str:
+    """The README's configuration table, generated from the settings classes."""
+    lines = ["| service | variable | default | meaning |", "|---|---|---|---|"]
+    for service, cls in settings_classes():
+        for variable, default, description in settings_fields(cls):
+            shown = f"`{default}`" if default else ""
+            lines.append(f"| {service} | `{variable}` | {shown} | {description} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tilbake", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    embedded = commands.add_parser(
+        "embedded", help="run all services in one process (SQLite, in-process bus)"
+    )
+    embedded.add_argument("--host", default="127.0.0.1")
+    embedded.add_argument("--base-port", type=int, default=8001, help="case-api port; the others follow")
+    embedded.add_argument(
+        "--data-dir", type=Path, default=None, help="where the SQLite file lives (default ./var)"
+    )
+    embedded.add_argument("--log-level", default="WARNING")
+
+    token = commands.add_parser("token", help="mint a development token signed with the dev key")
+    token.add_argument("--role", required=True, choices=[role.value for role in Role])
+    token.add_argument("--org", default=None, help="organization id the caller acts for")
+    token.add_argument("--orgno", default=None, help="consumer organization number (9 digits)")
+    token.add_argument("--sub", default="dev-user")
+    token.add_argument("--scope", action="append", default=[])
+    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+
+    commands.add_parser("config-table", help="print the configuration table (Markdown)")
+
+    args = parser.parse_args(argv)
+    if args.command == "embedded":
+        from shared.embedded.runner import run
+
+        run(
+            host=args.host,
+            base_port=args.base_port,
+            data_dir=args.data_dir,
+            log_level=args.log_level,
+        )
+    elif args.command == "token":
+        print(
+            mint_token(
+                role=args.role,
+                subject=args.sub,
+                organization_id=args.org,
+                organization_number=args.orgno,
+                scopes=args.scope,
+                ttl_seconds=args.ttl,
+            )
+        )
+    elif args.command == "config-table":
+        print(configuration_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Start case-api, agreement-api, notify-worker and the demo receiver in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import importlib
+import os
+import secrets
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from alembic import command
+from alembic.config import Config
+
+from shared.auth import Role, mint_token
+from shared.bus import InProcessBus
+from shared.db import create_engine, create_sessionmaker, unit_of_work
+from shared.embedded.receiver import create_receiver
+from shared.logging import configure_logging
+from shared.settings import REPO_ROOT
+
+SERVICES = (
+    ("case-api", "case_api", 8001),
+    ("agreement-api", "agreement_api", 8002),
+    ("notify-worker", "notify_worker", 8003),
+)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server that leaves signal handling to the runner (several share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def migrate(database_url: str) -> None:
+    config = Config(toml_file=str(REPO_ROOT / "pyproject.toml"))
+    config.attributes["sqlalchemy.url"] = database_url
+    command.upgrade(config, "head")
+
+
+def _demo_secret(data_dir: Path) -> str:
+    path = data_dir / "demo-receiver-secret"
+    if not path.exists():
+        path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
+    return path.read_text().strip()
+
+
+async def _load_demo_data(database_url: str) -> int:
+    seed = importlib.import_module("agreement_api.seed")
+    engine = create_engine(database_url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            created: int = await seed.load_demo(session)
+    finally:
+        await engine.dispose()
+    return created
+
+
+async def serve(*, host: str, base_port: int, data_dir: Path, log_level: str) -> None:
+    configure_logging(level=log_level)
+    database_url = f"sqlite+aiosqlite:///{data_dir / 'embedded.sqlite3'}"
+    await asyncio.to_thread(migrate, database_url)
+    created = await _load_demo_data(database_url)
+
+    bus = InProcessBus()
+    servers: list[tuple[str, str, uvicorn.Server]] = []
+    for offset, (name, package, _default_port) in enumerate(SERVICES):
+        port = base_port + offset
+        config_module = importlib.import_module(f"{package}.config")
+        main_module = importlib.import_module(f"{package}.main")
+        settings = config_module.Settings(
+            env="dev",
+            database_url=database_url,
+            amqp_url=None,
+            host=host,
+            port=port,
+            log_level=log_level,
+        )
+        app = main_module.create_app(settings, bus=bus)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+        servers.append((name, f"http://{host}:{port}", _Server(config)))
+
+    secret = await asyncio.to_thread(_demo_secret, data_dir)
+    receiver_port = base_port + len(SERVICES)
+    receiver = create_receiver(secret=secret)
+    receiver_server = _Server(
+        uvicorn.Config(receiver, host=host, port=receiver_port, log_config=None, access_log=False)
+    )
+    servers.append(("demo receiver", f"http://{host}:{receiver_port}/webhooks", receiver_server))
+
+    tasks = [asyncio.create_task(server.serve(), name=name) for name, _url, server in servers]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+    while not all(server.started for _n, _u, server in servers):
+        if any(task.done() for task in tasks):
+            for task in tasks:
+                if task.done() and task.exception():
+                    raise RuntimeError(f"{task.get_name()} failed to start") from task.exception()
+            raise SystemExit("a service failed to start (is the port taken? try --base-port)")
+        await asyncio.sleep(0.05)
+
+    token = mint_token(role=Role.ADMIN, subject="embedded-admin", ttl_seconds=12 * 3600)
+    _print_banner(servers, token=token, secret=secret, database_url=database_url, created=created)
+
+    await stop.wait()
+    for _n, _u, server in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _print_banner(
+    servers: list[tuple[str, str, Any]], *, token: str, secret: str, database_url: str, created: int
+) -> None:
+    print("\ntilbake is running (embedded mode: SQLite, in-process bus)\n", flush=True)
+    for name, url, _server in servers:
+        docs = "" if name == "demo receiver" else f"   docs {url}/docs"
+        print(f"  {name:<15} {url}{docs}")
+    print(f"\n  database        {database_url}")
+    print(
+        f"  demo data       {'loaded ' + str(created) + ' organizations' if created else 'already present'}"
+    )
+    print(f"  receiver secret {secret}")
+    print("\n  dev token (admin, 12 h; mint others with `tilbake token --role ROLE --org ID`):")
+    print(f"  export TOKEN={token}\n")
+    print(
+        '  try:  curl -H "Authorization: Bearer $TOKEN" ' + servers[1][1] + "/api/v1/organizations\n",
+        flush=True,
+    )
+
+
+def run(
+    *,
+    host: str = "127.0.0.1",
+    base_port: int = 8001,
+    data_dir: Path | None = None,
+    log_level: str = "WARNING",
+) -> None:
+    data_dir = data_dir or Path(os.environ.get("TILBAKE_DATA_DIR", REPO_ROOT / "var"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(serve(host=host, base_port=base_port, data_dir=data_dir, log_level=log_level))

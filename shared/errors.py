@@ -1,0 +1,220 @@
+"""RFC 9457 problem details for every error a service returns.
+
+Domain code raises a :class:`ProblemError` subclass that carries its HTTP status; the handlers
+installed by :func:`install_problem_handlers` render it, and every other error (validation,
+routing, unexpected exceptions) as ``application/problem+json``. Bodies never contain stack
+traces, SQL or parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.context import current_correlation_id
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://tilbake.no/problems/"
+
+
+class FieldError(BaseModel):
+    """One invalid input: where it is and what is wrong."""
+
+    field: str = Field(examples=["body.release_date"])
+    message: str = Field(examples=["Input should be a valid date"])
+    type: str = Field(examples=["date_parsing"])
+
+
+class ProblemDetail(BaseModel):
+    """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[PROBLEM_TYPE_BASE + "not-found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str | None = Field(None, examples=["No case with that id"])
+    instance: str | None = Field(None, examples=["/api/v1/cases/0f4e..."])
+    correlation_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    """Base for errors that map to one HTTP status and problem type."""
+
+    status: ClassVar[int] = 500
+    type_slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+class BadRequest(ProblemError):
+    status, type_slug, title = 400, "bad-request", "Bad Request"
+
+
+class Unauthorized(ProblemError):
+    status, type_slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extensions)
+
+
+class Forbidden(ProblemError):
+    status, type_slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ProblemError):
+    status, type_slug, title = 404, "not-found", "Not Found"
+
+
+class Conflict(ProblemError):
+    status, type_slug, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(ProblemError):
+    status, type_slug, title = 412, "precondition-failed", "Precondition Failed"
+
+
+class PreconditionRequired(ProblemError):
+    status, type_slug, title = 428, "precondition-required", "Precondition Required"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, type_slug, title = 415, "unsupported-media-type", "Unsupported Media Type"
+
+
+class UnprocessableEntity(ProblemError):
+    """Well-formed input that breaks a domain rule (e.g. contradicting dates)."""
+
+    status, type_slug, title = 422, "unprocessable", "Unprocessable Content"
+
+
+class ServiceUnavailable(ProblemError):
+    status, type_slug, title = 503, "unavailable", "Service Unavailable"
+
+
+_SLUG_BY_STATUS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    412: "precondition-failed",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    428: "precondition-required",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "unavailable",
+}
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str | None = None,
+    detail: str | None = None,
+    type_slug: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    slug = type_slug or _SLUG_BY_STATUS.get(status, "error")
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "instance": request.url.path,
+    }
+    if detail:
+        body["detail"] = detail
+    if correlation_id := current_correlation_id():
+        body["correlation_id"] = correlation_id
+    for key, value in (extensions or {}).items():
+        body.setdefault(key, value)
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request,
+        status=exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        type_slug=exc.type_slug,
+        headers=exc.headers,
+        extensions=exc.extensions,
+    )
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else None
+    if detail == HTTPStatus(exc.status_code).phrase:
+        detail = None
+    return problem_response(
+        request, status=exc.status_code, detail=detail, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": _field_path(err.get("loc", ())),
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    return problem_response(
+        request,
+        status=422,
+        title="Validation Error",
+        detail=f"{len(errors)} invalid field(s)",
+        extensions={"errors": errors},
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _handle_problem)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(RequestValidationError, _handle_validation)
+    # Unexpected exceptions are rendered by shared.logging.RequestContextMiddleware, which
+    # still knows the request's correlation id.
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entry declaring problem+json for the given statuses."""
+    return {
+        status: {
+            "model": ProblemDetail,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,63 @@
+"""Prometheus metrics shared by the services (labelled by service, so the embedded mode can run
+all three in one process on one registry)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "tilbake_http_requests_total",
+    "HTTP requests answered",
+    ["service", "method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "tilbake_http_request_duration_seconds",
+    "HTTP request duration",
+    ["service", "method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+OUTBOX_PUBLISHED = Counter("tilbake_outbox_published_total", "Outbox events published", ["table"])
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "tilbake_outbox_publish_failures_total", "Outbox publish attempts that failed", ["table"]
+)
+EVENTS_CONSUMED = Counter(
+    "tilbake_events_consumed_total", "Events handled by a consumer", ["service", "type", "outcome"]
+)
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by route template (never by raw path)."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        begin = time.perf_counter()
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, method, route).observe(time.perf_counter() - begin)
+
+
+async def metrics_endpoint(_request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

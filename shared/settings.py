@@ -1,0 +1,144 @@
+"""Settings shared by every service.
+
+Each service subclasses :class:`ServiceSettings` with its own environment prefix
+(``CASE_API_``, ``AGREEMENT_API_``, ``NOTIFY_WORKER_``) and builds it with a function, never at
+import time, so tests and the embedded runner can construct settings explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_KEY_DIR = REPO_ROOT / "deploy" / "dev-keys"
+DEV_JWT_PUBLIC_KEY_FILE = DEV_KEY_DIR / "jwt-dev-public.pem"
+DEV_JWT_PRIVATE_KEY_FILE = DEV_KEY_DIR / "jwt-dev-private.pem"
+DEV_JWT_ISSUER = "https://auth.tilbake.local/dev"
+
+Environment = Literal["dev", "test", "production"]
+
+
+def normalize_database_url(url: str) -> str:
+    """Map plain URLs onto the async drivers the services use."""
+    for prefix in (
+        "postgres://",
+        "postgresql://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+class ServiceSettings(BaseSettings):
+    """Keys every service understands. Subclasses set ``env_prefix``."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    env: Environment = Field("dev", description="Deployment environment: dev, test or production.")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./var/tilbake.sqlite3",
+        description="SQLAlchemy URL; postgresql:// is mapped to asyncpg, sqlite:// to aiosqlite.",
+    )
+    database_pool_size: int = Field(10, ge=1, description="Connections kept per process (Postgres).")
+    amqp_url: str | None = Field(
+        None,
+        description="RabbitMQ URL (amqp://user:pass@host:5672/vhost). Empty: in-process bus.",
+    )
+    event_exchange: str = Field("tilbake.events", description="Durable topic exchange for events.")
+    queue_type: Literal["quorum", "classic"] = Field(
+        "quorum", description="RabbitMQ queue type for consumer queues."
+    )
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool | None = Field(
+        None, description="JSON log lines; defaults to true in production, false elsewhere."
+    )
+    host: str = Field("127.0.0.1", description="HTTP bind address.")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port.")
+    jwt_issuer: str = Field(DEV_JWT_ISSUER, description="Expected `iss` claim.")
+    jwt_audience: str = Field("tilbake", description="Expected `aud` claim.")
+    jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256"],
+        description="Allowed JWT algorithms (comma-separated or JSON list); `none` is never allowed.",
+    )
+    jwt_public_key_pem: str | None = Field(
+        None, description="PEM public key (or HMAC secret for HS*) verifying tokens."
+    )
+    jwt_jwks_url: str | None = Field(None, description="JWKS URL; takes precedence over the PEM key.")
+    jwt_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew allowed on exp/nbf.")
+    outbox_poll_seconds: float = Field(
+        0.5, gt=0, description="How often the outbox relay looks for committed events."
+    )
+    outbox_batch_size: int = Field(100, ge=1, description="Events the relay publishes per batch.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _no_none_algorithm(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one JWT algorithm must be allowed")
+        if any(alg.lower() == "none" for alg in value):
+            raise ValueError("the `none` algorithm is never allowed")
+        return value
+
+    @field_validator("amqp_url", "jwt_public_key_pem", "jwt_jwks_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _production_guards(self) -> ServiceSettings:
+        if self.jwt_public_key_pem is None and self.jwt_jwks_url is None:
+            if self.env == "production":
+                raise ValueError("production needs JWT_PUBLIC_KEY_PEM or JWT_JWKS_URL")
+            self.jwt_public_key_pem = DEV_JWT_PUBLIC_KEY_FILE.read_text()
+        if self.env == "production":
+            if self.jwt_public_key_pem and self.jwt_public_key_pem.strip() == (
+                DEV_JWT_PUBLIC_KEY_FILE.read_text().strip()
+            ):
+                raise ValueError("the development JWT key must not be used in production")
+            if self.database_url.startswith("sqlite"):
+                raise ValueError("production runs on PostgreSQL, not SQLite")
+        return self
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_json if self.log_json is not None else self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def settings_fields(cls: type[ServiceSettings]) -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for each field of a settings class."""
+    prefix = cls.model_config.get("env_prefix", "")
+    rows = []
+    for name, field in cls.model_fields.items():
+        if field.default_factory is not None:
+            default: Any = field.default_factory()  # type: ignore[call-arg]
+        else:
+            default = field.default
+        if isinstance(default, list):
+            default = ",".join(default)
+        shown = "" if default is None else str(default)
+        rows.append((f"{prefix}{name}".upper(), shown, field.description or ""))
+    return rows

@@ -94,7 +94,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
             connect_task = asyncio.create_task(_start_bus_with_retry(app.state.bus, service=parts.name))
         relay: OutboxRelay | None = None
         relay_task: asyncio.Task[None] | None = None
-        if parts.outbox_model is not None:
+        if parts.outbox_model is not None and settings.outbox_relay_enabled:
             relay = OutboxRelay(
                 sessionmaker=app.state.sessionmaker,
                 model=parts.outbox_model,

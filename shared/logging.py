@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
+import sys
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -19,9 +20,11 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import correlation_id_var, new_correlation_id
+from shared.metrics import route_template
 
 # 11 digits standing alone, optionally split 6+5 by a space: fødselsnummer, D-number, H-number.
-_NIN_PATTERN = re.compile(r"(?<!\d)(\d{6})[ ]?(\d{5})(?!\d)")
+# Letters next to the digits mean a hex id or token (correlation ids), not an identity number.
+_NIN_PATTERN = re.compile(r"(?<![0-9A-Za-z])(\d{6})[ ]?(\d{5})(?![0-9A-Za-z])")
 NIN_MASK = "***********"
 
 
@@ -69,6 +72,14 @@ def _add_correlation_id(
     return event_dict
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """Writes to whatever ``sys.stderr`` is at the time of the call (test capture, redirection)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 _configured: tuple[str, bool] | None = None
 
 
@@ -113,7 +124,7 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
                 }
             },
             "handlers": {
-                "default": {"class": "logging.StreamHandler", "formatter": "structlog"},
+                "default": {"()": StderrHandler, "formatter": "structlog"},
             },
             "root": {"handlers": ["default"], "level": level.upper()},
             "loggers": {
@@ -188,12 +199,11 @@ class RequestContextMiddleware:
                 raise
             await _send_internal_error(scope, send_with_id)
         finally:
-            route = scope.get("route")
             self.log.info(
                 "http.request",
                 service=self.service,
                 method=scope.get("method"),
-                path=getattr(route, "path", None) or scope.get("path"),
+                path=route_template(scope) or scope.get("path"),
                 status=status,
                 duration_ms=round((time.perf_counter() - begin) * 1000, 2),
             )

@@ -30,6 +30,26 @@ EVENTS_CONSUMED = Counter(
 )
 
 
+def route_template(scope: Scope) -> str | None:
+    """The matched route as a template (``/api/v1/organizations/{organization_id}``).
+
+    Included routers are mounted, so the matched route only knows its own part of the path;
+    the mount prefix is whatever precedes the concrete form of that part.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if template is None:
+        return None
+    try:
+        concrete = template.format(**{k: str(v) for k, v in (scope.get("path_params") or {}).items()})
+    except (KeyError, IndexError, ValueError):
+        return str(template)
+    path = str(scope.get("path", ""))
+    if path.endswith(concrete):
+        return path[: len(path) - len(concrete)] + str(template)
+    return str(template)
+
+
 class MetricsMiddleware:
     """Counts requests and their latency by route template (never by raw path)."""
 
@@ -53,7 +73,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_template(scope) or "unmatched"
             method = scope.get("method", "")
             HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
             HTTP_LATENCY.labels(self.service, method, route).observe(time.perf_counter() - begin)

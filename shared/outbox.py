@@ -135,6 +135,14 @@ async def first_delivery(session: AsyncSession, model: type[InboxRecord], event:
     return result.first() is not None
 
 
+class RelayPublishError(Exception):
+    """The broker refused or lost a publish; the relay backs off before the next round."""
+
+    def __init__(self, published: int) -> None:
+        super().__init__(f"publish failed after {published} event(s) in this batch")
+        self.published = published
+
+
 class OutboxRelay:
     """Publishes committed outbox rows in occurrence order and marks them sent.
 
@@ -163,6 +171,7 @@ class OutboxRelay:
         self.retention = retention
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self.publish_failures = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -175,6 +184,7 @@ class OutboxRelay:
         """Publish one batch; returns how many rows were published."""
         model = self.model
         published = 0
+        failed = False
         async with unit_of_work(self.sessionmaker) as session:
             rows = (
                 (
@@ -195,6 +205,8 @@ class OutboxRelay:
                 except Exception as exc:
                     row.attempts += 1
                     row.last_error = type(exc).__name__
+                    self.publish_failures += 1
+                    failed = True
                     OUTBOX_PUBLISH_FAILURES.labels(table=model.__tablename__).inc()
                     log.warning(
                         "outbox.publish_failed",
@@ -206,6 +218,8 @@ class OutboxRelay:
                 published += 1
         if published:
             OUTBOX_PUBLISHED.labels(table=model.__tablename__).inc(published)
+        if failed:
+            raise RelayPublishError(published)
         return published
 
     async def purge(self) -> int:
@@ -234,7 +248,10 @@ class OutboxRelay:
                     await self.purge()
                     last_purge = loop.time()
                 backoff = self.poll_seconds
-            except Exception as exc:
+            except RelayPublishError:
+                published = 0
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+            except Exception as exc:  # database unreachable, etc.: keep going after a pause
                 log.warning("outbox.relay_error", error_class=type(exc).__name__)
                 published = 0
                 backoff = min(backoff * 2, self.max_backoff_seconds)

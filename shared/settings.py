@@ -77,6 +77,9 @@ class ServiceSettings(BaseSettings):
         0.5, gt=0, description="How often the outbox relay looks for committed events."
     )
     outbox_batch_size: int = Field(100, ge=1, description="Events the relay publishes per batch.")
+    outbox_relay_enabled: bool = Field(
+        True, description="Run the outbox relay in this process (several replicas may; rows are claimed)."
+    )
 
     @field_validator("database_url")
     @classmethod

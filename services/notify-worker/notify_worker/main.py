@@ -41,7 +41,14 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
 
     async def start_consuming(app: FastAPI) -> None:
         # The HTTP surface comes up even while the broker is down (readiness says so).
-        app.state.subscribe_task = asyncio.create_task(subscribe_until_connected())
+        task = asyncio.create_task(subscribe_until_connected())
+        app.state.subscribe_task = task
+
+        async def consuming() -> None:
+            if not task.done() or task.cancelled():
+                raise ConnectionError("not consuming yet")
+
+        app.state.readiness_checks["consumer"] = consuming
 
     async def stop_consuming(app: FastAPI) -> None:
         # SIGTERM: stop taking messages, let in-flight ones commit and ack; the broker

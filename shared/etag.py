@@ -1,0 +1,24 @@
+"""ETag / If-Match for optimistic concurrency on updates."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from shared.errors import PreconditionFailed, PreconditionRequired
+
+
+def etag_for(resource: str, version: int | str) -> str:
+    return f'W/"{resource}-{version}"'
+
+
+def check_if_match(request: Request, current: str, *, required: bool = True) -> None:
+    """412 when ``If-Match`` names another version; 428 when it is required and missing."""
+    header = request.headers.get("if-match")
+    if header is None:
+        if required:
+            raise PreconditionRequired("Send If-Match with the ETag you last read")
+        return
+    candidates = {value.strip() for value in header.split(",")}
+    if "*" in candidates or current in candidates:
+        return
+    raise PreconditionFailed("The resource changed since you read it; fetch it again", current_etag=current)

@@ -1,0 +1,167 @@
+"""The README's run command: every service up on SQLite with the in-process bus, demo receiver listening."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from shared.settings import REPO_ROOT
+
+
+def _free_base_port(count: int = 4) -> int:
+    for base in range(20000, 60000, 37):
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", port))
+                sockets.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free ports")
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, float, str]]:
+    data_dir = tmp_path_factory.mktemp("embedded")
+    base = _free_base_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CASE_API_", "AGREEMENT_API_", "NOTIFY_WORKER_"))
+    }
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "shared.cli",
+            "embedded",
+            "--base-port",
+            str(base),
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        elapsed = None
+        while time.monotonic() - began < 15:
+            if process.poll() is not None:
+                pytest.fail(f"embedded mode exited: {process.stdout.read() if process.stdout else ''}")
+            try:
+                if all(
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
+                    for port in range(base, base + 4)
+                ):
+                    elapsed = time.monotonic() - began
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert elapsed is not None, "not every service answered /healthz within 15 seconds"
+        print(f"\nembedded mode: all services and the receiver answered /healthz after {elapsed:.2f} s")
+        yield base, data_dir, elapsed, ""
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        assert process.returncode == 0, output
+
+
+def test_all_services_answer_healthz_within_15_seconds(embedded: tuple[int, Path, float, str]) -> None:
+    base, _data_dir, elapsed, _ = embedded
+    assert elapsed < 15
+    names = [
+        httpx.get(f"http://127.0.0.1:{port}/healthz").json().get("service") for port in range(base, base + 3)
+    ]
+    assert names == ["case-api", "agreement-api", "notify-worker"]
+
+
+def test_demo_directory_is_loaded_and_readable_with_a_dev_token(
+    embedded: tuple[int, Path, float, str],
+) -> None:
+    base = embedded[0]
+    token = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "token", "--role", "coordinator"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    response = httpx.get(
+        f"http://127.0.0.1:{base + 1}/api/v1/organizations?type=region",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200
+    assert {o["name"] for o in response.json()["items"]} == {
+        "Region nord",
+        "Region sør",
+        "Region sørvest",
+        "Region vest",
+        "Region øst",
+    }
+
+
+def test_events_flow_through_the_in_process_bus_to_the_worker(embedded: tuple[int, Path, float, str]) -> None:
+    import sqlite3
+
+    data_dir = embedded[1]
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(data_dir / "embedded.sqlite3") as db:
+            published = db.execute(
+                "SELECT count(*) FROM agreement_outbox WHERE published_at IS NOT NULL"
+            ).fetchone()[0]
+            consumed = db.execute("SELECT count(*) FROM notify_inbox").fetchone()[0]
+        if (published and consumed == published) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert published > 0
+    assert consumed == published
+
+
+def test_demo_receiver_accepts_signed_notices_and_refuses_forged_ones(
+    embedded: tuple[int, Path, float, str],
+) -> None:
+    base, data_dir, _elapsed, _ = embedded
+    secret = (data_dir / "demo-receiver-secret").read_text().strip()
+    url = f"http://127.0.0.1:{base + 3}/webhooks"
+    body = json.dumps({"type": "notice.test.v1", "case": "case/demo"})
+    msg_id = "msg_" + secrets.token_hex(8)
+    now = datetime.now(UTC)
+    signature = Webhook(secret).sign(msg_id, now, body)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    assert httpx.post(url, content=body, headers=headers).status_code == 200
+    other = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    forged = {**headers, "webhook-signature": Webhook(other).sign(msg_id, now, body)}
+    assert httpx.post(url, content=body, headers=forged).status_code == 401

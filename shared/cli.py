@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from pathlib import Path
 
 from shared.auth import Role, mint_token
-from shared.settings import ServiceSettings, settings_fields
+from shared.settings import REPO_ROOT, ServiceSettings, settings_fields
 
 SETTINGS_CLASSES = (
     ("case-api", "case_api.config"),
@@ -29,6 +30,17 @@ def configuration_table() -> str:
             shown = f"`{default}`" if default else ""
             lines.append(f"| {service} | `{variable}` | {shown} | {description} |")
     return "\n".join(lines)
+
+
+def openapi_documents() -> dict[str, str]:
+    """Each service's OpenAPI document as stable, pretty JSON."""
+    documents = {}
+    for name, config_module in SETTINGS_CLASSES:
+        package = config_module.split(".")[0]
+        settings = importlib.import_module(config_module).Settings(env="test")
+        app = importlib.import_module(f"{package}.main").create_app(settings)
+        documents[name] = json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return documents
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("config-table", help="print the configuration table (Markdown)")
 
+    openapi = commands.add_parser("openapi", help="write each service's OpenAPI document to docs/openapi/")
+    openapi.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "openapi")
+
     args = parser.parse_args(argv)
     if args.command == "embedded":
         from shared.embedded.runner import run
@@ -78,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.command == "config-table":
         print(configuration_table())
+    elif args.command == "openapi":
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name, text in openapi_documents().items():
+            (args.out / f"{name}.json").write_text(text)
+            print(f"wrote {args.out / (name + '.json')}")
     return 0
 
 

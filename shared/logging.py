@@ -64,6 +64,14 @@ def _mask_rendered(
     return event_dict
 
 
+def _drop_color_message(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # uvicorn passes an ANSI-coloured copy of its message as an "extra"; it is noise in a log line.
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def _add_correlation_id(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -96,6 +104,7 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         mask_identity_numbers_processor,

@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwk, jwt
 from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError, JWTError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import Forbidden, Unauthorized
 from shared.settings import DEV_JWT_ISSUER, DEV_JWT_PRIVATE_KEY_FILE, ServiceSettings
@@ -153,13 +153,19 @@ class TokenVerifier:
         except ValueError as exc:
             raise Unauthorized("Token carries no known role") from exc
         scope = claims.get("scope", "")
+        consumer = claims.get("consumer")
+        try:
+            return self._principal(claims, role, scope, consumer)
+        except ValidationError as exc:
+            raise Unauthorized("Token claims have the wrong shape") from exc
+
+    @staticmethod
+    def _principal(claims: dict[str, Any], role: Role, scope: Any, consumer: Any) -> Principal:
         return Principal(
             subject=str(claims.get("sub", "")),
             role=role,
             organization_id=claims.get("org"),
-            organization_number=(claims.get("consumer") or {}).get("orgno")
-            if isinstance(claims.get("consumer"), dict)
-            else None,
+            organization_number=consumer.get("orgno") if isinstance(consumer, dict) else None,
             scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
             token_id=claims.get("jti"),
         )

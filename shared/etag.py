@@ -8,7 +8,8 @@ from shared.errors import PreconditionFailed, PreconditionRequired
 
 
 def etag_for(resource: str, version: int | str) -> str:
-    return f'W/"{resource}-{version}"'
+    """A strong ETag: If-Match compares strongly (RFC 9110 13.1.1), so it must not be weak."""
+    return f'"{resource}-{version}"'
 
 
 def check_if_match(request: Request, current: str, *, required: bool = True) -> None:

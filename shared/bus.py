@@ -233,10 +233,13 @@ class RabbitMQBus:
         dead_queue = await channel.declare_queue(
             f"{queue}.dead", durable=True, arguments={"x-queue-type": self.queue_type}
         )
-        await dead_queue.bind(dead_exchange, routing_key="#")
+        # Dead letters are routed by the name of the queue they died in, so each consumer's
+        # dead-letter queue holds only its own.
+        await dead_queue.bind(dead_exchange, routing_key=queue)
         arguments: dict[str, Any] = {
             "x-queue-type": self.queue_type,
             "x-dead-letter-exchange": self.dead_letter_exchange_name,
+            "x-dead-letter-routing-key": queue,
         }
         if self.queue_type == "quorum":
             arguments["x-delivery-limit"] = self.delivery_limit

@@ -44,7 +44,7 @@ class ServiceSettings(BaseSettings):
 
     env: Environment = Field("dev", description="Deployment environment: dev, test or production.")
     database_url: str = Field(
-        "sqlite+aiosqlite:///./var/tilbake.sqlite3",
+        "sqlite+aiosqlite:///./var/embedded.sqlite3",
         description="SQLAlchemy URL; postgresql:// is mapped to asyncpg, sqlite:// to aiosqlite.",
     )
     database_pool_size: int = Field(10, ge=1, description="Connections kept per process (Postgres).")

@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from shared import health
 from shared.auth import TokenVerifier
-from shared.bus import MessageBus, create_bus
+from shared.bus import Handler, MessageBus, create_bus
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.errors import UnsupportedMediaType, install_problem_handlers
 from shared.logging import RequestContextMiddleware, configure_logging
@@ -49,6 +49,15 @@ async def require_json_body(request: Request) -> None:
 
 
 @dataclass
+class Consumer:
+    """A queue this service consumes; ``make_handler`` gets the app once its state is built."""
+
+    queue: str
+    binding_keys: list[str]
+    make_handler: Callable[[FastAPI], Handler]
+
+
+@dataclass
 class ServiceParts:
     """What a service contributes to :func:`build_app`."""
 
@@ -60,7 +69,24 @@ class ServiceParts:
     outbox_model: type[OutboxRecord] | None = None
     on_startup: list[Hook] = field(default_factory=list)
     on_shutdown: list[Hook] = field(default_factory=list)
+    consumer: Consumer | None = None
+    shutdown_grace_seconds: float = 30.0
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def _subscribe_until_connected(app: FastAPI, consumer: Consumer, *, service: str) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await app.state.bus.subscribe(consumer.queue, consumer.binding_keys, consumer.make_handler(app))
+            log.info("consumer.started", service=service, queue=consumer.queue)
+            return
+        except Exception as exc:
+            log.warning(
+                "consumer.subscribe_failed", service=service, error_class=type(exc).__name__, retry_in=delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
 
 
 async def _start_bus_with_retry(bus: MessageBus, *, service: str) -> None:
@@ -106,10 +132,28 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
             relay_task = asyncio.create_task(relay.run())
         for hook in parts.on_startup:
             await hook(app)
+        subscribe_task: asyncio.Task[None] | None = None
+        if parts.consumer is not None:
+            # The HTTP surface comes up even while the broker is down; readiness says so.
+            subscribe_task = asyncio.create_task(
+                _subscribe_until_connected(app, parts.consumer, service=parts.name)
+            )
+            task = subscribe_task
+
+            async def consuming() -> None:
+                if not task.done() or task.cancelled():
+                    raise ConnectionError("not consuming yet")
+
+            app.state.readiness_checks["consumer"] = consuming
         log.info("service.started", service=parts.name, version=parts.version)
         try:
             yield
         finally:
+            if subscribe_task is not None:
+                # SIGTERM: stop taking messages and let in-flight ones commit and ack; the broker
+                # redelivers whatever is still unacknowledged after the grace period.
+                subscribe_task.cancel()
+                await app.state.bus.stop_consuming(timeout=parts.shutdown_grace_seconds)
             for hook in reversed(parts.on_shutdown):
                 await hook(app)
             if relay is not None and relay_task is not None:

@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.context import current_correlation_id
@@ -200,10 +202,28 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _handle_stale(request: Request, _exc: Exception) -> JSONResponse:
+    # Another writer committed between this request's read and its write (version check).
+    return problem_response(
+        request,
+        status=412,
+        type_slug="precondition-failed",
+        detail="The resource was changed by someone else meanwhile; fetch it again",
+    )
+
+
+async def _handle_integrity(request: Request, _exc: Exception) -> JSONResponse:
+    # A constraint caught a race the service's own checks could not see (two concurrent creates).
+    # The SQL and its parameters stay in the log, never in the body.
+    return problem_response(request, status=409, detail="The change conflicts with existing data")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _handle_problem)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(StaleDataError, _handle_stale)
+    app.add_exception_handler(IntegrityError, _handle_integrity)
     # Unexpected exceptions are rendered by shared.logging.RequestContextMiddleware, which
     # still knows the request's correlation id.
 

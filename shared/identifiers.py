@@ -18,21 +18,31 @@ def _mod11(digits: str, weights: tuple[int, ...]) -> int | None:
     return None if check == 10 else check
 
 
-def is_valid_national_identity_number(value: str) -> bool:
-    """Fødselsnummer or D-number (day + 40): 11 digits, a real date, both check digits right."""
+def birth_date_of(value: str) -> date:
+    """The birth date encoded in a fødselsnummer or D-number (raises ValueError if impossible)."""
     if not re.fullmatch(r"\d{11}", value):
-        return False
+        raise ValueError("an identity number has 11 digits")
     day, month, year2 = int(value[0:2]), int(value[2:4]), int(value[4:6])
     if day > 40:
         day -= 40  # D-number
     if month > 40:
-        month -= 40  # synthetic test numbers from Skatteetaten's test register
+        month -= 40  # synthetic numbers in the official test register
     individual = int(value[6:9])
-    century = 1900 if individual < 500 or (individual >= 900 and year2 >= 40) else 2000
-    if 500 <= individual <= 749 and year2 >= 54:
+    if individual < 500:
+        century = 1900
+    elif individual < 750 and year2 >= 54:
         century = 1800
+    elif individual >= 900 and year2 >= 40:
+        century = 1900
+    else:
+        century = 2000
+    return date(century + year2, month, day)
+
+
+def is_valid_national_identity_number(value: str) -> bool:
+    """Fødselsnummer or D-number (day + 40): 11 digits, a real date, both check digits right."""
     try:
-        date(century + year2, month, day)
+        birth_date_of(value)
     except ValueError:
         return False
     k1 = _mod11(value[:9], _FNR_WEIGHTS_1)
@@ -40,6 +50,20 @@ def is_valid_national_identity_number(value: str) -> bool:
         return False
     k2 = _mod11(value[:10], _FNR_WEIGHTS_2)
     return k2 is not None and k2 == int(value[10])
+
+
+def make_identity_number(birth_date: date, individual: int, *, d_number: bool = False) -> str | None:
+    """A synthetic, valid identity number for test data (None when the check digit would be 10)."""
+    individual = 500 + individual % 500 if birth_date.year >= 2000 else individual % 500
+    day = birth_date.day + (40 if d_number else 0)
+    base = f"{day:02d}{birth_date.month:02d}{birth_date.year % 100:02d}{individual:03d}"
+    k1 = _mod11(base, _FNR_WEIGHTS_1)
+    if k1 is None:
+        return None
+    k2 = _mod11(base + str(k1), _FNR_WEIGHTS_2)
+    if k2 is None:
+        return None
+    return f"{base}{k1}{k2}"
 
 
 def is_valid_organization_number(value: str) -> bool:

@@ -326,5 +326,11 @@ def test_production_settings_refuse_the_development_key() -> None:
 
 def test_production_settings_accept_another_key() -> None:
     pem = public_pem(rsa_private_pem("production"))
-    settings = Settings(env="production", database_url=POSTGRES_URL, jwt_public_key_pem=pem)
+    settings = Settings(
+        env="production",
+        database_url=POSTGRES_URL,
+        jwt_public_key_pem=pem,
+        identity_hash_key="production-hash-key-0123456789",
+        identity_encryption_keys=["cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZy0hISE="],
+    )
     assert settings.jwt_public_key_pem == pem

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Self
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+
+# Development-only secrets: public, worthless, refused when env=production.
+DEV_IDENTITY_HASH_KEY = "dev-only-identity-number-hash-key"
+DEV_IDENTITY_ENCRYPTION_KEY = "ZGV2LW9ubHktaWRlbnRpdHktbnVtYmVyLWtleS0zMmI="
 
 
 class Settings(ServiceSettings):
@@ -17,11 +22,39 @@ class Settings(ServiceSettings):
     public_base_url: str = Field(
         "http://127.0.0.1:8001", description="Base URL put into detail links that notices carry."
     )
-    identity_number_key: str = Field(
-        "dev-only-identity-number-key-change-me",
+    identity_hash_key: str = Field(
+        DEV_IDENTITY_HASH_KEY,
         min_length=16,
-        description="Secret for the keyed hash and encryption of national identity numbers.",
+        description="Secret for the keyed hash (HMAC-SHA256) that finds a person by identity number.",
     )
+    identity_encryption_keys: list[str] = Field(
+        default_factory=lambda: [DEV_IDENTITY_ENCRYPTION_KEY],
+        description="Fernet keys (comma-separated) encrypting identity numbers; the first encrypts, all decrypt (rotation).",
+    )
+    queue: str = Field(
+        "case-api.events", description="case-api's RabbitMQ queue (organization directory events)."
+    )
+    binding_keys: list[str] = Field(
+        default_factory=lambda: ["organization.#"],
+        description="Routing keys case-api consumes (comma-separated or JSON list).",
+    )
+    idempotency_ttl_hours: int = Field(24, ge=1, description="How long an Idempotency-Key answer is kept.")
+
+    @field_validator("identity_encryption_keys", "binding_keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Self:
+        if self.env == "production" and (
+            self.identity_hash_key == DEV_IDENTITY_HASH_KEY
+            or DEV_IDENTITY_ENCRYPTION_KEY in self.identity_encryption_keys
+        ):
+            raise ValueError("the development identity-number keys must not be used in production")
+        return self
 
 
 @lru_cache

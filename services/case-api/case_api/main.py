@@ -5,8 +5,10 @@ from fastapi import FastAPI
 from case_api import __version__
 from case_api.api import api_router
 from case_api.config import Settings, get_settings
+from case_api.consumer import make_handler
 from case_api.models import CaseOutbox
-from shared.app import ServiceParts, build_app
+from case_api.persons.crypto import IdentityVault
+from shared.app import Consumer, ServiceParts, build_app
 from shared.bus import MessageBus
 
 DESCRIPTION = """
@@ -20,6 +22,12 @@ Errors are RFC 9457 `application/problem+json`. Every route under `/api/v1` need
 
 def create_app(settings: Settings | None = None, *, bus: MessageBus | None = None) -> FastAPI:
     settings = settings or get_settings()
+
+    async def build_vault(app: FastAPI) -> None:
+        app.state.identity_vault = IdentityVault(
+            hash_key=settings.identity_hash_key, encryption_keys=settings.identity_encryption_keys
+        )
+
     parts = ServiceParts(
         name="case-api",
         title="case-api",
@@ -27,5 +35,15 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         version=__version__,
         api_router=api_router,
         outbox_model=CaseOutbox,
+        on_startup=[build_vault],
+        consumer=Consumer(
+            queue=settings.queue,
+            binding_keys=settings.binding_keys,
+            make_handler=lambda app: make_handler(app.state.sessionmaker),
+        ),
+        openapi_tags=[
+            {"name": "persons", "description": "Inmates, registered once; identity numbers only in bodies."},
+            {"name": "cases", "description": "Cases: lifecycle, transfers, lists with filters."},
+        ],
     )
     return build_app(settings, parts, bus=bus)

@@ -61,6 +61,7 @@ async def create(session: AsyncSession, *, data: OrganizationCreate) -> Organiza
             "name": organization.name,
             "kommunenummer": organization.kommunenummer,
             "enhetsnummer": organization.enhetsnummer,
+            "parent_id": str(organization.parent_id) if organization.parent_id else None,
         },
     )
     return organization

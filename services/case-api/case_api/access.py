@@ -1,0 +1,196 @@
+"""Who may see and change which cases.
+
+| role          | sees                                                        | may change |
+|---------------|-------------------------------------------------------------|------------|
+| admin         | every case                                                  | yes        |
+| auditor       | every case, timelines and access logs                       | no         |
+| coordinator   | cases whose unit lies in the coordinator's region           | yes        |
+| prison_staff  | cases in their own unit                                     | yes        |
+| municipality  | cases it is responsible for, and only with consent          | no         |
+| nav           | cases assigned to its office, and only with consent         | no         |
+| health        | cases whose consent names it (or its type)                  | no         |
+| others        | nothing here                                                | no         |
+
+A case outside the caller's scope answers 404, so its existence does not leak. A role that may
+never do something answers 403. Consent-gated roles see only the domains their consent covers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from case_api.cases.models import Case
+from case_api.consents.models import Consent, ConsentDomain, ConsentRecipient
+from case_api.domains.models import Domain
+from case_api.organizations import service as organizations
+from case_api.organizations.models import OrganizationRef
+from shared.auth import Principal, PrincipalDep, Role
+from shared.db import SessionDep, utcnow
+from shared.errors import Forbidden, NotFound
+
+READERS = frozenset(
+    {Role.ADMIN, Role.AUDITOR, Role.COORDINATOR, Role.PRISON_STAFF, Role.MUNICIPALITY, Role.NAV, Role.HEALTH}
+)
+WRITERS = frozenset({Role.ADMIN, Role.COORDINATOR, Role.PRISON_STAFF})
+CONSENT_GATED = frozenset({Role.MUNICIPALITY, Role.NAV, Role.HEALTH})
+AUDIT_READERS = frozenset({Role.ADMIN, Role.AUDITOR, Role.COORDINATOR})
+UNIT_TYPES = frozenset({"prison", "probation_office", "transitional_housing"})
+
+
+class CaseNotFound(NotFound):
+    title = "Case not found"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The caller with the organization facts the rules need."""
+
+    principal: Principal
+    organization: OrganizationRef | None
+    region_id: uuid.UUID | None
+
+    @property
+    def role(self) -> Role:
+        return self.principal.role
+
+    @property
+    def subject(self) -> str:
+        return self.principal.subject
+
+    @property
+    def organization_id(self) -> uuid.UUID | None:
+        return self.organization.id if self.organization else None
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in WRITERS
+
+    @property
+    def consent_gated(self) -> bool:
+        return self.role in CONSENT_GATED
+
+
+async def get_viewer(principal: PrincipalDep, session: SessionDep) -> Viewer:
+    organization = None
+    if principal.organization_id:
+        try:
+            organization = await organizations.get(session, uuid.UUID(principal.organization_id))
+        except ValueError:
+            organization = None
+    region_id = await organizations.region_of(session, organization) if organization else None
+    return Viewer(principal=principal, organization=organization, region_id=region_id)
+
+
+ViewerDep = Annotated[Viewer, Depends(get_viewer)]
+
+
+def require_reader(viewer: Viewer) -> None:
+    if viewer.role not in READERS:
+        raise Forbidden(f"Role {viewer.role.value!r} has no access to cases")
+
+
+def require_writer(viewer: Viewer) -> None:
+    if viewer.role not in WRITERS:
+        raise Forbidden(f"Role {viewer.role.value!r} may not change cases")
+
+
+def consent_covers(
+    case_id: object, organization: OrganizationRef, *, at: datetime | None = None, domain: str | None = None
+) -> ColumnElement[bool]:
+    """SQL: an active consent (or legal basis) on the case names this organization or its type."""
+    moment = at or utcnow()
+    recipient_match = and_(
+        col(ConsentRecipient.consent_id) == col(Consent.id),
+        or_(
+            col(ConsentRecipient.organization_id) == organization.id,
+            col(ConsentRecipient.organization_type) == organization.type,
+        ),
+    )
+    clause = and_(
+        col(Consent.case_id) == case_id,
+        col(Consent.given_at) <= moment,
+        or_(col(Consent.withdrawn_at).is_(None), col(Consent.withdrawn_at) > moment),
+        exists(select(col(ConsentRecipient.id)).where(recipient_match)),
+    )
+    if domain is not None:
+        clause = and_(
+            clause,
+            exists(
+                select(col(ConsentDomain.id)).where(
+                    col(ConsentDomain.consent_id) == col(Consent.id), col(ConsentDomain.domain) == domain
+                )
+            ),
+        )
+    return exists(select(col(Consent.id)).where(clause))
+
+
+def case_visibility(viewer: Viewer) -> ColumnElement[bool]:
+    """SQL condition on ``Case`` for the cases this viewer may see."""
+    role, org = viewer.role, viewer.organization
+    if role in (Role.ADMIN, Role.AUDITOR):
+        return true()
+    if org is None:
+        return false()
+    if role is Role.COORDINATOR:
+        return col(Case.region_id) == viewer.region_id if viewer.region_id else false()
+    if role is Role.PRISON_STAFF:
+        return col(Case.current_unit_id) == org.id if org.type in UNIT_TYPES else false()
+    if role is Role.MUNICIPALITY:
+        if not org.kommunenummer:
+            return false()
+        return and_(col(Case.responsible_kommunenummer) == org.kommunenummer, consent_covers(Case.id, org))
+    if role is Role.NAV:
+        return and_(col(Case.nav_office_id) == org.id, consent_covers(Case.id, org))
+    if role is Role.HEALTH:
+        return consent_covers(Case.id, org)
+    return false()
+
+
+async def load_case(
+    session: AsyncSession, viewer: Viewer, case_id: uuid.UUID, *, for_update: bool = False
+) -> Case:
+    """The case if the viewer may see it; 404 otherwise (existence is not revealed)."""
+    require_reader(viewer)
+    query = select(Case).where(col(Case.id) == case_id, case_visibility(viewer))
+    if for_update:
+        query = query.with_for_update()
+    case = (await session.execute(query)).scalars().first()
+    if case is None:
+        raise CaseNotFound(f"No case {case_id} that you may see")
+    return case
+
+
+async def load_case_for_change(session: AsyncSession, viewer: Viewer, case_id: uuid.UUID) -> Case:
+    require_writer(viewer)
+    return await load_case(session, viewer, case_id)
+
+
+async def visible_domains(session: AsyncSession, viewer: Viewer, case: Case) -> frozenset[Domain]:
+    """The domains of ``case`` this viewer may read."""
+    if not viewer.consent_gated:
+        return frozenset(Domain)
+    assert viewer.organization is not None
+    allowed = set()
+    for domain in Domain:
+        if (
+            await session.execute(select(consent_covers(case.id, viewer.organization, domain=domain.value)))
+        ).scalar():
+            allowed.add(domain)
+    return frozenset(allowed)
+
+
+def access_basis(viewer: Viewer) -> str:
+    """The basis written to the access log for a read by this viewer."""
+    if viewer.consent_gated:
+        return "consent"
+    if viewer.role is Role.AUDITOR:
+        return "audit"
+    return f"role:{viewer.role.value}"

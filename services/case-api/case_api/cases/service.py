@@ -1,0 +1,288 @@
+"""Case rules: opening, listing, changing, status, transfer. Flush, never commit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from case_api import events
+from case_api.access import UNIT_TYPES, Viewer, case_visibility, require_writer
+from case_api.audit import service as audit
+from case_api.cases.errors import (
+    CaseClosed,
+    IllegalTransition,
+    InvalidCaseChange,
+    NotInCustody,
+    UnitOutsideScope,
+)
+from case_api.cases.lifecycle import IN_CUSTODY, TRANSITIONS, allowed_next
+from case_api.cases.models import Case, CaseStatus
+from case_api.cases.schemas import CaseCreate, CaseUpdate
+from case_api.domains.models import CaseDomain, Domain, DomainStatus
+from case_api.organizations import service as organizations
+from case_api.persons.models import Person
+from shared.auth import Role
+from shared.db import utcnow
+from shared.errors import NotFound
+from shared.pagination import decode_cursor, encode_cursor
+
+CASE_FIELDS = (
+    "status",
+    "current_unit_id",
+    "region_id",
+    "priority_groups",
+    "release_destination",
+    "destination_note",
+    "nav_office_id",
+)
+
+
+async def _check_unit_in_scope(
+    session: AsyncSession, viewer: Viewer, unit_id: uuid.UUID, *, field: str
+) -> uuid.UUID | None:
+    """The unit's region, after checking the unit exists and the viewer may place a case there."""
+    unit = await organizations.require(session, unit_id, field=field, types=set(UNIT_TYPES))
+    region_id = await organizations.region_of(session, unit)
+    if viewer.role is Role.COORDINATOR and (viewer.region_id is None or region_id != viewer.region_id):
+        raise UnitOutsideScope("The unit is not in your region")
+    if viewer.role is Role.PRISON_STAFF and unit.id != viewer.organization_id:
+        raise UnitOutsideScope("The unit is not yours")
+    return region_id
+
+
+async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) -> Case:
+    """Open a case for a registered person in a unit, with every domain not yet assessed."""
+    require_writer(viewer)
+    person = await session.get(Person, data.person_id)
+    if person is None:
+        raise InvalidCaseChange(f"No person {data.person_id}", field="person_id")
+    region_id = await _check_unit_in_scope(session, viewer, data.current_unit_id, field="current_unit_id")
+    if data.nav_office_id is not None:
+        await organizations.require(session, data.nav_office_id, field="nav_office_id", types={"nav_office"})
+    now = utcnow()
+    opened_at = data.opened_at or now
+    if opened_at > now:
+        raise InvalidCaseChange("A case cannot be opened in the future", field="opened_at")
+    case = Case(
+        person_id=person.id,
+        current_unit_id=data.current_unit_id,
+        region_id=region_id,
+        planning_basis=data.planning_basis,
+        opened_at=opened_at,
+        status_changed_at=now,
+        priority_groups=[group.value for group in data.priority_groups],
+        release_destination=data.release_destination,
+        destination_note=data.destination_note,
+        nav_office_id=data.nav_office_id,
+        created_by=viewer.subject,
+    )
+    session.add(case)
+    await session.flush()
+    session.add_all(
+        CaseDomain(case_id=case.id, domain=domain, updated_by=viewer.subject) for domain in Domain
+    )
+    audit.record_change(
+        session,
+        viewer,
+        case_id=case.id,
+        action="case.opened",
+        entity="case",
+        entity_id=case.id,
+        after=audit.snapshot(case, CASE_FIELDS),
+    )
+    events.emit(
+        session,
+        events.CASE_OPENED,
+        case,
+        planning_basis=case.planning_basis.value,
+        opened_at=opened_at.isoformat(),
+    )
+    await session.flush()
+    return case
+
+
+async def update_case(session: AsyncSession, *, viewer: Viewer, case: Case, data: CaseUpdate) -> Case:
+    """Change priority groups, destination or NAV office (the caller checked If-Match)."""
+    if case.status is CaseStatus.CLOSED:
+        raise CaseClosed("A closed case cannot change")
+    changes = data.model_dump(exclude_unset=True)
+    if "nav_office_id" in changes and changes["nav_office_id"] is not None:
+        await organizations.require(
+            session, changes["nav_office_id"], field="nav_office_id", types={"nav_office"}
+        )
+    before = audit.snapshot(case, CASE_FIELDS)
+    for name, value in changes.items():
+        if name == "priority_groups":
+            value = [group.value if hasattr(group, "value") else group for group in value or []]
+        setattr(case, name, value)
+    after = audit.snapshot(case, CASE_FIELDS)
+    old, new = audit.changed(before, after)
+    if not new:
+        return case
+    case.updated_at = utcnow()
+    audit.record_change(
+        session,
+        viewer,
+        case_id=case.id,
+        action="case.updated",
+        entity="case",
+        entity_id=case.id,
+        before=old,
+        after=new,
+    )
+    events.emit(session, events.CASE_UPDATED, case, changed=sorted(new))
+    await session.flush()
+    return case
+
+
+async def change_status(
+    session: AsyncSession, *, viewer: Viewer, case: Case, status: CaseStatus, reason: str | None
+) -> Case:
+    """Move the case along its lifecycle; illegal moves are 409 with the allowed ones."""
+    if status not in TRANSITIONS[case.status]:
+        raise IllegalTransition(
+            f"A case in {case.status.value!r} cannot become {status.value!r}",
+            current_status=case.status.value,
+            allowed_next=allowed_next(case.status),
+        )
+    old = case.status
+    now = utcnow()
+    case.status = status
+    case.status_changed_at = now
+    case.updated_at = now
+    if status is CaseStatus.CLOSED:
+        case.closed_at = now
+    audit.record_change(
+        session,
+        viewer,
+        case_id=case.id,
+        action="case.status_changed",
+        entity="case",
+        entity_id=case.id,
+        before={"status": old.value},
+        after={"status": status.value, "reason": reason},
+    )
+    events.emit(
+        session,
+        events.CASE_STATUS_CHANGED,
+        case,
+        old_status=old.value,
+        new_status=status.value,
+        reason=reason,
+    )
+    if status is CaseStatus.CLOSED:
+        events.emit(session, events.CASE_CLOSED, case, old_status=old.value, reason=reason)
+    await session.flush()
+    return case
+
+
+async def transfer(
+    session: AsyncSession, *, viewer: Viewer, case: Case, to_unit_id: uuid.UUID, reason: str | None
+) -> Case:
+    """Move the case, whole, to another unit (possibly in another region)."""
+    if case.status not in IN_CUSTODY:
+        raise NotInCustody(
+            f"A case in {case.status.value!r} cannot be transferred", current_status=case.status.value
+        )
+    if to_unit_id == case.current_unit_id:
+        raise InvalidCaseChange("The case is already in that unit", field="to_unit_id")
+    unit = await organizations.require(session, to_unit_id, field="to_unit_id", types=set(UNIT_TYPES))
+    before = {
+        "current_unit_id": str(case.current_unit_id),
+        "region_id": str(case.region_id) if case.region_id else None,
+    }
+    from_unit = case.current_unit_id
+    case.current_unit_id = unit.id
+    case.region_id = await organizations.region_of(session, unit)
+    case.updated_at = utcnow()
+    after = {
+        "current_unit_id": str(case.current_unit_id),
+        "region_id": str(case.region_id) if case.region_id else None,
+        "reason": reason,
+    }
+    audit.record_change(
+        session,
+        viewer,
+        case_id=case.id,
+        action="case.transferred",
+        entity="case",
+        entity_id=case.id,
+        before=before,
+        after=after,
+    )
+    events.emit(
+        session,
+        events.CASE_TRANSFERRED,
+        case,
+        from_unit_id=str(from_unit),
+        to_unit_id=str(unit.id),
+        reason=reason,
+    )
+    await session.flush()
+    return case
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    viewer: Viewer,
+    unit_id: uuid.UUID | None = None,
+    kommunenummer: str | None = None,
+    release_from: date | None = None,
+    release_to: date | None = None,
+    statuses: list[CaseStatus] | None = None,
+    domain: Domain | None = None,
+    domain_status: DomainStatus | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[tuple[Case, Person]], str | None]:
+    """Visible cases, newest first, keyset-paginated on (opened_at, id)."""
+    conditions: list[ColumnElement[bool]] = [case_visibility(viewer)]
+    if unit_id is not None:
+        conditions.append(col(Case.current_unit_id) == unit_id)
+    if kommunenummer is not None:
+        conditions.append(col(Case.responsible_kommunenummer) == kommunenummer)
+    if release_from is not None:
+        conditions.append(col(Case.effective_release_date) >= release_from)
+    if release_to is not None:
+        conditions.append(col(Case.effective_release_date) <= release_to)
+    if statuses:
+        conditions.append(col(Case.status).in_(statuses))
+    if domain is not None or domain_status is not None:
+        domain_match: list[ColumnElement[bool]] = [col(CaseDomain.case_id) == col(Case.id)]
+        if domain is not None:
+            domain_match.append(col(CaseDomain.domain) == domain)
+        if domain_status is not None:
+            domain_match.append(col(CaseDomain.status) == domain_status)
+        conditions.append(exists(select(col(CaseDomain.id)).where(*domain_match)))
+    if cursor is not None:
+        opened, last_id = decode_cursor(cursor, length=2)
+        opened_at = datetime.fromisoformat(opened)
+        last = uuid.UUID(str(last_id))
+        conditions.append(
+            or_(col(Case.opened_at) < opened_at, and_(col(Case.opened_at) == opened_at, col(Case.id) < last))
+        )
+    query = (
+        select(Case, Person)
+        .join(Person, col(Person.id) == col(Case.person_id))
+        .where(*conditions)
+        .order_by(col(Case.opened_at).desc(), col(Case.id).desc())
+        .limit(limit + 1)
+    )
+    rows = [(row[0], row[1]) for row in (await session.execute(query)).all()]
+    next_cursor = None
+    if len(rows) > limit:
+        last_case = rows[limit - 1][0]
+        next_cursor = encode_cursor([last_case.opened_at.isoformat(), str(last_case.id)])
+    return rows[:limit], next_cursor
+
+
+async def person_of(session: AsyncSession, case: Case) -> Person:
+    person = await session.get(Person, case.person_id)
+    if person is None:  # pragma: no cover - guarded by the foreign key
+        raise NotFound("The case's person is missing")
+    return person

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from shared.identifiers import birth_date_of, is_valid_national_identity_number
+
+
+class IdentityNumber(BaseModel):
+    """A national identity number in a request body (never in a URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity_number: SecretStr = Field(
+        description="Fødselsnummer or D-number, 11 digits; checked by both mod-11 check digits.",
+        examples=["15076500565"],
+    )
+
+    @field_validator("identity_number")
+    @classmethod
+    def _check_digits(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the number: error bodies must not carry it.
+        if not is_valid_national_identity_number(value.get_secret_value()):
+            raise ValueError("not a valid fødselsnummer or D-number (11 digits, both check digits)")
+        return value
+
+
+class PersonCreate(IdentityNumber):
+    given_name: str = Field(min_length=1, max_length=200, examples=["Kari"])
+    family_name: str = Field(min_length=1, max_length=200, examples=["Nordmann"])
+    birth_date: date | None = Field(None, description="Derived from the identity number when left out.")
+
+    def resolved_birth_date(self) -> date:
+        return self.birth_date or birth_date_of(self.identity_number.get_secret_value())
+
+
+class PersonRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    given_name: str
+    family_name: str
+    birth_date: date
+    created_at: datetime

@@ -2,7 +2,7 @@
 
 Revision ID: c0a5e0000001
 Revises: 9f792884637a
-Create Date: 2026-11-23 12:37:03.147339
+Create Date: 2026-11-23 12:44:49.987200
 """
 
 from collections.abc import Sequence
@@ -254,6 +254,128 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_case_domain_case_id"), "case_domain", ["case_id"], unique=False)
     op.create_table(
+        "case_group_member",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("organization_id", sa.Uuid(), nullable=True),
+        sa.Column("person_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column(
+            "role",
+            sa.Enum(
+                "inmate",
+                "coordinator",
+                "contact_officer",
+                "prison_social_worker",
+                "nav",
+                "municipality_social_services",
+                "health",
+                "treatment",
+                "police",
+                "education",
+                "ngo",
+                "other",
+                name="grouprole",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=False,
+        ),
+        sa.Column("is_chair", sa.Boolean(), nullable=False),
+        sa.Column("member_from", sa.Date(), nullable=False),
+        sa.Column("member_until", sa.Date(), nullable=True),
+        sa.Column("post_release_contact", sa.Boolean(), nullable=False),
+        sa.Column("contact_phone", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("contact_email", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("added_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("added_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["case_case.id"], name=op.f("fk_case_group_member_case_id_case_case")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_group_member")),
+    )
+    op.create_index(op.f("ix_case_group_member_case_id"), "case_group_member", ["case_id"], unique=False)
+    op.create_table(
+        "case_meeting",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("starts_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("duration_minutes", sa.Integer(), nullable=False),
+        sa.Column("place", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+        sa.Column("video_link", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("minutes_reference", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+        sa.Column("called_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["case_case.id"], name=op.f("fk_case_meeting_case_id_case_case")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_meeting")),
+    )
+    op.create_index(op.f("ix_case_meeting_case_id"), "case_meeting", ["case_id"], unique=False)
+    op.create_table(
+        "case_release_date",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "earliest",
+                "two_thirds",
+                "expected",
+                "confirmed",
+                name="releasedatekind",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("date", sa.Date(), nullable=False),
+        sa.Column(
+            "certainty",
+            sa.Enum(
+                "estimated", "probable", "certain", name="releasedatecertainty", native_enum=False, length=32
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "source",
+            sa.Enum(
+                "judgment",
+                "prison_administration",
+                "court",
+                "parole_decision",
+                "coordinator",
+                "other",
+                name="releasedatesource",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),
+        sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.Column("recorded_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("recorded_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("superseded_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["case_case.id"], name=op.f("fk_case_release_date_case_id_case_case")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_release_date")),
+    )
+    op.create_index(
+        "ix_case_release_date_case_at", "case_release_date", ["case_id", "recorded_at"], unique=False
+    )
+    op.create_index(
+        "uq_case_release_date_current",
+        "case_release_date",
+        ["case_id", "kind"],
+        unique=True,
+        postgresql_where=sa.text("superseded_at IS NULL"),
+        sqlite_where=sa.text("superseded_at IS NULL"),
+    )
+    op.create_table(
         "case_timeline",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("case_id", sa.Uuid(), nullable=False),
@@ -329,6 +451,9 @@ def upgrade() -> None:
         sa.Column("done_at", shared.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_domain_id"],
             ["case_domain.id"],
@@ -339,11 +464,90 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_case_domain_action_case_domain_id"), "case_domain_action", ["case_domain_id"], unique=False
     )
+    op.create_table(
+        "case_meeting_decision",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("meeting_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "domain",
+            sa.Enum(
+                "housing",
+                "work",
+                "income",
+                "debt",
+                "physical_health",
+                "mental_health",
+                "substance_treatment",
+                "education",
+                "social_services",
+                "id_papers",
+                "network_family",
+                name="domain",
+                native_enum=False,
+                length=40,
+            ),
+            nullable=False,
+        ),
+        sa.Column("decision", sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+        sa.Column("responsible_member_id", sa.Uuid(), nullable=True),
+        sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["meeting_id"], ["case_meeting.id"], name=op.f("fk_case_meeting_decision_meeting_id_case_meeting")
+        ),
+        sa.ForeignKeyConstraint(
+            ["responsible_member_id"],
+            ["case_group_member.id"],
+            name=op.f("fk_case_meeting_decision_responsible_member_id_case_group_member"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_meeting_decision")),
+    )
+    op.create_index(
+        op.f("ix_case_meeting_decision_meeting_id"), "case_meeting_decision", ["meeting_id"], unique=False
+    )
+    op.create_table(
+        "case_meeting_participant",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("meeting_id", sa.Uuid(), nullable=False),
+        sa.Column("member_id", sa.Uuid(), nullable=False),
+        sa.Column("invited", sa.Boolean(), nullable=False),
+        sa.Column("attended", sa.Boolean(), nullable=True),
+        sa.Column("apologies", sa.Boolean(), nullable=False),
+        sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["meeting_id"],
+            ["case_meeting.id"],
+            name=op.f("fk_case_meeting_participant_meeting_id_case_meeting"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["case_group_member.id"],
+            name=op.f("fk_case_meeting_participant_member_id_case_group_member"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_meeting_participant")),
+        sa.UniqueConstraint(
+            "meeting_id", "member_id", name=op.f("uq_case_meeting_participant_meeting_id_member_id")
+        ),
+    )
+    op.create_index(
+        op.f("ix_case_meeting_participant_meeting_id"),
+        "case_meeting_participant",
+        ["meeting_id"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_case_meeting_participant_member_id"), "case_meeting_participant", ["member_id"], unique=False
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index(op.f("ix_case_meeting_participant_member_id"), table_name="case_meeting_participant")
+    op.drop_index(op.f("ix_case_meeting_participant_meeting_id"), table_name="case_meeting_participant")
+    op.drop_table("case_meeting_participant")
+    op.drop_index(op.f("ix_case_meeting_decision_meeting_id"), table_name="case_meeting_decision")
+    op.drop_table("case_meeting_decision")
     op.drop_index(op.f("ix_case_domain_action_case_domain_id"), table_name="case_domain_action")
     op.drop_table("case_domain_action")
     op.drop_index(op.f("ix_case_consent_recipient_organization_id"), table_name="case_consent_recipient")
@@ -353,6 +557,18 @@ def downgrade() -> None:
     op.drop_table("case_consent_domain")
     op.drop_index("ix_case_timeline_case_at", table_name="case_timeline")
     op.drop_table("case_timeline")
+    op.drop_index(
+        "uq_case_release_date_current",
+        table_name="case_release_date",
+        postgresql_where=sa.text("superseded_at IS NULL"),
+        sqlite_where=sa.text("superseded_at IS NULL"),
+    )
+    op.drop_index("ix_case_release_date_case_at", table_name="case_release_date")
+    op.drop_table("case_release_date")
+    op.drop_index(op.f("ix_case_meeting_case_id"), table_name="case_meeting")
+    op.drop_table("case_meeting")
+    op.drop_index(op.f("ix_case_group_member_case_id"), table_name="case_group_member")
+    op.drop_table("case_group_member")
     op.drop_index(op.f("ix_case_domain_case_id"), table_name="case_domain")
     op.drop_table("case_domain")
     op.drop_index(op.f("ix_case_consent_case_id"), table_name="case_consent")

@@ -8,9 +8,9 @@ from case_api.consents.router import router as consents_router
 from case_api.domains.router import router as domains_router
 from case_api.group.router import router as group_router
 from case_api.municipalities.router import router as municipalities_router
+from case_api.persons.router import router as persons_router
 from case_api.readiness.router import router as readiness_router
 from case_api.release_dates.router import router as release_dates_router
-from case_api.persons.router import router as persons_router
 from shared.app import require_json_body
 from shared.routers import identity_router
 

@@ -49,3 +49,7 @@ def emit(session: AsyncSession, event_type: str, case: Case, **data: Any) -> Eve
         subject=f"case/{case.id}",
         data={**case_facts(case), **data},
     )
+
+
+# The responsibility group changed for a post-release contact (added, changed or ended).
+CASE_GROUP_CHANGED = "case.group_changed.v1"

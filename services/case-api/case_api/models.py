@@ -8,8 +8,10 @@ from case_api.audit.models import AccessLogEntry, TimelineEntry
 from case_api.cases.models import Case
 from case_api.consents.models import Consent, ConsentDomain, ConsentRecipient
 from case_api.domains.models import CaseDomain, DomainAction
+from case_api.group.models import GroupMember, Meeting, MeetingDecision, MeetingParticipant
 from case_api.organizations.models import OrganizationRef
 from case_api.persons.models import Person
+from case_api.release_dates.models import ReleaseDate
 from shared.idempotency import idempotency_model
 from shared.outbox import inbox_model, outbox_model
 
@@ -28,7 +30,12 @@ __all__ = [
     "ConsentDomain",
     "ConsentRecipient",
     "DomainAction",
+    "GroupMember",
+    "Meeting",
+    "MeetingDecision",
+    "MeetingParticipant",
     "OrganizationRef",
     "Person",
+    "ReleaseDate",
     "TimelineEntry",
 ]

@@ -9,13 +9,16 @@ from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import insert
+from sqlalchemy import ColumnElement, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from case_api.access import Viewer, access_basis
 from case_api.audit.models import AccessLogEntry, TimelineEntry
 from shared.context import current_correlation_id
 from shared.db import new_id, utcnow
+from shared.errors import BadRequest
+from shared.pagination import decode_cursor, encode_cursor
 
 
 def _jsonable(value: Any) -> Any:
@@ -102,3 +105,72 @@ async def record_access(
     if rows:
         await session.execute(insert(AccessLogEntry), rows)
     return len(rows)
+
+
+async def _page(
+    session: AsyncSession,
+    model: type[TimelineEntry] | type[AccessLogEntry],
+    condition: ColumnElement[bool],
+    *,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
+) -> tuple[list[Any], str | None]:
+    """Rows keyset-paginated on (at, id), oldest or newest first."""
+    conditions = [condition]
+    if cursor is not None:
+        at_value, id_value = decode_cursor(cursor, length=2)
+        try:
+            last_at = datetime.fromisoformat(str(at_value))
+            last_id = uuid.UUID(str(id_value))
+        except ValueError as exc:
+            raise BadRequest("The cursor is not valid", invalid_param="cursor") from exc
+        if last_at.tzinfo is None:
+            raise BadRequest("The cursor is not valid", invalid_param="cursor")
+        if newest_first:
+            conditions.append(
+                or_(col(model.at) < last_at, and_(col(model.at) == last_at, col(model.id) < last_id))
+            )
+        else:
+            conditions.append(
+                or_(col(model.at) > last_at, and_(col(model.at) == last_at, col(model.id) > last_id))
+            )
+    order = (col(model.at).desc(), col(model.id).desc()) if newest_first else (col(model.at), col(model.id))
+    query = select(model).where(*conditions).order_by(*order).limit(limit + 1)
+    rows: list[Any] = list((await session.execute(query)).scalars().all())
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor([last.at.isoformat(), str(last.id)])
+    return rows[:limit], next_cursor
+
+
+async def timeline_page(
+    session: AsyncSession, *, case_id: uuid.UUID, limit: int = 50, cursor: str | None = None
+) -> tuple[list[TimelineEntry], str | None]:
+    """The changes to a case, oldest first."""
+    return await _page(
+        session, TimelineEntry, col(TimelineEntry.case_id) == case_id, limit=limit, cursor=cursor
+    )
+
+
+async def access_log_page(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID | None = None,
+    person_id: uuid.UUID | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[AccessLogEntry], str | None]:
+    """The reads of a case's or a person's data, newest first.
+
+    Newest first because reading an access log is itself logged: oldest first, a client paging
+    through would keep finding its own new reads at the end and never reach it."""
+    if (case_id is None) == (person_id is None):
+        raise ValueError("give exactly one of case_id and person_id")
+    condition = (
+        col(AccessLogEntry.case_id) == case_id
+        if case_id is not None
+        else col(AccessLogEntry.person_id) == person_id
+    )
+    return await _page(session, AccessLogEntry, condition, limit=limit, cursor=cursor, newest_first=True)

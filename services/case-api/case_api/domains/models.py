@@ -44,6 +44,7 @@ class DomainStatus(StrEnum):
 SETTLED_STATUSES = frozenset({DomainStatus.ARRANGED, DomainStatus.NOT_NEEDED, DomainStatus.DECLINED})
 
 _domain_version = Column("version", Integer, nullable=False)
+_action_version = Column("version", Integer, nullable=False)
 
 
 class CaseDomain(SQLModel, table=True):
@@ -79,3 +80,9 @@ class DomainAction(SQLModel, table=True):
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: str = Field(max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by: str | None = Field(default=None, max_length=200)
+    # Its own ETag, so two people ticking off the same action cannot overwrite each other.
+    version: int = Field(default=1, sa_column=_action_version)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _action_version}

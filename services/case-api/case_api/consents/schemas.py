@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from case_api.consents.models import ConsentBasis
+from case_api.domains.models import Domain
+
+
+class OrganizationType(StrEnum):
+    """The organization types of the directory; a consent may name a whole type as recipient."""
+
+    REGION = "region"
+    PRISON = "prison"
+    PROBATION_OFFICE = "probation_office"
+    TRANSITIONAL_HOUSING = "transitional_housing"
+    MUNICIPALITY = "municipality"
+    DISTRICT = "district"
+    NAV_OFFICE = "nav_office"
+    HEALTH_TRUST = "health_trust"
+    COUNTY = "county"
+    NGO = "ngo"
+    OTHER = "other"
+
+
+T = TypeVar("T")
+
+
+def _unique_in_order(values: list[T]) -> list[T]:
+    return list(dict.fromkeys(values))
+
+
+class ConsentCreate(BaseModel):
+    """A consent (or a legal basis) to tell organizations about parts of a case."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "basis": "consent",
+                    "organization_ids": ["6f1c2b1e-4a7d-4c1e-9d0b-2a3f4e5d6c7b"],
+                    "organization_types": ["nav_office"],
+                    "domains": ["housing", "work", "income"],
+                    "note": "Signed form scanned into the prison's archive.",
+                },
+                {
+                    "basis": "legal_basis",
+                    "legal_reference": "straffegjennomføringsloven § 4 tredje ledd",
+                    "organization_types": ["municipality"],
+                    "domains": "all",
+                },
+            ]
+        },
+    )
+
+    basis: ConsentBasis = Field(
+        description="`consent`: the inmate's own consent. `legal_basis`: disclosure allowed by law."
+    )
+    legal_reference: str | None = Field(
+        None,
+        min_length=1,
+        max_length=300,
+        description="The law that allows disclosure. Required for `legal_basis`, not allowed for `consent`.",
+    )
+    organization_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=100, description="Organizations (from the directory) covered."
+    )
+    organization_types: list[OrganizationType] = Field(
+        default_factory=list, description="Every organization of these types is covered."
+    )
+    domains: list[Domain] | Literal["all"] = Field(
+        description='The reintegration domains covered, or `"all"` for every domain.'
+    )
+    given_at: AwareDatetime | None = Field(
+        None, description="When the consent was given; defaults to now and may not lie in the future."
+    )
+    note: str | None = Field(None, max_length=1000)
+
+    @field_validator("organization_types")
+    @classmethod
+    def _unique_types(cls, values: list[OrganizationType]) -> list[OrganizationType]:
+        return _unique_in_order(values)
+
+    @field_validator("domains")
+    @classmethod
+    def _non_empty_domains(cls, value: list[Domain] | Literal["all"]) -> list[Domain] | Literal["all"]:
+        if value == "all":
+            return value
+        if not value:
+            raise ValueError('name at least one domain, or "all"')
+        return _unique_in_order(list(value))
+
+    def resolved_domains(self) -> list[Domain]:
+        return list(Domain) if self.domains == "all" else list(self.domains)
+
+
+class ConsentWithdrawal(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "Withdrawn orally at the status talk."}]}
+    )
+
+    reason: str | None = Field(None, max_length=500)
+
+
+class ConsentRead(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    basis: ConsentBasis
+    legal_reference: str | None
+    organization_ids: list[uuid.UUID]
+    organization_types: list[str]
+    domains: list[Domain]
+    given_at: datetime
+    withdrawn_at: datetime | None
+    withdrawal_reason: str | None
+    note: str | None
+    recorded_by: str
+    recorded_at: datetime
+    withdrawn_recorded_by: str | None
+    active: bool = Field(description="In force now: given, and not withdrawn.")
+
+
+class ConsentList(BaseModel):
+    items: list[ConsentRead]
+
+
+class Decision(BaseModel):
+    """May an organization receive a domain of a case at a moment, and on which basis."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "allowed": True,
+                    "basis": "consent",
+                    "consent_id": "0b8f8a62-1c1e-4d8e-8d0f-3f6f7d5e2a10",
+                    "legal_reference": None,
+                    "checked_at": "2026-11-23T10:15:00Z",
+                },
+                {
+                    "allowed": False,
+                    "basis": None,
+                    "consent_id": None,
+                    "legal_reference": None,
+                    "checked_at": "2026-11-23T10:15:00Z",
+                },
+            ]
+        }
+    )
+
+    allowed: bool
+    basis: ConsentBasis | None = Field(description="The basis of the consent that allows it; null when not.")
+    consent_id: uuid.UUID | None
+    legal_reference: str | None = Field(description="Set when the basis is `legal_basis`.")
+    checked_at: datetime = Field(description="The moment the answer holds for.")

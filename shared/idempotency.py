@@ -32,6 +32,7 @@ class IdempotencyRecord(SQLModel):
     status_code: int
     body: dict[str, Any] = Field(sa_type=JSONType)
     location: str | None = Field(default=None, max_length=500)
+    etag: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -101,6 +102,8 @@ class Idempotency:
         headers = {"Idempotent-Replayed": "true"}
         if record.location:
             headers["Location"] = record.location
+        if record.etag:
+            headers["ETag"] = record.etag
         return JSONResponse(record.body, status_code=record.status_code, headers=headers)
 
     async def respond(
@@ -123,6 +126,7 @@ class Idempotency:
                     status_code=status_code,
                     body=body,
                     location=location,
+                    etag=(headers or {}).get("ETag"),
                     created_at=utcnow(),
                 )
             )

@@ -2,7 +2,7 @@
 
 Revision ID: c0a5e0000001
 Revises: 9f792884637a
-Create Date: 2026-11-23 12:44:49.987200
+Create Date: 2026-11-23 13:02:09.349771
 """
 
 from collections.abc import Sequence
@@ -52,6 +52,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("location", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("etag", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("principal", "key", name=op.f("pk_case_idempotency")),
     )

@@ -138,3 +138,53 @@ async def test_list_filters_by_unit_and_pages(case_client: httpx.AsyncClient, di
     ids = [c["id"] for c in first["items"]] + [c["id"] for c in rest.json()["items"]]
     assert len(set(ids)) == 3
     assert rest.json()["next_cursor"] is None
+
+
+async def test_a_replayed_create_carries_the_same_etag(
+    case_client: httpx.AsyncClient, directory: Directory
+) -> None:
+    from tests.case_api.conftest import register_person
+
+    person = await register_person(case_client, directory.coordinator_east)
+    body = {
+        "person_id": person["id"],
+        "current_unit_id": str(directory.unit_oslo),
+        "planning_basis": "remand_request",
+    }
+    headers = {**directory.coordinator_east, "Idempotency-Key": "open-1"}
+    first = await case_client.post("/api/v1/cases", json=body, headers=headers)
+    again = await case_client.post("/api/v1/cases", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["location"] == first.headers["location"]
+
+
+async def test_bad_inputs_are_problems_not_server_errors(
+    case_client: httpx.AsyncClient, directory: Directory
+) -> None:
+    from shared.pagination import encode_cursor
+    from tests.case_api.conftest import register_person
+
+    person = await register_person(case_client, directory.coordinator_east)
+    naive = await case_client.post(
+        "/api/v1/cases",
+        json={
+            "person_id": person["id"],
+            "current_unit_id": str(directory.unit_oslo),
+            "planning_basis": "final_judgment",
+            "opened_at": "2026-01-05T10:00:00",
+        },
+        headers=directory.coordinator_east,
+    )
+    assert naive.status_code == 422
+    assert naive.json()["errors"][0]["field"] == "body.opened_at"
+    for cursor in (
+        encode_cursor(["not a date", "x"]),
+        encode_cursor(["2026-01-05T10:00:00", "0" * 32]),
+        "%%%",
+    ):
+        response = await case_client.get(
+            "/api/v1/cases", params={"cursor": cursor}, headers=directory.coordinator_east
+        )
+        assert response.status_code == 400, cursor
+        assert response.json()["invalid_param"] == "cursor"

@@ -17,7 +17,7 @@ from agreement_api.organizations.errors import (
 from agreement_api.organizations.models import Organization, OrganizationType
 from agreement_api.organizations.schemas import OrganizationCreate
 from shared.outbox import add_event
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import as_uuid, decode_cursor, encode_cursor
 
 
 async def get(session: AsyncSession, *, organization_id: uuid.UUID) -> Organization:
@@ -82,8 +82,8 @@ async def list_page(
     if kommunenummer is not None:
         query = query.where(col(Organization.kommunenummer) == kommunenummer)
     if cursor is not None:
-        name, last_id = decode_cursor(cursor, length=2)
-        query = query.where(tuple_(Organization.name, Organization.id) > (name, uuid.UUID(str(last_id))))
+        name, last_id = decode_cursor(cursor, str, as_uuid)
+        query = query.where(tuple_(Organization.name, Organization.id) > (name, last_id))
     rows = list((await session.execute(query.limit(limit + 1))).scalars().all())
     next_cursor = (
         encode_cursor([rows[limit - 1].name, str(rows[limit - 1].id)]) if len(rows) > limit else None

@@ -17,8 +17,7 @@ from case_api.access import Viewer, access_basis
 from case_api.audit.models import AccessLogEntry, TimelineEntry
 from shared.context import current_correlation_id
 from shared.db import new_id, utcnow
-from shared.errors import BadRequest
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
 
 def _jsonable(value: Any) -> Any:
@@ -119,14 +118,7 @@ async def _page(
     """Rows keyset-paginated on (at, id), oldest or newest first."""
     conditions = [condition]
     if cursor is not None:
-        at_value, id_value = decode_cursor(cursor, length=2)
-        try:
-            last_at = datetime.fromisoformat(str(at_value))
-            last_id = uuid.UUID(str(id_value))
-        except ValueError as exc:
-            raise BadRequest("The cursor is not valid", invalid_param="cursor") from exc
-        if last_at.tzinfo is None:
-            raise BadRequest("The cursor is not valid", invalid_param="cursor")
+        last_at, last_id = decode_cursor(cursor, aware_datetime, as_uuid)
         if newest_first:
             conditions.append(
                 or_(col(model.at) < last_at, and_(col(model.at) == last_at, col(model.id) < last_id))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from case_api.cases.models import (
     CaseStatus,
@@ -37,7 +37,9 @@ class CaseCreate(BaseModel):
     person_id: uuid.UUID
     current_unit_id: uuid.UUID = Field(description="The prison, probation office or transitional housing.")
     planning_basis: PlanningBasis
-    opened_at: datetime | None = Field(None, description="Defaults to now; may not lie in the future.")
+    opened_at: AwareDatetime | None = Field(
+        None, description="Defaults to now; may not lie in the future; must carry its timezone."
+    )
     priority_groups: list[PriorityGroup] = Field(default_factory=list)
     release_destination: ReleaseDestination = ReleaseDestination.MUNICIPALITY
     destination_note: str | None = Field(None, max_length=500)

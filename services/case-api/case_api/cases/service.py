@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +28,7 @@ from case_api.persons.models import Person
 from shared.auth import Role
 from shared.db import utcnow
 from shared.errors import NotFound
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
 CASE_FIELDS = (
     "status",
@@ -260,9 +260,7 @@ async def list_page(
             domain_match.append(col(CaseDomain.status) == domain_status)
         conditions.append(exists(select(col(CaseDomain.id)).where(*domain_match)))
     if cursor is not None:
-        opened, last_id = decode_cursor(cursor, length=2)
-        opened_at = datetime.fromisoformat(opened)
-        last = uuid.UUID(str(last_id))
+        opened_at, last = decode_cursor(cursor, aware_datetime, as_uuid)
         conditions.append(
             or_(col(Case.opened_at) < opened_at, and_(col(Case.opened_at) == opened_at, col(Case.id) < last))
         )

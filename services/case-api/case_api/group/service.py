@@ -45,8 +45,7 @@ from case_api.organizations import service as organizations
 from case_api.organizations.service import UnknownOrganization
 from shared.context import current_correlation_id
 from shared.db import utcnow
-from shared.errors import BadRequest
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
 LOCAL_TZ = ZoneInfo("Europe/Oslo")
 SERVICE_ACTOR_ROLE = "service"
@@ -524,14 +523,7 @@ async def list_meetings_page(
     """The case's meetings, latest first, keyset-paginated on (starts_at, id)."""
     conditions = [col(Meeting.case_id) == case.id]
     if cursor is not None:
-        starts, last_id = decode_cursor(cursor, length=2)
-        try:
-            starts_at = datetime.fromisoformat(str(starts))
-            last = uuid.UUID(str(last_id))
-        except ValueError as exc:
-            raise BadRequest("The cursor is not valid", invalid_param="cursor") from exc
-        if starts_at.tzinfo is None:
-            raise BadRequest("The cursor is not valid", invalid_param="cursor")
+        starts_at, last = decode_cursor(cursor, aware_datetime, as_uuid)
         conditions.append(
             or_(
                 col(Meeting.starts_at) < starts_at,

@@ -21,8 +21,7 @@ from case_api.organizations.models import OrganizationRef
 from case_api.persons.models import Person
 from case_api.readiness.schemas import ReadinessGap
 from case_api.release_dates.models import ReleaseDate, ReleaseDateKind
-from shared.errors import BadRequest
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import as_uuid, decode_cursor, encode_cursor, iso_date
 
 # Only a case whose person is still inside can be (not) ready for release.
 PENDING_STATUSES = IN_CUSTODY
@@ -218,12 +217,7 @@ async def readiness_page(
     if kommunenummer is not None:
         conditions.append(col(Case.responsible_kommunenummer) == kommunenummer)
     if cursor is not None:
-        release_value, id_value = decode_cursor(cursor, length=2)
-        try:
-            after_release = date.fromisoformat(str(release_value))
-            after_id = uuid.UUID(str(id_value))
-        except ValueError as exc:
-            raise BadRequest("The cursor is not valid", invalid_param="cursor") from exc
+        after_release, after_id = decode_cursor(cursor, iso_date, as_uuid)
         conditions.append(
             or_(
                 col(Case.effective_release_date) > after_release,

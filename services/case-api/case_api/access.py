@@ -34,6 +34,7 @@ from case_api.organizations import service as organizations
 from case_api.organizations.models import OrganizationRef
 from shared.auth import Principal, PrincipalDep, Role
 from shared.db import SessionDep, utcnow
+from shared.directory import UNIT_TYPES
 from shared.errors import Forbidden, NotFound
 
 READERS = frozenset(
@@ -42,7 +43,6 @@ READERS = frozenset(
 WRITERS = frozenset({Role.ADMIN, Role.COORDINATOR, Role.PRISON_STAFF})
 CONSENT_GATED = frozenset({Role.MUNICIPALITY, Role.NAV, Role.HEALTH})
 AUDIT_READERS = frozenset({Role.ADMIN, Role.AUDITOR, Role.COORDINATOR})
-UNIT_TYPES = frozenset({"prison", "probation_office", "transitional_housing"})
 
 
 class CaseNotFound(NotFound):

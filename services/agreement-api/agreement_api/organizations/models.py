@@ -2,26 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from shared.db import UTCDateTime, enum_type, new_id, utcnow
+from shared.directory import OrganizationType
 
-
-class OrganizationType(StrEnum):
-    REGION = "region"
-    PRISON = "prison"
-    PROBATION_OFFICE = "probation_office"
-    TRANSITIONAL_HOUSING = "transitional_housing"
-    MUNICIPALITY = "municipality"
-    DISTRICT = "district"
-    NAV_OFFICE = "nav_office"
-    HEALTH_TRUST = "health_trust"
-    COUNTY = "county"
-    NGO = "ngo"
-    OTHER = "other"
+__all__ = ["Organization", "OrganizationType"]
 
 
 class Organization(SQLModel, table=True):

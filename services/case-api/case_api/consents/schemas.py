@@ -2,30 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from case_api.consents.models import ConsentBasis
 from case_api.domains.models import Domain
-
-
-class OrganizationType(StrEnum):
-    """The organization types of the directory; a consent may name a whole type as recipient."""
-
-    REGION = "region"
-    PRISON = "prison"
-    PROBATION_OFFICE = "probation_office"
-    TRANSITIONAL_HOUSING = "transitional_housing"
-    MUNICIPALITY = "municipality"
-    DISTRICT = "district"
-    NAV_OFFICE = "nav_office"
-    HEALTH_TRUST = "health_trust"
-    COUNTY = "county"
-    NGO = "ngo"
-    OTHER = "other"
-
+from shared.directory import OrganizationType
 
 T = TypeVar("T")
 

@@ -24,21 +24,24 @@ UV_VERSION = "0.13.9"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 
 
-def _stamp(dev: bool) -> str:
+def _lock_digest() -> str:
     digest = hashlib.sha256()
     for name in ("uv.lock", "pyproject.toml"):
         digest.update((ROOT / name).read_bytes())
-    digest.update(b"dev" if dev else b"run")
     digest.update(UV_VERSION.encode())
     return digest.hexdigest()
 
 
 def ensure_env(*, dev: bool) -> None:
+    """Create or update .venv from uv.lock. ``run`` needs the runtime packages; ``test`` also the
+    dev tools. An environment synced for tests serves ``run`` as it is, and ``run`` never removes
+    the dev tools a previous ``test`` installed."""
     if sys.version_info < (3, 11):
         sys.exit(f"Python 3.11 or newer is needed, this is {sys.version.split()[0]}")
     stamp_file = VENV / ".tilbake-sync"
-    stamp = _stamp(dev)
-    if stamp_file.exists() and stamp_file.read_text() == stamp:
+    digest = _lock_digest()
+    synced = stamp_file.read_text().split() if stamp_file.exists() else []
+    if synced and synced[0] == digest and ("dev" in synced[1:] or not dev):
         return
     if not (BIN / "python").exists():
         print(f"creating {VENV} ...", flush=True)
@@ -46,16 +49,15 @@ def ensure_env(*, dev: bool) -> None:
     uv = BIN / "uv"
     if not uv.exists():
         subprocess.run(
-            [str(BIN / "python"), "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"],
-            check=True,
+            [str(BIN / "python"), "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}"], check=True
         )
     cmd = [str(uv), "sync", "--frozen", "--quiet"]
     if not dev:
-        cmd.append("--no-dev")
+        cmd += ["--no-dev", "--inexact"]
     env = dict(os.environ, UV_PROJECT_ENVIRONMENT=str(VENV))
     print("installing locked dependencies ...", flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT, env=env)
-    stamp_file.write_text(stamp)
+    stamp_file.write_text(f"{digest} {'dev' if dev else 'run'}")
 
 
 def main(argv: list[str]) -> int:

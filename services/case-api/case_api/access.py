@@ -102,34 +102,44 @@ def require_writer(viewer: Viewer) -> None:
         raise Forbidden(f"Role {viewer.role.value!r} may not change cases")
 
 
-def consent_covers(
+def consent_conditions(
     case_id: object, organization: OrganizationRef, *, at: datetime | None = None, domain: str | None = None
-) -> ColumnElement[bool]:
-    """SQL: an active consent (or legal basis) on the case names this organization or its type."""
+) -> list[ColumnElement[bool]]:
+    """Conditions on ``Consent`` for one that is active at ``at`` (default now), names this
+    organization or its type, and (when given) covers ``domain``. The one rule for disclosure."""
     moment = at or utcnow()
-    recipient_match = and_(
-        col(ConsentRecipient.consent_id) == col(Consent.id),
-        or_(
-            col(ConsentRecipient.organization_id) == organization.id,
-            col(ConsentRecipient.organization_type) == organization.type,
-        ),
-    )
-    clause = and_(
+    conditions: list[ColumnElement[bool]] = [
         col(Consent.case_id) == case_id,
         col(Consent.given_at) <= moment,
         or_(col(Consent.withdrawn_at).is_(None), col(Consent.withdrawn_at) > moment),
-        exists(select(col(ConsentRecipient.id)).where(recipient_match)),
-    )
+        exists(
+            select(col(ConsentRecipient.id)).where(
+                col(ConsentRecipient.consent_id) == col(Consent.id),
+                or_(
+                    col(ConsentRecipient.organization_id) == organization.id,
+                    col(ConsentRecipient.organization_type) == organization.type,
+                ),
+            )
+        ),
+    ]
     if domain is not None:
-        clause = and_(
-            clause,
+        conditions.append(
             exists(
                 select(col(ConsentDomain.id)).where(
                     col(ConsentDomain.consent_id) == col(Consent.id), col(ConsentDomain.domain) == domain
                 )
-            ),
+            )
         )
-    return exists(select(col(Consent.id)).where(clause))
+    return conditions
+
+
+def consent_covers(
+    case_id: object, organization: OrganizationRef, *, at: datetime | None = None, domain: str | None = None
+) -> ColumnElement[bool]:
+    """SQL: an active consent (or legal basis) on the case names this organization or its type."""
+    return exists(
+        select(col(Consent.id)).where(*consent_conditions(case_id, organization, at=at, domain=domain))
+    )
 
 
 def case_visibility(viewer: Viewer) -> ColumnElement[bool]:

@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy import case as when
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from case_api import events
-from case_api.access import Viewer
+from case_api.access import Viewer, consent_conditions
 from case_api.audit import service as audit
 from case_api.cases.errors import CaseClosed
 from case_api.cases.models import Case, CaseStatus
@@ -271,33 +271,6 @@ async def get(session: AsyncSession, *, case_id: uuid.UUID, consent_id: uuid.UUI
     return read
 
 
-def _covering(
-    case_id: uuid.UUID, organization: OrganizationRef, domain: Domain, moment: datetime
-) -> list[ColumnElement[bool]]:
-    """Conditions on ``Consent`` for one that covers the organization and domain at ``moment``.
-
-    The same rule as :func:`case_api.access.consent_covers`, but selecting the consent itself."""
-    return [
-        col(Consent.case_id) == case_id,
-        col(Consent.given_at) <= moment,
-        or_(col(Consent.withdrawn_at).is_(None), col(Consent.withdrawn_at) > moment),
-        exists(
-            select(col(ConsentRecipient.id)).where(
-                col(ConsentRecipient.consent_id) == col(Consent.id),
-                or_(
-                    col(ConsentRecipient.organization_id) == organization.id,
-                    col(ConsentRecipient.organization_type) == organization.type,
-                ),
-            )
-        ),
-        exists(
-            select(col(ConsentDomain.id)).where(
-                col(ConsentDomain.consent_id) == col(Consent.id), col(ConsentDomain.domain) == domain.value
-            )
-        ),
-    ]
-
-
 async def may_receive(
     session: AsyncSession,
     *,
@@ -317,7 +290,7 @@ async def may_receive(
         (
             await session.execute(
                 select(Consent)
-                .where(*_covering(case_id, organization, domain, moment))
+                .where(*consent_conditions(case_id, organization, at=moment, domain=domain.value))
                 .order_by(
                     when((col(Consent.basis) == ConsentBasis.CONSENT, 0), else_=1),
                     col(Consent.given_at).desc(),

@@ -189,25 +189,13 @@ async def visible_domains(session: AsyncSession, viewer: Viewer, case: Case) -> 
         return frozenset(Domain)
     organization = viewer.organization
     assert organization is not None
-    moment = utcnow()
     query = (
         select(col(ConsentDomain.domain))
         .distinct()
         .join(Consent, col(Consent.id) == col(ConsentDomain.consent_id))
         .where(
-            col(Consent.case_id) == case.id,
-            col(Consent.given_at) <= moment,
-            or_(col(Consent.withdrawn_at).is_(None), col(Consent.withdrawn_at) > moment),
-            exists(
-                select(col(ConsentRecipient.id)).where(
-                    col(ConsentRecipient.consent_id) == col(Consent.id),
-                    or_(
-                        col(ConsentRecipient.organization_id) == organization.id,
-                        col(ConsentRecipient.organization_type) == organization.type,
-                    ),
-                )
-            ),
-            col(ConsentDomain.domain).in_([domain.value for domain in Domain]),
+            *consent_conditions(case.id, organization),
+            col(ConsentDomain.domain).in_([d.value for d in Domain]),
         )
     )
     return frozenset(Domain(value) for value in (await session.execute(query)).scalars())

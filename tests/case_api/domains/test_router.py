@@ -383,3 +383,21 @@ async def test_another_municipality_does_not_see_the_case(
     halden = directory.headers("municipality", directory.halden)
     response = await case_client.get(f"/api/v1/cases/{case['id']}/domains", headers=halden)
     assert response.status_code == 404
+
+
+async def test_adding_an_action_twice_with_one_idempotency_key_creates_one(
+    case_client: httpx.AsyncClient, directory: Directory
+) -> None:
+    from tests.case_api.conftest import open_case
+
+    case = await open_case(case_client, directory.coordinator_east, unit=directory.unit_oslo)
+    url = f"/api/v1/cases/{case['id']}/domains/debt/actions"
+    headers = {**directory.coordinator_east, "Idempotency-Key": "debt-action-1"}
+    first = await case_client.post(url, json={"description": "Book debt counselling"}, headers=headers)
+    again = await case_client.post(url, json={"description": "Book debt counselling"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    domain = await case_client.get(
+        f"/api/v1/cases/{case['id']}/domains/debt", headers=directory.coordinator_east
+    )
+    assert len(domain.json()["actions"]) == 1

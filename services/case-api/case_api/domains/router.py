@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from case_api.access import ViewerDep, load_case, load_case_for_change
 from case_api.audit import service as audit
+from case_api.dependencies import IdempotencyDep
 from case_api.domains import service
 from case_api.domains.models import SETTLED_STATUSES, CaseDomain, Domain, DomainAction
 from case_api.domains.schemas import (
@@ -144,14 +145,26 @@ async def update_domain(
     summary="Add an action",
 )
 async def add_action(
-    case_id: uuid.UUID, domain: Domain, body: ActionCreate, session: SessionDep, viewer: ViewerDep
+    case_id: uuid.UUID,
+    domain: Domain,
+    body: ActionCreate,
+    session: SessionDep,
+    viewer: ViewerDep,
+    idempotency: IdempotencyDep,
 ) -> Response:
     """Add something to be done in the domain, optionally with the responsible organization, a contact
-    and a due date. A closed case is 409."""
+    and a due date. A closed case is 409. Send `Idempotency-Key` to retry safely."""
     case = await load_case_for_change(session, viewer, case_id)
+    if (replayed := await idempotency.replay(body)) is not None:
+        return replayed
     case_domain = await service.load_domain(session, viewer=viewer, case=case, domain=domain)
     action = await service.add_action(session, viewer=viewer, case=case, case_domain=case_domain, data=body)
-    return action_response(action, domain, status_code=201)
+    return await idempotency.respond(
+        action_read(action, domain),
+        status_code=201,
+        location=f"/api/v1/cases/{case.id}/domains/{domain.value}/actions/{action.id}",
+        headers={"ETag": action_etag(action)},
+    )
 
 
 @router.patch(

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from case_api.access import ViewerDep, load_case_for_change
 from case_api.cases.router import case_etag, case_response
 from case_api.cases.schemas import CaseRead
-from case_api.municipalities import catalog, service
+from case_api.municipalities import service
 from case_api.municipalities.schemas import MunicipalityChange, MunicipalityList, MunicipalityRead
+from shared import municipalities as catalog
 from shared.auth import PrincipalDep
 from shared.db import SessionDep
 from shared.errors import problem_responses

@@ -9,10 +9,10 @@ from case_api.access import Viewer
 from case_api.audit import service as audit
 from case_api.cases.errors import CaseClosed
 from case_api.cases.models import Case, CaseStatus, MunicipalityStatus
-from case_api.municipalities.catalog import VALID_FROM, is_current_kommunenummer
 from case_api.municipalities.errors import InvalidMunicipalityStatus, UnknownKommunenummer
 from case_api.municipalities.schemas import MunicipalityChange
 from shared.db import utcnow
+from shared.municipalities import VALID_FROM, is_current_kommunenummer
 
 NUMBER_FIELDS = ("registered_kommunenummer", "intended_kommunenummer", "responsible_kommunenummer")
 # Case column -> request field.

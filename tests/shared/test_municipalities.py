@@ -6,7 +6,7 @@ from importlib import resources
 
 import pytest
 
-from case_api.municipalities import catalog
+from shared import municipalities as catalog
 
 COUNTY_COUNTS = {
     "03": 1,
@@ -28,7 +28,7 @@ COUNTY_COUNTS = {
 
 
 def raw_rows() -> list[dict[str, str]]:
-    text = resources.files("case_api.municipalities").joinpath("kommuner_2024.csv").read_text("utf-8")
+    text = resources.files("shared.data").joinpath("kommuner_2024.csv").read_text("utf-8")
     return list(csv.DictReader(text.splitlines()))
 
 

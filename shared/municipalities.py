@@ -1,4 +1,7 @@
-"""Norway's current municipalities, from the bundled, dated classification (see README.md).
+"""Norway's current municipalities, from the bundled, dated classification (shared/data/README.md).
+
+Shared because case-api validates responsible municipalities and agreement-api seeds its directory
+and validates municipality organizations against the same list.
 
 Read once per process and cached; every lookup after that is a dictionary access.
 """
@@ -26,7 +29,7 @@ class Municipality:
 
 @functools.cache
 def _by_number() -> dict[str, Municipality]:
-    text = resources.files("case_api.municipalities").joinpath(_FILE).read_text(encoding="utf-8")
+    text = resources.files("shared.data").joinpath(_FILE).read_text(encoding="utf-8")
     rows = csv.DictReader(io.StringIO(text))
     return {
         row["kommunenummer"]: Municipality(

@@ -35,7 +35,7 @@ def test_every_api_route_declares_its_problem_responses() -> None:
 
 
 def _event_types_in_code() -> set[str]:
-    pattern = re.compile(r'type="([a-z][a-z0-9_.]*\.v\d+)"')
+    pattern = re.compile(r'"([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+\.v\d+)"')
     found: set[str] = set()
     for path in [*REPO_ROOT.glob("services/*/*/**/*.py"), *REPO_ROOT.glob("shared/**/*.py")]:
         found |= set(pattern.findall(path.read_text()))

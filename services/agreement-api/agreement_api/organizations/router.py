@@ -3,14 +3,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from agreement_api.organizations import service
-from agreement_api.organizations.models import OrganizationType
-from agreement_api.organizations.schemas import OrganizationCreate, OrganizationRead
+from agreement_api.organizations.models import Organization, OrganizationType
+from agreement_api.organizations.schemas import (
+    OrganizationCreate,
+    OrganizationRead,
+    OrganizationUpdate,
+    ServiceArea,
+)
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import problem_responses
+from shared.etag import check_if_match, etag_for
 from shared.pagination import Page
 
 router = APIRouter(prefix="/organizations", tags=["organizations"])
@@ -32,12 +39,66 @@ async def list_organizations(
     return Page(items=[OrganizationRead.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
+def organization_etag(organization: Organization) -> str:
+    return etag_for(f"organization-{organization.id}", organization.version)
+
+
+async def organization_response(
+    session: SessionDep, organization: Organization, *, status_code: int = 200
+) -> JSONResponse:
+    read = OrganizationRead.model_validate(organization)
+    read.serves_kommunenummer = await service.service_area(session, organization.id)
+    return JSONResponse(
+        read.model_dump(mode="json"),
+        status_code=status_code,
+        headers={"ETag": organization_etag(organization)},
+    )
+
+
 @router.get("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(401, 404))
 async def get_organization(
     organization_id: uuid.UUID, session: SessionDep, _principal: PrincipalDep
-) -> OrganizationRead:
-    """One organization."""
-    return OrganizationRead.model_validate(await service.get(session, organization_id=organization_id))
+) -> Response:
+    """One organization, with its `ETag` and, for a NAV office, the municipalities it serves."""
+    return await organization_response(session, await service.get(session, organization_id=organization_id))
+
+
+@router.patch(
+    "/{organization_id}",
+    response_model=OrganizationRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
+)
+async def update_organization(
+    organization_id: uuid.UUID,
+    body: OrganizationUpdate,
+    request: Request,
+    session: SessionDep,
+    _principal: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
+) -> Response:
+    """Change an organization (admin). Needs `If-Match`; emits `organization.changed.v1`."""
+    organization = await service.get(session, organization_id=organization_id)
+    check_if_match(request, organization_etag(organization))
+    organization = await service.update(session, organization=organization, data=body)
+    return await organization_response(session, organization)
+
+
+@router.put(
+    "/{organization_id}/service-area",
+    response_model=OrganizationRead,
+    responses=problem_responses(401, 403, 404, 412, 415, 422, 428),
+)
+async def set_service_area(
+    organization_id: uuid.UUID,
+    body: ServiceArea,
+    request: Request,
+    session: SessionDep,
+    _principal: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
+) -> Response:
+    """Replace the municipalities a NAV office serves (admin). Needs `If-Match`."""
+    organization = await service.get(session, organization_id=organization_id)
+    check_if_match(request, organization_etag(organization))
+    await service.set_service_area(session, organization=organization, kommunenummer=body.kommunenummer)
+    return await organization_response(session, organization)
 
 
 @router.post(
@@ -55,4 +116,5 @@ async def create_organization(
     """Register an organization (admin). 409 names the existing one when identifiers clash."""
     organization = await service.create(session, data=body)
     response.headers["Location"] = f"/api/v1/organizations/{organization.id}"
+    response.headers["ETag"] = organization_etag(organization)
     return OrganizationRead.model_validate(organization)

@@ -8,6 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agreement_api.organizations.models import OrganizationType
 from shared.identifiers import is_kommunenummer_format, is_valid_organization_number
+from shared.municipalities import VALID_FROM, is_current_kommunenummer
+
+
+def _current_kommunenummer(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not is_kommunenummer_format(value):
+        raise ValueError("a kommunenummer is four digits starting with a county code")
+    if not is_current_kommunenummer(value):
+        raise ValueError(f"{value} is not a current kommunenummer (list valid from {VALID_FROM.isoformat()})")
+    return value
 
 
 class OrganizationCreate(BaseModel):
@@ -31,9 +42,7 @@ class OrganizationCreate(BaseModel):
     @field_validator("kommunenummer")
     @classmethod
     def _check_kommunenummer(cls, value: str | None) -> str | None:
-        if value is not None and not is_kommunenummer_format(value):
-            raise ValueError("a kommunenummer is four digits starting with a county code")
-        return value
+        return _current_kommunenummer(value)
 
     @model_validator(mode="after")
     def _type_specific(self) -> Self:
@@ -57,5 +66,41 @@ class OrganizationRead(BaseModel):
     enhetsnummer: str | None
     security_level: str | None
     parent_id: uuid.UUID | None
+    serves_kommunenummer: list[str] = Field(
+        default_factory=list, description="NAV offices: municipalities served."
+    )
     created_at: datetime
     updated_at: datetime
+    version: int
+
+
+class OrganizationUpdate(BaseModel):
+    """Fields PATCH may change; send only what changes. Needs If-Match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=2, max_length=200)
+    organization_number: str | None = None
+    security_level: Literal["high", "lower", "transitional"] | None = None
+    parent_id: uuid.UUID | None = None
+
+    @field_validator("organization_number")
+    @classmethod
+    def _check_orgnr(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_organization_number(value):
+            raise ValueError("not a valid organization number (9 digits, mod-11 check digit)")
+        return value
+
+
+class ServiceArea(BaseModel):
+    """The municipalities a NAV office serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kommunenummer: list[str] = Field(min_length=1, examples=[["3101", "3118"]])
+
+    @field_validator("kommunenummer")
+    @classmethod
+    def _check_all(cls, values: list[str]) -> list[str]:
+        checked = [_current_kommunenummer(value) for value in values]
+        return sorted({value for value in checked if value})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -14,8 +14,9 @@ from agreement_api.organizations.errors import (
     OrganizationExists,
     OrganizationNotFound,
 )
-from agreement_api.organizations.models import Organization, OrganizationType
-from agreement_api.organizations.schemas import OrganizationCreate
+from agreement_api.organizations.models import NavServiceArea, Organization, OrganizationType
+from agreement_api.organizations.schemas import OrganizationCreate, OrganizationUpdate
+from shared.db import utcnow
 from shared.outbox import add_event
 from shared.pagination import as_uuid, decode_cursor, encode_cursor
 
@@ -49,10 +50,15 @@ async def create(session: AsyncSession, *, data: OrganizationCreate) -> Organiza
     organization = Organization(**data.model_dump())
     session.add(organization)
     await session.flush()
+    _emit(session, "organization.created.v1", organization)
+    return organization
+
+
+def _emit(session: AsyncSession, event_type: str, organization: Organization, **extra: object) -> None:
     add_event(
         session,
         AgreementOutbox,
-        type="organization.created.v1",
+        type=event_type,
         source="agreement-api",
         subject=f"organization/{organization.id}",
         data={
@@ -62,9 +68,83 @@ async def create(session: AsyncSession, *, data: OrganizationCreate) -> Organiza
             "kommunenummer": organization.kommunenummer,
             "enhetsnummer": organization.enhetsnummer,
             "parent_id": str(organization.parent_id) if organization.parent_id else None,
+            **extra,
         },
     )
+
+
+async def update(
+    session: AsyncSession, *, organization: Organization, data: OrganizationUpdate
+) -> Organization:
+    """Change name, organization number, security level or parent (the caller checked If-Match)."""
+    changes = data.model_dump(exclude_unset=True)
+    if (
+        "security_level" in changes
+        and changes["security_level"] is not None
+        and organization.type is not OrganizationType.PRISON
+    ):
+        raise InvalidParent("Only a prison has a security level", field="security_level")
+    if changes.get("parent_id") is not None and (
+        changes["parent_id"] == organization.id
+        or await session.get(Organization, changes["parent_id"]) is None
+    ):
+        raise InvalidParent(f"Parent organization {changes['parent_id']} does not exist", field="parent_id")
+    if changes.get("organization_number"):
+        clash = (
+            await session.execute(
+                select(col(Organization.id)).where(
+                    col(Organization.organization_number) == changes["organization_number"],
+                    col(Organization.id) != organization.id,
+                )
+            )
+        ).scalar()
+        if clash is not None:
+            raise OrganizationExists(
+                "Another organization has that organization number", existing_id=str(clash)
+            )
+    changed = [name for name, value in changes.items() if getattr(organization, name) != value]
+    if not changed:
+        return organization
+    for name in changed:
+        setattr(organization, name, changes[name])
+    organization.updated_at = utcnow()
+    await session.flush()
+    _emit(session, "organization.changed.v1", organization, changed=sorted(changed))
     return organization
+
+
+async def service_area(session: AsyncSession, organization_id: uuid.UUID) -> list[str]:
+    rows = await session.execute(
+        select(col(NavServiceArea.kommunenummer))
+        .where(col(NavServiceArea.nav_office_id) == organization_id)
+        .order_by(col(NavServiceArea.kommunenummer))
+    )
+    return list(rows.scalars())
+
+
+async def set_service_area(
+    session: AsyncSession, *, organization: Organization, kommunenummer: list[str]
+) -> list[str]:
+    """Replace the municipalities a NAV office serves."""
+    if organization.type is not OrganizationType.NAV_OFFICE:
+        raise InvalidParent("Only a NAV office has a service area", field="kommunenummer")
+    before = await service_area(session, organization.id)
+    if before == kommunenummer:
+        return before
+    await session.execute(delete(NavServiceArea).where(col(NavServiceArea.nav_office_id) == organization.id))
+    session.add_all(
+        NavServiceArea(nav_office_id=organization.id, kommunenummer=number) for number in kommunenummer
+    )
+    organization.updated_at = utcnow()
+    await session.flush()
+    _emit(
+        session,
+        "organization.changed.v1",
+        organization,
+        changed=["serves_kommunenummer"],
+        serves_kommunenummer=kommunenummer,
+    )
+    return kommunenummer
 
 
 async def list_page(

@@ -43,6 +43,43 @@ def openapi_documents() -> dict[str, str]:
     return documents
 
 
+def _seed_directory(database_url: str | None) -> int:
+    import asyncio
+    import os
+
+    from shared.db import create_engine, create_sessionmaker, unit_of_work
+    from shared.settings import normalize_database_url
+
+    url = database_url or os.environ.get("AGREEMENT_API_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if not url:
+        print("Set --database-url, AGREEMENT_API_DATABASE_URL or DATABASE_URL", file=sys.stderr)
+        return 2
+    seed = importlib.import_module("agreement_api.seed")
+    interactive = sys.stderr.isatty()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total
+        line = f"{stage:<18} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if interactive:
+            print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+        elif done == total or done % 50 == 0:
+            print(line, file=sys.stderr, flush=True)
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(normalize_database_url(url))
+        try:
+            async with unit_of_work(create_sessionmaker(engine)) as session:
+                created: dict[str, int] = await seed.load_directory(session, progress=progress)
+                return created
+        finally:
+            await engine.dispose()
+
+    created = asyncio.run(run())
+    print("created: " + ", ".join(f"{count} {kind}(s)" for kind, count in created.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tilbake", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=3600, help="seconds")
 
     commands.add_parser("config-table", help="print the configuration table (Markdown)")
+
+    seed = commands.add_parser(
+        "seed-directory",
+        help="load regions, units and every current municipality into agreement-api's database",
+    )
+    seed.add_argument(
+        "--database-url", default=None, help="default: AGREEMENT_API_DATABASE_URL or DATABASE_URL"
+    )
 
     openapi = commands.add_parser("openapi", help="write each service's OpenAPI document to docs/openapi/")
     openapi.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "openapi")
@@ -91,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 ttl_seconds=args.ttl,
             )
         )
+    elif args.command == "seed-directory":
+        return _seed_directory(args.database_url)
     elif args.command == "config-table":
         print(configuration_table())
     elif args.command == "openapi":

@@ -34,12 +34,26 @@ def _database_url() -> str:
     return normalize_database_url(url)
 
 
+def _include_object(obj: object, name: str | None, type_: str, _reflected: bool, _compare_to: object) -> bool:
+    """While regenerating one unreleased revision, look only at the tables that revision owns
+    (scripts/regenerate_migration.py sets these); otherwise every table counts."""
+    include = [p for p in os.environ.get("MIGRATION_INCLUDE_PREFIXES", "").split(",") if p]
+    exclude = [p for p in os.environ.get("MIGRATION_EXCLUDE_PREFIXES", "").split(",") if p]
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    if table is None or (not include and not exclude):
+        return True
+    if include and not table.startswith(tuple(include)):
+        return False
+    return not (exclude and table.startswith(tuple(exclude)))
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -19,6 +19,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+# Which tables each unreleased revision owns, so regenerating one never swallows another's.
+OWNED_TABLES: dict[str, tuple[str, str]] = {
+    "c0a5e0000001": ("case_", "case_market_"),  # (include prefixes, exclude prefixes)
+    "a9e000000001": ("agreement_", ""),
+    "b5e000000001": ("case_market_", ""),
+}
 VERSIONS = ROOT / "migrations" / "versions"
 BIN = Path(sys.executable).parent
 
@@ -41,7 +47,14 @@ def main() -> int:
     scratch_url = urlunsplit(parts._replace(path=f"/{scratch}"))
     admin = ["psql", server.replace("+asyncpg", ""), "-qc"]
     subprocess.run([*admin, f'CREATE DATABASE "{scratch}"'], check=True)
-    env = dict(os.environ, DATABASE_URL=scratch_url, LOG_LEVEL="WARNING")
+    include, exclude = OWNED_TABLES.get(revision, ("", ""))
+    env = dict(
+        os.environ,
+        DATABASE_URL=scratch_url,
+        LOG_LEVEL="WARNING",
+        MIGRATION_INCLUDE_PREFIXES=include,
+        MIGRATION_EXCLUDE_PREFIXES=exclude,
+    )
     try:
         for path in files:
             path.unlink()

@@ -5,8 +5,9 @@ from fastapi import FastAPI
 from agreement_api import __version__
 from agreement_api.api import api_router
 from agreement_api.config import Settings, get_settings
+from agreement_api.consumer import make_handler
 from agreement_api.models import AgreementOutbox
-from shared.app import ServiceParts, build_app
+from shared.app import Consumer, ServiceParts, build_app
 from shared.bus import MessageBus
 
 DESCRIPTION = """
@@ -27,6 +28,19 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         version=__version__,
         api_router=api_router,
         outbox_model=AgreementOutbox,
-        openapi_tags=[{"name": "organizations", "description": "The organization directory."}],
+        consumer=Consumer(
+            queue=settings.queue,
+            binding_keys=settings.binding_keys,
+            make_handler=lambda app: make_handler(app.state.sessionmaker),
+        ),
+        openapi_tags=[
+            {"name": "organizations", "description": "The organization directory."},
+            {"name": "agreements", "description": "Cooperation agreements, their versions and notice rules."},
+            {
+                "name": "resolution",
+                "description": "Who is told what for a case; where agreements are missing.",
+            },
+            {"name": "webhooks", "description": "Webhook endpoints and their signing keys."},
+        ],
     )
     return build_app(settings, parts, bus=bus)

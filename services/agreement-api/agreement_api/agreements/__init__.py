@@ -1,0 +1,1 @@
+"""Cooperation agreements (*samarbeidsavtaler*): parties, lifecycle, versions and notice rules."""

@@ -1,0 +1,5 @@
+from shared.errors import UnprocessableEntity
+
+
+class UnknownOrganization(UnprocessableEntity):
+    title = "Unknown organization"

@@ -138,8 +138,9 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
             "root": {"handlers": ["default"], "level": level.upper()},
             "loggers": {
                 # uvicorn installs its own handlers unless told otherwise: send everything to root.
-                "uvicorn": {"handlers": [], "propagate": True},
-                "uvicorn.error": {"handlers": [], "propagate": True},
+                # NOTSET: an earlier uvicorn.Config in the same process may have set its own level.
+                "uvicorn": {"handlers": [], "propagate": True, "level": "NOTSET"},
+                "uvicorn.error": {"handlers": [], "propagate": True, "level": "NOTSET"},
                 # One structured http.request line per request comes from our middleware instead.
                 "uvicorn.access": {"handlers": [], "propagate": False},
                 "sqlalchemy.engine": {"level": "WARNING"},

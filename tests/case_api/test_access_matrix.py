@@ -395,6 +395,267 @@ ENDPOINTS: dict[str, tuple[Call, dict[str, int]]] = {
 }
 
 
+# --- the service market ---------------------------------------------------------------------------
+MARKET_ROLES_IN = {"admin", "coordinator_in", "prison_in", "service_market"}
+MARKET_OUT = {"coordinator_out", "prison_out"}
+MARKET_NONE = set(CALLERS) - MARKET_ROLES_IN - MARKET_OUT - {"auditor"}
+MARKET_READ = {
+    **dict.fromkeys(MARKET_ROLES_IN | {"auditor"}, 200),
+    **dict.fromkeys(MARKET_OUT, 404),
+    **dict.fromkeys(MARKET_NONE, 403),
+}
+MARKET_WRITE = {**MARKET_READ, "auditor": 403}
+MARKET_CREATE = {**MARKET_WRITE, **dict.fromkeys(MARKET_OUT, 403)}  # a unit in the body outside scope
+PROVIDER_READ = {
+    **dict.fromkeys(MARKET_ROLES_IN | MARKET_OUT | {"auditor"}, 200),
+    **dict.fromkeys(MARKET_NONE, 403),
+}
+PROVIDER_WRITE = {**PROVIDER_READ, "auditor": 403}
+REQUEST_READ = {**MARKET_READ, "service_market": 403}
+REQUEST_WRITE = {**MARKET_WRITE, "service_market": 403}
+REQUEST_CREATE = REQUEST_WRITE  # the case is named in the body: out of scope is 404
+
+
+async def market(s: Scenario) -> dict[str, str]:
+    """A provider, two sessions and a request in Oslo prison, and an escort-confirmed appointment."""
+    cached: dict[str, str] | None = s.__dict__.get("_market")
+    if cached is not None:
+        return cached
+    admin = s.directory.admin
+    base = "/api/v1/market"
+    provider = await s.client.post(
+        f"{base}/providers",
+        json={"organization_id": str(s.directory.nav_grunerlokka), "name": "NAV", "kind": "nav"},
+        headers=admin,
+    )
+    assert provider.status_code == 201, provider.text
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    ids: dict[str, str] = {"provider_id": provider.json()["id"]}
+    for name, offset in (("session_id", 0), ("other_session_id", 5)):
+        created = await s.client.post(
+            f"{base}/sessions",
+            json={
+                "unit_id": str(s.directory.unit_oslo),
+                "provider_id": ids["provider_id"],
+                "format": "one_to_one",
+                "location_type": "service_market_room",
+                "starts_at": (start + timedelta(hours=offset)).isoformat(),
+                "ends_at": (start + timedelta(hours=offset + 1)).isoformat(),
+                "capacity": 20,
+            },
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["items"][0]["id"]
+    request = await s.client.post(
+        f"{base}/requests",
+        json={"case_id": s.case_id, "channel": "request_slip", "wanted_domain": "work"},
+        headers=admin,
+    )
+    assert request.status_code == 201, request.text
+    ids["request_id"] = request.json()["id"]
+    appointment = await s.client.post(
+        f"{base}/appointments", json={"session_id": ids["session_id"], "case_id": s.case_id}, headers=admin
+    )
+    assert appointment.status_code == 201, appointment.text
+    ids["appointment_id"] = appointment.json()["id"]
+    url = f"{base}/appointments/{ids['appointment_id']}"
+    etag = await s.etag(url)
+    confirmed = await s.client.post(
+        f"{url}/transitions", json={"to": "escort_confirmed"}, headers={**admin, "If-Match": etag}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    s.__dict__["_market"] = ids
+    return ids
+
+
+def _market_call(
+    method: str,
+    path: Callable[[dict[str, str], Scenario], str],
+    body: Callable[[dict[str, str], Scenario], Any] | None = None,
+    etag_of: Callable[[dict[str, str], Scenario], str] | None = None,
+    before: Callable[[Scenario, dict[str, str]], Awaitable[None]] | None = None,
+) -> Call:
+    async def call(s: Scenario, headers: dict[str, str]) -> httpx.Response:
+        ids = await market(s)
+        if before is not None:
+            await before(s, ids)
+        extra = {"If-Match": await s.etag(etag_of(ids, s))} if etag_of else {}
+        return await s.client.request(
+            method,
+            path(ids, s),
+            json=body(ids, s) if body else None,
+            headers={**headers, **extra},
+        )
+
+    return call
+
+
+async def _checked_in(s: Scenario, ids: dict[str, str]) -> None:
+    url = f"/api/v1/market/appointments/{ids['appointment_id']}"
+    state = (await s.client.get(url, headers=s.directory.admin)).json()["state"]
+    if state == "escort_confirmed":
+        response = await s.client.post(
+            f"{url}/check-in", json={}, headers={**s.directory.admin, "If-Match": await s.etag(url)}
+        )
+        assert response.status_code == 200, response.text
+
+
+def _appointment(ids: dict[str, str], s: Scenario) -> str:
+    return f"/api/v1/market/appointments/{ids['appointment_id']}"
+
+
+async def _put_capacity(s: Scenario, headers: dict[str, str]) -> httpx.Response:
+    url = f"/api/v1/market/units/{s.directory.unit_oslo}/capacity"
+    current = await s.client.get(url, headers=s.directory.admin)
+    extra = {"If-Match": current.headers["etag"]} if "etag" in current.headers else {}
+    return await s.client.put(url, json={"escorts_available": 3}, headers={**headers, **extra})
+
+
+def _unit_q(s: Scenario) -> str:
+    return f"unit_id={s.directory.unit_oslo}"
+
+
+MARKET_ENDPOINTS: dict[str, tuple[Call, dict[str, int]]] = {
+    "GET /market/providers": (_market_call("GET", lambda i, s: "/api/v1/market/providers"), PROVIDER_READ),
+    "POST /market/providers": (
+        _market_call(
+            "POST",
+            lambda i, s: "/api/v1/market/providers",
+            lambda i, s: {"organization_id": str(s.directory.ngo), "name": "Røde Kors", "kind": "volunteer"},
+        ),
+        PROVIDER_WRITE,
+    ),
+    "GET /market/providers/{provider_id}": (
+        _market_call("GET", lambda i, s: f"/api/v1/market/providers/{i['provider_id']}"),
+        PROVIDER_READ,
+    ),
+    "PATCH /market/providers/{provider_id}": (
+        _market_call(
+            "PATCH",
+            lambda i, s: f"/api/v1/market/providers/{i['provider_id']}",
+            lambda i, s: {"name": "NAV Grünerløkka"},
+            lambda i, s: f"/api/v1/market/providers/{i['provider_id']}",
+        ),
+        PROVIDER_WRITE,
+    ),
+    "GET /market/sessions": (
+        _market_call("GET", lambda i, s: f"/api/v1/market/sessions?{_unit_q(s)}"),
+        MARKET_READ,
+    ),
+    "POST /market/sessions": (
+        _market_call(
+            "POST",
+            lambda i, s: "/api/v1/market/sessions",
+            lambda i, s: {
+                "unit_id": str(s.directory.unit_oslo),
+                "provider_id": i["provider_id"],
+                "format": "theme_evening",
+                "location_type": "other",
+                "starts_at": "2027-05-04T16:00:00+02:00",
+                "ends_at": "2027-05-04T18:00:00+02:00",
+                "capacity": 10,
+            },
+        ),
+        MARKET_CREATE,
+    ),
+    "GET /market/sessions/{session_id}": (
+        _market_call("GET", lambda i, s: f"/api/v1/market/sessions/{i['session_id']}"),
+        MARKET_READ,
+    ),
+    "POST /market/sessions/{session_id}/cancel": (
+        _market_call(
+            "POST",
+            lambda i, s: f"/api/v1/market/sessions/{i['other_session_id']}/cancel",
+            lambda i, s: {"reason": "Provider ill", "cause": "provider"},
+            lambda i, s: f"/api/v1/market/sessions/{i['other_session_id']}",
+        ),
+        MARKET_WRITE,
+    ),
+    "GET /market/requests": (
+        _market_call("GET", lambda i, s: f"/api/v1/market/requests?{_unit_q(s)}"),
+        REQUEST_READ,
+    ),
+    "POST /market/requests": (
+        _market_call(
+            "POST",
+            lambda i, s: "/api/v1/market/requests",
+            lambda i, s: {
+                "case_id": s.case_id,
+                "channel": "list_signup",
+                "wanted_provider_id": i["provider_id"],
+            },
+        ),
+        REQUEST_CREATE,
+    ),
+    "GET /market/requests/{request_id}": (
+        _market_call("GET", lambda i, s: f"/api/v1/market/requests/{i['request_id']}"),
+        REQUEST_READ,
+    ),
+    "POST /market/requests/{request_id}/triage": (
+        _market_call(
+            "POST",
+            lambda i, s: f"/api/v1/market/requests/{i['request_id']}/triage",
+            lambda i, s: {"triage_state": "accepted"},
+            lambda i, s: f"/api/v1/market/requests/{i['request_id']}",
+        ),
+        REQUEST_WRITE,
+    ),
+    "GET /market/appointments": (
+        _market_call("GET", lambda i, s: f"/api/v1/market/appointments?{_unit_q(s)}"),
+        MARKET_READ,
+    ),
+    "POST /market/appointments": (
+        _market_call(
+            "POST",
+            lambda i, s: "/api/v1/market/appointments",
+            lambda i, s: {"session_id": i["other_session_id"], "case_id": s.case_id},
+        ),
+        MARKET_WRITE,
+    ),
+    "GET /market/appointments/{appointment_id}": (_market_call("GET", _appointment), MARKET_READ),
+    "POST /market/appointments/{appointment_id}/transitions": (
+        _market_call(
+            "POST",
+            lambda i, s: f"{_appointment(i, s)}/transitions",
+            lambda i, s: {"to": "no_show"},
+            _appointment,
+        ),
+        MARKET_WRITE,
+    ),
+    "POST /market/appointments/{appointment_id}/check-in": (
+        _market_call("POST", lambda i, s: f"{_appointment(i, s)}/check-in", lambda i, s: {}, _appointment),
+        MARKET_WRITE,
+    ),
+    "POST /market/appointments/{appointment_id}/complete": (
+        _market_call(
+            "POST",
+            lambda i, s: f"{_appointment(i, s)}/complete",
+            lambda i, s: {"outcome_code": "held"},
+            _appointment,
+            before=_checked_in,
+        ),
+        MARKET_WRITE,
+    ),
+    "GET /market/units/{unit_id}/capacity": (
+        _market_call("GET", lambda i, s: f"/api/v1/market/units/{s.directory.unit_oslo}/capacity"),
+        MARKET_READ,
+    ),
+    "PUT /market/units/{unit_id}/capacity": (_put_capacity, MARKET_WRITE),
+    "GET /market/day-list": (
+        _market_call("GET", lambda i, s: f"/api/v1/market/day-list?{_unit_q(s)}&date=2027-01-05"),
+        MARKET_READ,
+    ),
+    "GET /market/statistics": (
+        _market_call(
+            "GET", lambda i, s: f"/api/v1/market/statistics?{_unit_q(s)}&from=2027-01-01&to=2027-01-31"
+        ),
+        MARKET_READ,
+    ),
+}
+ENDPOINTS.update(MARKET_ENDPOINTS)
+
+
 def test_the_matrix_covers_every_case_api_endpoint() -> None:
     import json
 

@@ -20,6 +20,8 @@ def _documented() -> dict[str, tuple[set[str], set[str]]]:
     schemas = spec["components"]["schemas"]
     out: dict[str, tuple[set[str], set[str]]] = {}
     for message in spec["components"]["messages"].values():
+        if not message["name"].startswith("case."):
+            continue
         data = message["payload"]["allOf"][1]["properties"]["data"]
         properties: set[str] = set()
         required: set[str] = set()
@@ -94,5 +96,7 @@ async def test_case_events_match_the_asyncapi_document(
         assert required <= fields, f"{event.type} lacks documented {sorted(required - fields)}"
         assert "Nordmann" not in str(event.data)
         seen.add(event.type)
-    case_events = {name for name in documented if name.startswith("case.")}
+    # The service-market referral event needs a booked and checked-in appointment; its own
+    # test (tests/case_api/market) checks it against this document.
+    case_events = {name for name in documented if not name.startswith("case.market_")}
     assert seen == case_events, f"not produced here: {sorted(case_events - seen)}"

@@ -7,6 +7,7 @@ from case_api.cases.router import router as cases_router
 from case_api.consents.router import router as consents_router
 from case_api.domains.router import router as domains_router
 from case_api.group.router import router as group_router
+from case_api.market.router import router as market_router
 from case_api.municipalities.router import router as municipalities_router
 from case_api.persons.router import router as persons_router
 from case_api.readiness.router import router as readiness_router
@@ -25,3 +26,4 @@ api_router.include_router(group_router)
 api_router.include_router(consents_router)
 api_router.include_router(readiness_router)
 api_router.include_router(audit_router)
+api_router.include_router(market_router)

@@ -53,3 +53,6 @@ def emit(session: AsyncSession, event_type: str, case: Case, **data: Any) -> Eve
 
 # The responsibility group changed for a post-release contact (added, changed or ended).
 CASE_GROUP_CHANGED = "case.group_changed.v1"
+
+# A service market talk led to a referral: an action in one of the case's domains.
+CASE_MARKET_REFERRAL_MADE = "case.market_referral_made.v1"

@@ -44,6 +44,10 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         openapi_tags=[
             {"name": "persons", "description": "Inmates, registered once; identity numbers only in bodies."},
             {"name": "cases", "description": "Cases: lifecycle, transfers, lists with filters."},
+            {
+                "name": "market",
+                "description": "The service market (servicetorg): sessions, bookings, day list.",
+            },
         ],
     )
     return build_app(settings, parts, bus=bus)

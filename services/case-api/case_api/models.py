@@ -9,6 +9,14 @@ from case_api.cases.models import Case
 from case_api.consents.models import Consent, ConsentDomain, ConsentRecipient
 from case_api.domains.models import CaseDomain, DomainAction
 from case_api.group.models import GroupMember, Meeting, MeetingDecision, MeetingParticipant
+from case_api.market.models import (
+    MarketAppointment,
+    MarketCheckin,
+    MarketProvider,
+    MarketRequest,
+    MarketSession,
+    MarketUnitCapacity,
+)
 from case_api.organizations.models import OrganizationRef
 from case_api.persons.models import Person
 from case_api.release_dates.models import ReleaseDate
@@ -31,6 +39,12 @@ __all__ = [
     "ConsentRecipient",
     "DomainAction",
     "GroupMember",
+    "MarketAppointment",
+    "MarketCheckin",
+    "MarketProvider",
+    "MarketRequest",
+    "MarketSession",
+    "MarketUnitCapacity",
     "Meeting",
     "MeetingDecision",
     "MeetingParticipant",

@@ -86,7 +86,7 @@ async def receiver() -> AsyncIterator[Receiver]:
         return Response(status_code=state.status_code)
 
     app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(200):
         if server.started:

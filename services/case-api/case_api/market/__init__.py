@@ -1,0 +1,1 @@
+"""The service market (servicetorg): providers, sessions, requests, appointments and check-in."""

@@ -24,6 +24,7 @@ OWNED_TABLES: dict[str, tuple[str, str]] = {
     "c0a5e0000001": ("case_", "case_market_"),  # (include prefixes, exclude prefixes)
     "a9e000000001": ("agreement_", ""),
     "b5e000000001": ("case_market_", ""),
+    "c7e000000001": ("notify_", ""),
 }
 VERSIONS = ROOT / "migrations" / "versions"
 BIN = Path(sys.executable).parent

@@ -72,6 +72,8 @@ class ServiceParts:
     consumer: Consumer | None = None
     shutdown_grace_seconds: float = 30.0
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+    # Routers mounted on the app itself, outside `api_router` and its JSON-body rule (e.g. pages).
+    extra_routers: list[APIRouter] = field(default_factory=list)
 
 
 async def _subscribe_until_connected(app: FastAPI, consumer: Consumer, *, service: str) -> None:
@@ -193,4 +195,6 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
     app.add_middleware(RequestContextMiddleware, service=parts.name)
     app.include_router(health.router)
     app.include_router(parts.api_router)
+    for extra in parts.extra_routers:
+        app.include_router(extra)
     return app

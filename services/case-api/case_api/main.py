@@ -6,6 +6,7 @@ from case_api import __version__
 from case_api.api import api_router
 from case_api.config import Settings, get_settings
 from case_api.consumer import make_handler
+from case_api.market.web import router as market_pages
 from case_api.models import CaseOutbox
 from case_api.persons.crypto import IdentityVault
 from shared.app import Consumer, ServiceParts, build_app
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         description=DESCRIPTION,
         version=__version__,
         api_router=api_router,
+        extra_routers=[market_pages],
         outbox_model=CaseOutbox,
         on_startup=[build_vault],
         consumer=Consumer(

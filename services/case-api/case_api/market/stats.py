@@ -175,13 +175,14 @@ async def compute(
     for market_session in sessions:
         targets = [bucket(k, label) for k, label in session_keys(market_session)] + [total]
         booked = by_session[market_session.id]
+        # A rescheduled appointment lives on as the new one in its new session: count it there only.
+        counted = [a for a in booked if a.state is not AppointmentState.RESCHEDULED]
         held = [a for a in booked if is_held(a, checkins.get(a.id))]
-        attended = [a for a in booked if a.state in ATTENDED]
         cancelled = market_session.cancelled_at is not None
+        # NAV was there only if a talk was held: inmates checked in to find NAV absent
+        # (`not_held_provider_absent`) do not make a week with NAV present.
         nav_present = (
-            not cancelled
-            and providers[market_session.provider_id].kind is ProviderKind.NAV
-            and bool(attended)
+            not cancelled and providers[market_session.provider_id].kind is ProviderKind.NAV and bool(held)
         )
         week = market_session.starts_at.astimezone(LOCAL_TZ).isocalendar()[:2]
         for target in targets:
@@ -193,7 +194,7 @@ async def compute(
             if nav_present:
                 target.nav_weeks.add(week)
             target.inmates.update(a.case_id for a in held)
-            target.appointments += len(booked)
+            target.appointments += len(counted)
             target.held += len(held)
             for appointment in booked:
                 if appointment.state is AppointmentState.NO_SHOW:
@@ -228,11 +229,22 @@ async def compute(
     )
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A text cell that a spreadsheet would take for a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(result: Statistics) -> str:
     out = io.StringIO()
     names = list(StatisticsRow.model_fields)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([result.group_by.value if name == "key" else name for name in names])
     for row in [*result.rows, result.total]:
-        writer.writerow([getattr(row, name) for name in names])
+        writer.writerow([_cell(getattr(row, name)) for name in names])
     return out.getvalue()

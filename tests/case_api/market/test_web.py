@@ -1,0 +1,382 @@
+"""The service market pages: sign-in cookie, CSRF, check-in and outcome by form, stale forms,
+scope, and what a page never shows."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from case_api.audit.models import AccessLogEntry, TimelineEntry
+from case_api.market.service import LOCAL_TZ
+from case_api.market.web import COOKIE
+from shared.auth import mint_token
+from tests.case_api.conftest import Directory, identity_number, open_case
+from tests.case_api.market.helpers import BASE, book, market_session, move, provider
+
+UI = "/market/ui"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    unit: uuid.UUID
+    case: dict[str, Any]
+    appointment: dict[str, Any]
+    session: dict[str, Any]
+    identity_number: str
+    person_id: str
+
+
+def today_at(hour: int) -> datetime:
+    return datetime.combine(datetime.now(LOCAL_TZ).date(), time(hour), tzinfo=LOCAL_TZ)
+
+
+@pytest.fixture
+async def seeded(case_client: httpx.AsyncClient, directory: Directory) -> Seeded:
+    h = directory.coordinator_east
+    nav = await provider(case_client, h, directory.nav_grunerlokka, name="NAV Grünerløkka")
+    slot = await market_session(
+        case_client,
+        h,
+        unit=directory.unit_oslo,
+        provider_id=nav["id"],
+        starts_at=today_at(10),
+        location_note="Room 2",
+        announcement="NAV answers questions about work and benefits.",
+        domains=["debt"],
+    )
+    number = identity_number()
+    person = (
+        await case_client.post(
+            "/api/v1/persons",
+            json={"identity_number": number, "given_name": "Kari", "family_name": "Nordmann"},
+            headers=h,
+        )
+    ).json()
+    case = await open_case(case_client, h, unit=directory.unit_oslo, person_id=person["id"])
+    booked = await book(case_client, h, slot["id"], case["id"], escort_officers=2, high_security=True)
+    assert booked.status_code == 201, booked.text
+    return Seeded(directory.unit_oslo, case, booked.json(), slot, number, person["id"])
+
+
+async def sign_in(client: httpx.AsyncClient, role: str = "service_market", *, org: uuid.UUID | None) -> str:
+    token = mint_token(role=role, organization_id=str(org) if org else None)
+    response = await client.post(f"{UI}/login", data={"token": token})
+    assert response.status_code == 303, response.text
+    return token
+
+
+async def day_page(client: httpx.AsyncClient, **params: str) -> str:
+    response = await client.get(f"{UI}/day", params=params)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def form_fields(html: str, appointment_id: str) -> dict[str, str]:
+    """The hidden fields of the appointment's form on the page."""
+    block = html[html.index(f'id="appointment-{appointment_id}"') :]
+    csrf = re.search(r'name="csrf" value="([^"]+)"', block)
+    version = re.search(r'name="version" value="(\d+)"', block)
+    assert csrf, "the appointment has no form"
+    assert version, "the appointment has no form"
+    return {"csrf": csrf.group(1), "version": version.group(1)}
+
+
+async def appointment_state(client: httpx.AsyncClient, directory: Directory, appointment_id: str) -> Any:
+    response = await client.get(f"{BASE}/appointments/{appointment_id}", headers=directory.coordinator_east)
+    return response.json()
+
+
+async def test_the_pages_need_a_sign_in_and_the_login_sets_a_protected_cookie(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    for path in ("/day", "/announcements"):
+        response = await case_client.get(f"{UI}{path}")
+        assert response.status_code == 303
+        assert response.headers["location"] == f"{UI}/login"
+    form = await case_client.get(f"{UI}/login")
+    assert form.status_code == 200
+    assert 'name="token"' in form.text
+    assert "default-src 'none'" in form.headers["content-security-policy"]
+
+    bad = await case_client.post(f"{UI}/login", data={"token": "not-a-token"})
+    assert bad.status_code == 401
+    assert "not accepted" in bad.text
+    assert COOKIE not in case_client.cookies
+
+    token = mint_token(role="service_market", organization_id=str(seeded.unit))
+    response = await case_client.post(f"{UI}/login", data={"token": f"Bearer {token}"})
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{UI}/day"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}={token};")
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/market/ui" in cookie
+    assert "Secure" not in cookie  # plain http in the test; https gets Secure
+
+    html = await day_page(case_client)  # the caller's unit and today by default
+    assert "Kari N." in html
+    assert "NAV Grünerløkka" in html
+    assert "Oslo fengsel" in html
+    assert "Check in" in html
+    assert "2 officers, lift" not in html
+    assert "2 officers, high security" in html
+
+
+async def test_an_expired_token_goes_back_to_the_login_form(
+    case_client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    expired = mint_token(role="service_market", organization_id=str(seeded.unit), ttl_seconds=-120)
+    response = await case_client.get(f"{UI}/day", headers={"Cookie": f"{COOKIE}={expired}"})
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{UI}/login?expired=1"
+    assert f'{COOKIE}=""' in response.headers["set-cookie"]
+    assert "expired" in (await case_client.get(response.headers["location"])).text
+
+
+async def test_a_role_without_the_service_market_cannot_sign_in(
+    case_client: httpx.AsyncClient, directory: Directory
+) -> None:
+    token = mint_token(role="nav", organization_id=str(directory.nav_grunerlokka))
+    response = await case_client.post(f"{UI}/login", data={"token": token})
+    assert response.status_code == 403
+    assert COOKIE not in case_client.cookies
+
+
+async def test_check_in_and_outcome_by_form_change_the_appointment(
+    case_client: httpx.AsyncClient,
+    directory: Directory,
+    seeded: Seeded,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await sign_in(case_client, org=seeded.unit)
+    appointment_id = seeded.appointment["id"]
+    assert seeded.appointment["state"] == "scheduled"
+    fields = form_fields(await day_page(case_client), appointment_id)
+
+    response = await case_client.post(
+        f"{UI}/appointments/{appointment_id}/check-in", data={**fields, "minutes_late": "5"}
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].endswith("notice=checked_in")
+    stored = await appointment_state(case_client, directory, appointment_id)
+    assert stored["state"] == "checked_in"
+    assert stored["checkin"]["minutes_late"] == 5
+    async with sessionmaker() as session:
+        actions = (
+            await session.execute(
+                select(TimelineEntry.action)
+                .where(TimelineEntry.entity_id == appointment_id)
+                .order_by(TimelineEntry.at, TimelineEntry.id)
+            )
+        ).scalars()
+        # A scheduled appointment is confirmed for escort on the way, as its own recorded step.
+        assert list(actions)[-2:] == ["market.appointment_escort_confirmed", "market.appointment_checked_in"]
+
+    page = await case_client.get(response.headers["location"])
+    assert "Checked in." in page.text
+    fields = form_fields(page.text, appointment_id)
+    assert 'name="outcome_code"' in page.text
+    response = await case_client.post(
+        f"{UI}/appointments/{appointment_id}/complete",
+        data={**fields, "outcome_code": "partly_held", "follow_up_needed": "on"},
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].endswith("notice=completed")
+    stored = await appointment_state(case_client, directory, appointment_id)
+    assert stored["state"] == "completed"
+    assert stored["checkin"]["outcome_code"] == "partly_held"
+    assert stored["checkin"]["follow_up_needed"] is True
+    assert stored["checkin"]["domains_touched"] == []
+    assert stored["checkin"]["referral_made"] is False
+
+
+async def test_an_outcome_form_without_an_outcome_saves_nothing(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    appointment_id = seeded.appointment["id"]
+    await move(
+        case_client, directory.coordinator_east, appointment_id, "transitions", {"to": "escort_confirmed"}
+    )
+    await move(case_client, directory.coordinator_east, appointment_id, "check-in", {})
+    await sign_in(case_client, org=seeded.unit)
+    fields = form_fields(await day_page(case_client), appointment_id)
+    response = await case_client.post(
+        f"{UI}/appointments/{appointment_id}/complete", data={**fields, "outcome_code": "chatted"}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("notice=invalid")
+    assert (await appointment_state(case_client, directory, appointment_id))["state"] == "checked_in"
+
+
+async def test_forms_without_the_right_csrf_token_are_refused(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    await sign_in(case_client, org=seeded.unit)
+    appointment_id = seeded.appointment["id"]
+    fields = form_fields(await day_page(case_client), appointment_id)
+    url = f"{UI}/appointments/{appointment_id}/check-in"
+
+    missing = await case_client.post(url, data={"version": fields["version"]})
+    wrong = await case_client.post(url, data={**fields, "csrf": "0" * 64})
+    as_json = await case_client.post(url, json=fields)
+    assert [r.status_code for r in (missing, wrong, as_json)] == [403, 403, 403]
+    assert "security token" in missing.text
+
+    # A token from another sign-in (another jti) does not carry over.
+    await sign_in(case_client, org=seeded.unit)
+    stolen = await case_client.post(url, data=fields)
+    assert stolen.status_code == 403
+    assert (await appointment_state(case_client, directory, appointment_id))["state"] == "scheduled"
+
+    # A GET never changes anything.
+    assert (await case_client.get(url)).status_code == 405
+
+
+async def test_a_stale_form_says_the_appointment_changed_meanwhile(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    await sign_in(case_client, org=seeded.unit)
+    appointment_id = seeded.appointment["id"]
+    fields = form_fields(await day_page(case_client), appointment_id)
+    # Someone else moves it after the page was loaded.
+    moved = await move(
+        case_client, directory.coordinator_east, appointment_id, "transitions", {"to": "moved_to_video"}
+    )
+    assert moved.status_code == 200, moved.text
+
+    response = await case_client.post(f"{UI}/appointments/{appointment_id}/check-in", data=fields)
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("notice=stale")
+    page = await case_client.get(response.headers["location"])
+    assert page.status_code == 200
+    assert "changed meanwhile" in page.text
+    assert (await appointment_state(case_client, directory, appointment_id))["state"] == "moved_to_video"
+
+    # The fresh page offers the check-in again (a video talk can be checked in), at the new version.
+    fresh = form_fields(page.text, appointment_id)
+    assert fresh["version"] != fields["version"]
+    again = await case_client.post(f"{UI}/appointments/{appointment_id}/check-in", data=fresh)
+    assert again.headers["location"].endswith("notice=checked_in")
+
+
+async def test_service_market_staff_of_another_unit_see_nothing_here(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    await sign_in(case_client, org=seeded.unit)
+    fields = form_fields(await day_page(case_client), seeded.appointment["id"])
+    await sign_in(case_client, org=directory.unit_halden)
+    own = await day_page(case_client)
+    assert "Kari N." not in own
+    assert "Halden fengsel" in own
+
+    other = await case_client.get(f"{UI}/day", params={"unit_id": str(seeded.unit)})
+    assert other.status_code == 404
+    assert "Kari N." not in other.text
+    sheet = await case_client.get(f"{UI}/announcements", params={"unit_id": str(seeded.unit)})
+    assert sheet.status_code == 404
+
+    # Even with a valid form of its own, a check-in on another unit's appointment is 404.
+    halden_page = await case_client.get(f"{UI}/day")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', halden_page.text)
+    assert csrf is not None
+    response = await case_client.post(
+        f"{UI}/appointments/{seeded.appointment['id']}/check-in",
+        data={"csrf": csrf.group(1), "version": fields["version"]},
+    )
+    assert response.status_code == 404
+    assert (await appointment_state(case_client, directory, seeded.appointment["id"]))["state"] == "scheduled"
+
+
+async def test_an_auditor_reads_the_day_list_without_forms(
+    case_client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    await sign_in(case_client, "auditor", org=None)
+    chooser = await day_page(case_client)
+    assert 'name="unit_id"' in chooser  # no unit of its own: asks which
+    html = await day_page(case_client, unit_id=str(seeded.unit))
+    assert "Kari N." in html
+    assert "/check-in" not in html
+
+
+async def test_pages_show_no_domains_or_identity_data_and_log_the_read(
+    case_client: httpx.AsyncClient,
+    directory: Directory,
+    seeded: Seeded,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await sign_in(case_client, org=seeded.unit)
+    html = await day_page(case_client, date=datetime.now(LOCAL_TZ).date().isoformat())
+    sheet = (await case_client.get(f"{UI}/announcements", params={"unit_id": str(seeded.unit)})).text
+    for page in (html, sheet):
+        assert seeded.identity_number not in page
+        assert "Nordmann" not in page
+        assert seeded.case["id"] not in page
+        assert seeded.person_id not in page
+        assert "debt" not in page.lower()
+    assert "Kari N." in html
+    async with sessionmaker() as session:
+        logged = (
+            (
+                await session.execute(
+                    select(AccessLogEntry).where(
+                        AccessLogEntry.case_id == uuid.UUID(seeded.case["id"]),
+                        AccessLogEntry.what == "market.day_list",
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [(e.actor_role, e.actor_organization_id) for e in logged] == [("service_market", seeded.unit)]
+
+
+async def test_the_announcement_sheet_is_printable_and_leaves_out_cancelled_sessions(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    h = directory.coordinator_east
+    housing = await provider(case_client, h, directory.ngo, name="Husbanken drop-in", kind="housing")
+    later = await market_session(
+        case_client,
+        h,
+        unit=seeded.unit,
+        provider_id=housing["id"],
+        starts_at=today_at(13) + timedelta(days=2),
+        announcement="Questions about housing after release.",
+    )
+    gone = await market_session(
+        case_client, h, unit=seeded.unit, provider_id=housing["id"], starts_at=today_at(9) + timedelta(days=3)
+    )
+    cancelled = await case_client.post(
+        f"{BASE}/sessions/{gone['id']}/cancel",
+        json={"cause": "provider", "reason": "Ill"},
+        headers={**h, "If-Match": gone["etag"]},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    await sign_in(case_client, org=seeded.unit)
+
+    response = await case_client.get(f"{UI}/announcements")
+    assert response.status_code == 200
+    html = response.text
+    assert "@media print" in html
+    assert "NAV Grünerløkka" in html
+    assert "NAV answers questions about work and benefits." in html
+    assert "Room 2" in html
+    assert "Questions about housing after release." in html
+    assert html.index("NAV Grünerløkka") < html.index("Husbanken drop-in")
+    assert html.count("Husbanken drop-in") == 1  # the cancelled one is not announced
+    assert "Kari N." not in html
+    assert later["id"] not in html
+
+    narrow = await case_client.get(
+        f"{UI}/announcements", params={"from": datetime.now(LOCAL_TZ).date().isoformat(), "to": "2000-01-01"}
+    )
+    assert narrow.status_code == 400

@@ -165,3 +165,77 @@ def test_demo_receiver_accepts_signed_notices_and_refuses_forged_ones(
     other = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     forged = {**headers, "webhook-signature": Webhook(other).sign(msg_id, now, body)}
     assert httpx.post(url, content=body, headers=forged).status_code == 401
+
+
+def test_a_case_flows_to_the_notice_schedule_in_one_process(embedded: tuple[int, Path, float, str]) -> None:
+    """Across the three services on their real ports: open a case with a release date and
+    responsible municipality; notify-worker schedules notices, held for want of consent."""
+    import sqlite3
+    from datetime import date, timedelta
+
+    from shared.auth import mint_token
+    from shared.identifiers import make_identity_number
+
+    base, data_dir = embedded[0], embedded[1]
+    admin = {"Authorization": f"Bearer {mint_token(role='admin')}"}
+    units = httpx.get(
+        f"http://127.0.0.1:{base + 1}/api/v1/organizations?type=prison&limit=200", headers=admin
+    ).json()["items"]
+    oslo = next(u for u in units if u["name"] == "Oslo fengsel")
+    coordinator = {
+        "Authorization": f"Bearer {mint_token(role='coordinator', organization_id=oslo['parent_id'])}"
+    }
+    case_api = f"http://127.0.0.1:{base}/api/v1"
+    number = next(n for i in range(500) if (n := make_identity_number(date(1990, 2, 3), i)))
+    person = httpx.post(
+        f"{case_api}/persons",
+        json={"identity_number": number, "given_name": "Demo", "family_name": "Person"},
+        headers=coordinator,
+    )
+    if person.status_code == 409:  # the module's data folder is reused within one run
+        person_id = person.json()["existing_id"]
+    else:
+        assert person.status_code == 201, person.text
+        person_id = person.json()["id"]
+    case = httpx.post(
+        f"{case_api}/cases",
+        json={"person_id": person_id, "current_unit_id": oslo["id"], "planning_basis": "final_judgment"},
+        headers=coordinator,
+    )
+    assert case.status_code == 201, case.text
+    url = f"{case_api}/cases/{case.json()['id']}"
+    municipality = httpx.put(
+        f"{url}/municipality",
+        json={"responsible_kommunenummer": "0301", "status": "confirmed"},
+        headers={**coordinator, "If-Match": case.headers["etag"]},
+    )
+    assert municipality.status_code == 200, municipality.text
+    release = httpx.post(
+        f"{url}/release-dates",
+        json={
+            "kind": "expected",
+            "date": (date.today() + timedelta(days=45)).isoformat(),
+            "certainty": "probable",
+            "source": "judgment",
+        },
+        headers={**coordinator, "If-Match": municipality.headers["etag"]},
+    )
+    assert release.status_code in (200, 201), release.text
+    deadline = time.monotonic() + 15
+    rows: list[tuple[str, str | None]] = []
+    while time.monotonic() < deadline:
+        with sqlite3.connect(data_dir / "embedded.sqlite3") as db:
+            rows = db.execute(
+                "SELECT state, hold_reason FROM notify_notice WHERE case_id = ?",
+                (case.json()["id"].replace("-", ""),),
+            ).fetchall()
+            if not rows:
+                rows = db.execute(
+                    "SELECT state, hold_reason FROM notify_notice WHERE case_id = ?", (case.json()["id"],)
+                ).fetchall()
+        if rows:
+            break
+        time.sleep(0.2)
+    assert rows, "notify-worker scheduled nothing"
+    assert {state for state, _reason in rows} == {"held"}
+    assert {reason for _state, reason in rows} == {"no_consent"}

@@ -71,6 +71,9 @@ async def serve(*, host: str, base_port: int, data_dir: Path, log_level: str) ->
 
     bus = InProcessBus()
     servers: list[tuple[str, str, uvicorn.Server]] = []
+    urls = {name: f"http://{host}:{base_port + offset}" for offset, (name, _p, _d) in enumerate(SERVICES)}
+    # Where each service finds the others (only notify-worker calls out today).
+    peers = {"notify-worker": {"case_api_url": urls["case-api"], "agreement_api_url": urls["agreement-api"]}}
     for offset, (name, package, _default_port) in enumerate(SERVICES):
         port = base_port + offset
         config_module = importlib.import_module(f"{package}.config")
@@ -82,6 +85,7 @@ async def serve(*, host: str, base_port: int, data_dir: Path, log_level: str) ->
             host=host,
             port=port,
             log_level=log_level,
+            **peers.get(name, {}),
         )
         app = main_module.create_app(settings, bus=bus)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")

@@ -62,6 +62,8 @@ CONSENT_READ = {
     **dict.fromkeys(WRITERS_OUT, 404),
     **dict.fromkeys(GATED_IN | GATED_OUT | NO_CASE_ROLE, 403),
 }
+# The service role (notify-worker) may ask the disclosure question about any case, nothing else.
+DISCLOSURE = {**CONSENT_READ, "service": 200}
 TIMELINE = {
     **dict.fromkeys({"admin", "auditor", "coordinator_in"}, 200),
     "coordinator_out": 404,
@@ -387,7 +389,7 @@ ENDPOINTS: dict[str, tuple[Call, dict[str, int]]] = {
     ),
     "GET /cases/{id}/disclosure": (
         _get(lambda s: f"{s.case}/disclosure?organization_id={s.directory.oslo}&domain=housing"),
-        CONSENT_READ,
+        DISCLOSURE,
     ),
     "GET /cases/{id}/readiness": (_get(lambda s: f"{s.case}/readiness"), READ),
     "GET /cases/{id}/timeline": (_get(lambda s: f"{s.case}/timeline"), TIMELINE),

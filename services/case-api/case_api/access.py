@@ -9,6 +9,7 @@
 | municipality  | cases it is responsible for, and only with consent          | no         |
 | nav           | cases assigned to its office, and only with consent         | no         |
 | health        | cases whose consent names it (or its type)                  | no         |
+| service       | only the disclosure question, for any case                  | no         |
 | others        | nothing here                                                | no         |
 
 A case outside the caller's scope answers 404, so its existence does not leak. A role that may
@@ -175,6 +176,15 @@ async def load_case(
     case = (await session.execute(query)).scalars().first()
     if case is None:
         raise CaseNotFound(f"No case {case_id} that you may see")
+    return case
+
+
+async def load_case_unscoped(session: AsyncSession, case_id: uuid.UUID) -> Case:
+    """The case regardless of the caller's scope: only for the disclosure question asked by the
+    ``service`` role, whose answer reveals no case data. Every other read goes through :func:`load_case`."""
+    case = await session.get(Case, case_id)
+    if case is None:
+        raise CaseNotFound(f"No case {case_id}")
     return case
 
 

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from notify_worker.ops import router as ops_router
 from shared.app import require_json_body
 from shared.routers import identity_router
 
 api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json_body)])
 api_router.include_router(identity_router())
+api_router.include_router(ops_router)

@@ -1,8 +1,127 @@
-"""notify-worker's tables. Imported by migrations/env.py; never reads settings at import."""
+"""notify-worker's tables. Imported by migrations/env.py; never reads settings at import.
+
+``notify_case`` is the worker's read model of case-api's cases (the facts carried by the latest
+``case.*`` event); ``notify_notice`` is the notice schedule: one row per recipient and milestone
+(or per change notice), with its state, hold reason and claim. See docs/notices.md.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import Column, Index, Integer, text
+from sqlmodel import Field, SQLModel
+
+from shared.db import JSONType, UTCDateTime, enum_type, new_id, utcnow
 from shared.outbox import inbox_model, outbox_model
 
 NotifyOutbox = outbox_model("notify", __name__)
 NotifyInbox = inbox_model("notify", __name__)
+
+
+class RecipientKind(StrEnum):
+    MUNICIPALITY = "municipality"
+    NAV = "nav"
+    OTHER = "other"
+
+
+class AgreementSource(StrEnum):
+    AGREEMENT = "agreement"
+    DEFAULT = "default"
+
+
+class NoticeKind(StrEnum):
+    MILESTONE = "milestone"  # n days before release
+    CHANGE = "change"  # the release date moved after a milestone notice was delivered
+
+
+class NoticeState(StrEnum):
+    SCHEDULED = "scheduled"  # waits for due_at
+    HELD = "held"  # may not be sent yet (see HoldReason)
+    CLAIMED = "claimed"  # a delivery worker has it
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    DEAD = "dead"  # delivery gave up
+
+
+PENDING_STATES = (NoticeState.SCHEDULED, NoticeState.HELD)
+
+
+class HoldReason(StrEnum):
+    NO_CONSENT = "no_consent"
+    MUNICIPALITY_UNKNOWN = "municipality_unknown"
+    MUNICIPALITY_DISPUTED = "municipality_disputed"
+    KOMMUNELOS = "kommunelos"
+
+
+class NotifyCase(SQLModel, table=True):
+    """The facts of one case as the latest ``case.*`` event told them."""
+
+    __tablename__ = "notify_case"
+
+    case_id: uuid.UUID = Field(primary_key=True)
+    status: str = Field(max_length=32)
+    current_unit_id: uuid.UUID
+    release_destination: str = Field(max_length=32)
+    responsible_kommunenummer: str | None = Field(default=None, max_length=4)
+    municipality_status: str = Field(max_length=32)
+    nav_office_id: uuid.UUID | None = Field(default=None)
+    effective_release_date: date | None = Field(default=None)
+    last_event_at: datetime = Field(sa_type=UTCDateTime)
+
+
+_notice_version = Column("version", Integer, nullable=False)
+
+
+class NotifyNotice(SQLModel, table=True):
+    """One notice to one recipient about one case."""
+
+    __tablename__ = "notify_notice"
+    __table_args__ = (
+        # At most one milestone notice per case, recipient and milestone.
+        Index(
+            "uq_notify_notice_milestone",
+            "case_id",
+            "recipient_organization_id",
+            "kind",
+            "milestone_days",
+            unique=True,
+            postgresql_where=text("kind = 'milestone'"),
+            sqlite_where=text("kind = 'milestone'"),
+        ),
+        # The claim query: scheduled notices by due time.
+        Index(
+            "ix_notify_notice_due",
+            "due_at",
+            postgresql_where=text("state = 'scheduled'"),
+            sqlite_where=text("state = 'scheduled'"),
+        ),
+        Index("ix_notify_notice_claimed", "claimed_at", postgresql_where=text("state = 'claimed'")),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    case_id: uuid.UUID = Field(index=True)
+    recipient_organization_id: uuid.UUID
+    recipient_kind: RecipientKind = Field(sa_type=enum_type(RecipientKind))
+    agreement_source: AgreementSource = Field(sa_type=enum_type(AgreementSource))
+    agreement_id: uuid.UUID | None = Field(default=None)
+    agreement_version: int | None = Field(default=None)
+    kind: NoticeKind = Field(sa_type=enum_type(NoticeKind))
+    milestone_days: int | None = Field(default=None, description="Null for change notices.")
+    business_days: bool = Field(default=False)
+    release_date: date = Field(description="The release date the notice announces.")
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    state: NoticeState = Field(default=NoticeState.SCHEDULED, sa_type=enum_type(NoticeState))
+    hold_reason: HoldReason | None = Field(default=None, sa_type=enum_type(HoldReason))
+    receipt_deadline_days: int
+    profile: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    version: int = Field(default=1, sa_column=_notice_version)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _notice_version}

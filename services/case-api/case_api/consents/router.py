@@ -5,7 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from case_api.access import WRITERS, Viewer, ViewerDep, load_case, load_case_for_change
+from case_api.access import (
+    WRITERS,
+    Viewer,
+    ViewerDep,
+    load_case,
+    load_case_for_change,
+    load_case_unscoped,
+)
 from case_api.audit import service as audit
 from case_api.consents import service
 from case_api.consents.schemas import ConsentCreate, ConsentList, ConsentRead, ConsentWithdrawal, Decision
@@ -120,9 +127,14 @@ async def check_disclosure(
     domain: Annotated[Domain, Query(description="The domain it would receive.")],
 ) -> Decision:
     """Whether an active consent or legal basis on the case covers this organization (by id or by
-    its type) for this domain right now, and which one."""
-    require_consent_reader(viewer)
-    case = await load_case(session, viewer, case_id)
+    its type) for this domain right now, and which one. The `service` role (notify-worker) may ask
+    this about any case; it may call no other case endpoint."""
+    if viewer.role is Role.SERVICE:
+        # The notice worker asks this question for every case; the answer discloses no case data.
+        case = await load_case_unscoped(session, case_id)
+    else:
+        require_consent_reader(viewer)
+        case = await load_case(session, viewer, case_id)
     organization = await organizations.get(session, organization_id)
     if organization is None:
         raise UnknownOrganization(

@@ -25,3 +25,8 @@ def handles(event_type: str) -> Callable[[EventHandler], EventHandler]:
         return handler
 
     return register
+
+
+def load_handlers() -> None:
+    """Import the handler modules so they register themselves."""
+    from notify_worker.handlers import case_events  # noqa: F401

@@ -1,0 +1,66 @@
+"""Claiming due notices: any number of worker replicas may poll side by side.
+
+Rows are locked with ``FOR UPDATE SKIP LOCKED``, so two claimers never get the same notice; a
+claim that is not finished within the visibility timeout returns the notice to ``scheduled``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from notify_worker.models import NoticeState, NotifyNotice
+from shared.db import utcnow
+
+
+async def claim_due(
+    session: AsyncSession, *, worker_id: str, now: datetime | None = None, limit: int = 50
+) -> list[NotifyNotice]:
+    """Claim up to ``limit`` scheduled notices due by ``now``, earliest first. The caller commits."""
+    now = now or utcnow()
+    notices = list(
+        (
+            await session.execute(
+                select(NotifyNotice)
+                .where(col(NotifyNotice.state) == NoticeState.SCHEDULED, col(NotifyNotice.due_at) <= now)
+                .order_by(col(NotifyNotice.due_at), col(NotifyNotice.id))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for notice in notices:
+        notice.state = NoticeState.CLAIMED
+        notice.claimed_by = worker_id
+        notice.claimed_at = now
+        notice.updated_at = now
+    await session.flush()
+    return notices
+
+
+async def release_stale_claims(
+    session: AsyncSession, *, timeout: timedelta, now: datetime | None = None
+) -> int:
+    """Return claims older than ``timeout`` to ``scheduled``; how many were returned."""
+    now = now or utcnow()
+    result = await session.execute(
+        update(NotifyNotice)
+        .where(
+            col(NotifyNotice.state) == NoticeState.CLAIMED,
+            col(NotifyNotice.claimed_at) < now - timeout,
+        )
+        .values(
+            state=NoticeState.SCHEDULED,
+            claimed_by=None,
+            claimed_at=None,
+            updated_at=now,
+            version=NotifyNotice.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,172 @@
+"""Ports to the other services, over HTTP with a `service` bearer token.
+
+Services never import each other: these clients speak the published APIs of agreement-api
+(``GET /api/v1/resolution``) and case-api (``GET /api/v1/cases/{id}/disclosure``). Each takes an
+injectable :class:`httpx.AsyncClient`, so tests can hand in ASGI transports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Literal, Protocol
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from notify_worker.config import Settings
+
+
+class UpstreamError(Exception):
+    """Another service answered with an unexpected status; the message is retried."""
+
+
+class Milestone(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    days_before_release: int = Field(ge=0)
+    business_days: bool = False
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    domains: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    agreement_id: uuid.UUID | None = None
+    rule_id: uuid.UUID | None = None
+    recipient_organization_id: uuid.UUID
+    recipient_organization_type: str | None = None
+    milestones: list[Milestone] = Field(default_factory=list)
+    event_types: list[str] = Field(default_factory=list)
+    receipt_deadline_days: int = 5
+    data_sharing_profile: Profile = Field(default_factory=Profile)
+
+
+class AgreementRef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    version: int
+
+
+class Endpoint(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    url: str
+    event_types: list[str] = Field(default_factory=list)
+
+
+class Resolution(BaseModel):
+    """agreement-api's answer: who is told what for a case."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    source: Literal["agreement", "default", "none"]
+    explanation: str | None = None
+    agreements: list[AgreementRef] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    endpoints: list[Endpoint] = Field(default_factory=list)
+
+    def agreement_version(self, agreement_id: uuid.UUID | None) -> int | None:
+        for agreement in self.agreements:
+            if agreement.id == agreement_id:
+                return agreement.version
+        return None
+
+
+class AgreementPort(Protocol):
+    async def resolve(
+        self,
+        unit_id: uuid.UUID,
+        kommunenummer: str | None,
+        nav_office_id: uuid.UUID | None,
+        domains: Iterable[str] = (),
+    ) -> Resolution: ...
+
+
+class CasePort(Protocol):
+    async def may_receive(self, case_id: uuid.UUID, organization_id: uuid.UUID, domain: str) -> bool: ...
+
+
+class _Client:
+    def __init__(self, base_url: str, token: str, *, http: httpx.AsyncClient | None, timeout: float) -> None:
+        self._owned = http is None
+        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._http.aclose()
+
+
+class AgreementClient(_Client):
+    """``GET {agreement_api_url}/api/v1/resolution``."""
+
+    def __init__(
+        self, base_url: str, token: str, *, http: httpx.AsyncClient | None = None, timeout: float = 10.0
+    ) -> None:
+        super().__init__(base_url, token, http=http, timeout=timeout)
+
+    async def resolve(
+        self,
+        unit_id: uuid.UUID,
+        kommunenummer: str | None,
+        nav_office_id: uuid.UUID | None,
+        domains: Iterable[str] = (),
+    ) -> Resolution:
+        params: list[tuple[str, str | int | float | bool | None]] = [("unit_id", str(unit_id))]
+        if kommunenummer:
+            params.append(("kommunenummer", kommunenummer))
+        if nav_office_id:
+            params.append(("nav_office_id", str(nav_office_id)))
+        params.extend(("domains", domain) for domain in domains)
+        response = await self._http.get("/api/v1/resolution", params=params, headers=self._headers)
+        if response.status_code == 422:
+            # An organization the directory does not know (yet): nobody can be resolved.
+            return Resolution(source="none", explanation="agreement-api could not resolve the case")
+        if response.status_code != 200:
+            raise UpstreamError(f"agreement-api resolution answered {response.status_code}")
+        return Resolution.model_validate(response.json())
+
+
+class CaseClient(_Client):
+    """``GET {case_api_url}/api/v1/cases/{id}/disclosure``."""
+
+    def __init__(
+        self, base_url: str, token: str, *, http: httpx.AsyncClient | None = None, timeout: float = 10.0
+    ) -> None:
+        super().__init__(base_url, token, http=http, timeout=timeout)
+
+    async def may_receive(self, case_id: uuid.UUID, organization_id: uuid.UUID, domain: str) -> bool:
+        response = await self._http.get(
+            f"/api/v1/cases/{case_id}/disclosure",
+            params={"organization_id": str(organization_id), "domain": domain},
+            headers=self._headers,
+        )
+        if response.status_code in (404, 422):
+            return False  # unknown case, organization or domain: nothing may be disclosed
+        if response.status_code != 200:
+            raise UpstreamError(f"case-api disclosure answered {response.status_code}")
+        return bool(response.json().get("allowed"))
+
+
+def clients_from_settings(
+    settings: Settings,
+    *,
+    agreement_http: httpx.AsyncClient | None = None,
+    case_http: httpx.AsyncClient | None = None,
+) -> tuple[AgreementClient, CaseClient]:
+    token = settings.bearer_token()
+    timeout = settings.http_timeout_seconds
+    return (
+        AgreementClient(settings.agreement_api_url, token, http=agreement_http, timeout=timeout),
+        CaseClient(settings.case_api_url, token, http=case_http, timeout=timeout),
+    )

@@ -1,0 +1,393 @@
+"""The notice schedule of a case and its consent gate (docs/notices.md).
+
+:func:`record_case` keeps ``notify_case`` up to date from ``case.*`` events; :func:`recompute`
+derives the case's notices from the rules agreement-api resolves (the default rule set when no
+agreement applies) and the consents case-api answers for. It is idempotent: running it twice in a
+row changes nothing the second time, so every case event may simply trigger it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from notify_worker.clients import AgreementPort, CasePort, Rule
+from notify_worker.models import (
+    PENDING_STATES,
+    AgreementSource,
+    HoldReason,
+    NoticeKind,
+    NoticeState,
+    NotifyCase,
+    NotifyNotice,
+    NotifyOutbox,
+    RecipientKind,
+)
+from shared.business_days import milestone_due_date
+from shared.db import utcnow
+from shared.outbox import add_event
+
+log = structlog.get_logger("notify_worker.schedule")
+
+OSLO = ZoneInfo("Europe/Oslo")
+NOTICE_TIME = time(8, 0)  # notices fall due at 08:00 Oslo time on their due date
+
+NOTICE_HELD = "notice.held.v1"
+NOTICE_RELEASED = "notice.released.v1"
+NOTICE_CANCELLED = "notice.cancelled.v1"
+
+CLOSED = "closed"
+NO_MUNICIPAL_NOTICES = frozenset({"abroad", "deportation"})
+MUNICIPAL_TYPES = frozenset({"municipality", "district"})
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What the schedule asks the other services."""
+
+    agreements: AgreementPort
+    cases: CasePort
+
+
+# Set by the consumer for the duration of one message (handlers keep the (session, event) shape).
+current_ports: ContextVar[Ports | None] = ContextVar("notify_worker_ports", default=None)
+
+
+def due_at_for(day: date) -> datetime:
+    """08:00 Europe/Oslo on ``day``, in UTC."""
+    return datetime.combine(day, NOTICE_TIME, tzinfo=OSLO).astimezone(UTC)
+
+
+def milestone_due_at(release_date: date, days: int, business_days: bool, *, now: datetime) -> datetime:
+    """When a milestone notice falls due; a lead time that has already passed makes it due now."""
+    due = due_at_for(milestone_due_date(release_date, days, business_days))
+    return due if due > now else now
+
+
+# --- the case read model ------------------------------------------------------------------------
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None
+
+
+async def record_case(session: AsyncSession, data: Mapping[str, Any], occurred_at: datetime) -> bool:
+    """Upsert ``notify_case`` from a case event's facts; False (and no change) when the event is
+    older than the facts already recorded."""
+    case_id = uuid.UUID(str(data["case_id"]))
+    row = await session.get(NotifyCase, case_id, with_for_update=True)
+    if row is not None and row.last_event_at > occurred_at:
+        return False
+    release = data.get("effective_release_date")
+    facts: dict[str, Any] = {
+        "status": str(data["status"]),
+        "current_unit_id": uuid.UUID(str(data["current_unit_id"])),
+        "release_destination": str(data.get("release_destination") or "municipality"),
+        "responsible_kommunenummer": data.get("responsible_kommunenummer"),
+        "municipality_status": str(data.get("municipality_status") or "unresolved"),
+        "nav_office_id": _uuid(data.get("nav_office_id")),
+        "effective_release_date": date.fromisoformat(release) if release else None,
+        "last_event_at": occurred_at,
+    }
+    if row is None:
+        session.add(NotifyCase(case_id=case_id, **facts))
+    else:
+        for key, value in facts.items():
+            setattr(row, key, value)
+    await session.flush()
+    return True
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def _emit(session: AsyncSession, event_type: str, notice: NotifyNotice, **extra: Any) -> None:
+    """A notice event: ids and the milestone only, never personal data."""
+    add_event(
+        session,
+        NotifyOutbox,
+        type=event_type,
+        source="notify-worker",
+        subject=f"case/{notice.case_id}",
+        data={
+            "notice_id": str(notice.id),
+            "case_id": str(notice.case_id),
+            "recipient_organization_id": str(notice.recipient_organization_id),
+            "kind": notice.kind.value,
+            "milestone_days": notice.milestone_days,
+            **extra,
+        },
+    )
+
+
+def _assign(notice: NotifyNotice, now: datetime, **values: Any) -> bool:
+    """Set only what differs (so an unchanged notice is not rewritten); True when something did."""
+    changed = {key: value for key, value in values.items() if getattr(notice, key) != value}
+    for key, value in changed.items():
+        setattr(notice, key, value)
+    if changed:
+        notice.updated_at = now
+    return bool(changed)
+
+
+def _set_gate(session: AsyncSession, notice: NotifyNotice, reason: HoldReason | None, now: datetime) -> None:
+    """Put a pending (or new) notice into scheduled or held and tell the coordinator of changes."""
+    was_held = notice.state is NoticeState.HELD
+    previous = notice.hold_reason
+    if reason is None:
+        _assign(notice, now, state=NoticeState.SCHEDULED, hold_reason=None)
+        if was_held:
+            _emit(session, NOTICE_RELEASED, notice)
+    else:
+        _assign(notice, now, state=NoticeState.HELD, hold_reason=reason)
+        if not was_held or previous is not reason:
+            _emit(session, NOTICE_HELD, notice, reason=reason.value)
+
+
+def _cancel(session: AsyncSession, notice: NotifyNotice, why: str, now: datetime) -> None:
+    _assign(notice, now, state=NoticeState.CANCELLED, hold_reason=None)
+    _emit(session, NOTICE_CANCELLED, notice, reason=why)
+
+
+# --- the gate -----------------------------------------------------------------------------------
+
+
+def municipality_hold(case: NotifyCase) -> HoldReason | None:
+    """Why nobody may be told yet because the responsible municipality is not settled."""
+    if case.municipality_status == "disputed":
+        return HoldReason.MUNICIPALITY_DISPUTED
+    if case.municipality_status == "kommunelos":
+        return HoldReason.KOMMUNELOS
+    if not case.responsible_kommunenummer or case.municipality_status == "unresolved":
+        return HoldReason.MUNICIPALITY_UNKNOWN
+    return None
+
+
+async def _consent_hold(
+    ports: Ports, case: NotifyCase, recipient: uuid.UUID, domains: Sequence[str], cache: dict[Any, bool]
+) -> HoldReason | None:
+    for domain in domains:
+        key = (recipient, domain)
+        if key not in cache:
+            cache[key] = await ports.cases.may_receive(case.case_id, recipient, domain)
+        if cache[key]:
+            return None
+    return HoldReason.NO_CONSENT
+
+
+def recipient_kind(rule: Rule, case: NotifyCase) -> RecipientKind:
+    if rule.recipient_organization_type in MUNICIPAL_TYPES:
+        return RecipientKind.MUNICIPALITY
+    if (
+        rule.recipient_organization_type == "nav_office"
+        or rule.recipient_organization_id == case.nav_office_id
+    ):
+        return RecipientKind.NAV
+    return RecipientKind.OTHER
+
+
+# --- recompute ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Wanted:
+    rule: Rule
+    kind: RecipientKind
+    days: int
+    business_days: bool
+
+
+async def recompute(
+    session: AsyncSession, case_id: uuid.UUID, *, ports: Ports, now: datetime | None = None
+) -> None:
+    """Bring the case's notices in line with its facts, its rules and its consents."""
+    now = now or utcnow()
+    case = await session.get(NotifyCase, case_id, with_for_update=True)
+    if case is None:
+        return
+    notices = list(
+        (
+            await session.execute(
+                select(NotifyNotice)
+                .where(col(NotifyNotice.case_id) == case_id)
+                .order_by(col(NotifyNotice.created_at), col(NotifyNotice.id))
+                .with_for_update()
+            )
+        )
+        .scalars()
+        .all()
+    )
+    pending = [notice for notice in notices if notice.state in PENDING_STATES]
+
+    if case.status == CLOSED:
+        for notice in pending:
+            _cancel(session, notice, "case_closed", now)
+        await session.flush()
+        return
+    release = case.effective_release_date
+    if release is None:
+        for notice in pending:  # the date they announce no longer stands
+            _cancel(session, notice, "no_release_date", now)
+        await session.flush()
+        return
+
+    resolution = await ports.agreements.resolve(
+        case.current_unit_id, case.responsible_kommunenummer, case.nav_office_id, ()
+    )
+    rules = resolution.rules if resolution.source != "none" else []
+    source = AgreementSource.AGREEMENT if resolution.source == "agreement" else AgreementSource.DEFAULT
+    abroad = case.release_destination in NO_MUNICIPAL_NOTICES
+
+    wanted: dict[tuple[uuid.UUID, int], _Wanted] = {}
+    rule_of: dict[uuid.UUID, Rule] = {}
+    for rule in rules:
+        kind = recipient_kind(rule, case)
+        if abroad and kind is RecipientKind.MUNICIPALITY:
+            continue
+        rule_of.setdefault(rule.recipient_organization_id, rule)
+        for milestone in rule.milestones:
+            key = (rule.recipient_organization_id, milestone.days_before_release)
+            wanted.setdefault(
+                key, _Wanted(rule, kind, milestone.days_before_release, milestone.business_days)
+            )
+
+    municipal = municipality_hold(case)
+    consent_cache: dict[Any, bool] = {}
+    gates: dict[uuid.UUID, HoldReason | None] = {}
+    for recipient, rule in rule_of.items():
+        gates[recipient] = municipal or await _consent_hold(
+            ports, case, recipient, rule.data_sharing_profile.domains, consent_cache
+        )
+
+    def fill(notice: NotifyNotice, rule: Rule) -> None:
+        _assign(
+            notice,
+            now,
+            agreement_source=source,
+            agreement_id=rule.agreement_id,
+            agreement_version=resolution.agreement_version(rule.agreement_id),
+            receipt_deadline_days=rule.receipt_deadline_days,
+            profile=rule.data_sharing_profile.model_dump(),
+        )
+
+    milestones = {
+        (notice.recipient_organization_id, notice.milestone_days): notice
+        for notice in notices
+        if notice.kind is NoticeKind.MILESTONE
+    }
+    for key, want in wanted.items():
+        recipient = key[0]
+        due = milestone_due_at(release, want.days, want.business_days, now=now)
+        found = milestones.get(key)
+        if found is None:
+            item = NotifyNotice(
+                case_id=case.case_id,
+                recipient_organization_id=recipient,
+                recipient_kind=want.kind,
+                agreement_source=source,
+                kind=NoticeKind.MILESTONE,
+                milestone_days=want.days,
+                business_days=want.business_days,
+                release_date=release,
+                due_at=due,
+                state=NoticeState.SCHEDULED,
+                receipt_deadline_days=want.rule.receipt_deadline_days,
+                created_at=now,
+                updated_at=now,
+            )
+            fill(item, want.rule)
+            session.add(item)
+            await session.flush()
+            _set_gate(session, item, gates[recipient], now)
+            continue
+        item = found
+        if item.state is NoticeState.CANCELLED:
+            # Wanted again (destination changed back, reopened): revive it in place.
+            _assign(item, now, state=NoticeState.SCHEDULED, claimed_by=None, claimed_at=None, due_at=due)
+        if item.state in PENDING_STATES:
+            if item.release_date != release or item.business_days != want.business_days:
+                _assign(item, now, release_date=release, business_days=want.business_days, due_at=due)
+            _assign(item, now, recipient_kind=want.kind)
+            fill(item, want.rule)
+            _set_gate(session, item, gates[recipient], now)
+
+    # Pending notices nobody wants any more: the recipient left the rules, the milestone was
+    # dropped, or the case goes abroad.
+    for notice in pending:
+        if notice.kind is NoticeKind.MILESTONE:
+            if (notice.recipient_organization_id, notice.milestone_days or 0) not in wanted:
+                _cancel(session, notice, "no_longer_applies", now)
+        elif notice.recipient_organization_id not in rule_of:
+            _cancel(session, notice, "no_longer_applies", now)
+
+    # Recipients told a release date that has since moved get a change notice, due now.
+    for recipient, rule in rule_of.items():
+        await _change_notice(session, case, recipient, rule, notices, gates[recipient], now, fill)
+    await session.flush()
+
+
+async def _change_notice(
+    session: AsyncSession,
+    case: NotifyCase,
+    recipient: uuid.UUID,
+    rule: Rule,
+    notices: list[NotifyNotice],
+    gate: HoldReason | None,
+    now: datetime,
+    fill: Any,
+) -> None:
+    release = case.effective_release_date
+    assert release is not None
+    mine = [notice for notice in notices if notice.recipient_organization_id == recipient]
+    delivered = [notice for notice in mine if notice.state is NoticeState.DELIVERED]
+    if not delivered:
+        return
+    announced = max(delivered, key=lambda notice: (notice.updated_at, notice.created_at)).release_date
+    change = next(
+        (
+            n
+            for n in mine
+            if n.kind is NoticeKind.CHANGE and n.state in PENDING_STATES and n.state is not None
+        ),
+        None,
+    )
+    if announced == release:
+        if change is not None:
+            _cancel(session, change, "release_date_restored", now)
+        return
+    if change is not None:
+        if change.release_date != release:
+            _assign(change, now, release_date=release, due_at=now)
+        _set_gate(session, change, gate, now)
+        return
+    if any(n.kind is NoticeKind.CHANGE and n.state is NoticeState.CLAIMED for n in mine):
+        return  # one is on its way; the next recompute after delivery compares again
+    new = NotifyNotice(
+        case_id=case.case_id,
+        recipient_organization_id=recipient,
+        recipient_kind=recipient_kind(rule, case),
+        agreement_source=AgreementSource.DEFAULT,
+        kind=NoticeKind.CHANGE,
+        milestone_days=None,
+        business_days=False,
+        release_date=release,
+        due_at=now,
+        state=NoticeState.SCHEDULED,
+        receipt_deadline_days=rule.receipt_deadline_days,
+        created_at=now,
+        updated_at=now,
+    )
+    fill(new, rule)
+    session.add(new)
+    await session.flush()
+    _set_gate(session, new, gate, now)

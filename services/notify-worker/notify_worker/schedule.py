@@ -14,7 +14,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import select
@@ -34,12 +33,12 @@ from notify_worker.models import (
     RecipientKind,
 )
 from shared.business_days import milestone_due_date
+from shared.clock import OSLO
 from shared.db import utcnow
 from shared.outbox import add_event
 
 log = structlog.get_logger("notify_worker.schedule")
 
-OSLO = ZoneInfo("Europe/Oslo")
 NOTICE_TIME = time(8, 0)  # notices fall due at 08:00 Oslo time on their due date
 
 NOTICE_HELD = "notice.held.v1"

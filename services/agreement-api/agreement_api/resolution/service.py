@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,14 +29,14 @@ from agreement_api.resolution.schemas import (
     ResolvedEndpoint,
     ResolvedRule,
 )
+from shared.clock import oslo_today
 from shared.municipalities import municipality_name
 
-OSLO = ZoneInfo("Europe/Oslo")
 CLOSED = "closed"
 
 
 def today() -> date:
-    return datetime.now(OSLO).date()
+    return oslo_today()
 
 
 def _active_on(day: date) -> Any:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +19,7 @@ from case_api.domains.models import CaseDomain, Domain, DomainAction
 from case_api.domains.schemas import ActionCreate, ActionUpdate, DomainUpdate
 from case_api.organizations import service as organizations
 from case_api.organizations.service import UnknownOrganization
+from shared.clock import oslo_today
 from shared.db import utcnow
 
 DOMAIN_FIELDS = ("status", "needs", "goals", "hostel_only")
@@ -34,15 +34,10 @@ ACTION_FIELDS = (
 )
 DOMAIN_ORDER = {domain: index for index, domain in enumerate(Domain)}
 
-try:
-    _NORWAY: ZoneInfo | None = ZoneInfo("Europe/Oslo")
-except ZoneInfoNotFoundError:  # pragma: no cover - only where the system has no time zone data
-    _NORWAY = None
-
 
 def local_today() -> date:
-    """Today's date in Norway, which is what due and release dates mean (UTC without tz data)."""
-    return datetime.now(_NORWAY).date() if _NORWAY else utcnow().date()
+    """Today's date in Norway, which is what due and release dates mean."""
+    return oslo_today()
 
 
 def is_overdue(action: DomainAction, *, today: date | None = None) -> bool:

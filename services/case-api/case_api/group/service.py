@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import and_, or_, select
@@ -43,11 +42,12 @@ from case_api.group.models import (
 from case_api.group.schemas import AttendanceItem, DecisionCreate, MeetingCreate, MemberCreate, MemberUpdate
 from case_api.organizations import service as organizations
 from case_api.organizations.service import UnknownOrganization
+from shared.clock import OSLO
 from shared.context import current_correlation_id
 from shared.db import utcnow
 from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
-LOCAL_TZ = ZoneInfo("Europe/Oslo")
+LOCAL_TZ = OSLO
 SERVICE_ACTOR_ROLE = "service"
 
 MEMBER_FIELDS = (

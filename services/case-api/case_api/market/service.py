@@ -9,7 +9,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,11 +64,12 @@ from case_api.market.schemas import (
 )
 from case_api.organizations import service as organizations
 from case_api.persons.models import Person
+from shared.clock import OSLO
 from shared.db import utcnow
 from shared.errors import Forbidden
 from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
-LOCAL_TZ = ZoneInfo("Europe/Oslo")
+LOCAL_TZ = OSLO
 MAX_OCCURRENCES = 104
 DEFAULT_ESCORTS_AVAILABLE = 2
 

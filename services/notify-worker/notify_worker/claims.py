@@ -1,18 +1,19 @@
 """Claiming due notices: any number of worker replicas may poll side by side.
 
 Rows are locked with ``FOR UPDATE SKIP LOCKED``, so two claimers never get the same notice; a
-claim that is not finished within the visibility timeout returns the notice to ``scheduled``.
+claim whose deliveries are not recorded within the visibility timeout returns the notice to
+``scheduled``. Once a notice has deliveries, they carry its retries (notify_worker.dispatcher).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from notify_worker.models import NoticeState, NotifyNotice
+from notify_worker.models import NoticeState, NotifyDelivery, NotifyNotice
 from shared.db import utcnow
 
 
@@ -46,13 +47,14 @@ async def claim_due(
 async def release_stale_claims(
     session: AsyncSession, *, timeout: timedelta, now: datetime | None = None
 ) -> int:
-    """Return claims older than ``timeout`` to ``scheduled``; how many were returned."""
+    """Return claims older than ``timeout`` that have no deliveries yet to ``scheduled``; how many."""
     now = now or utcnow()
     result = await session.execute(
         update(NotifyNotice)
         .where(
             col(NotifyNotice.state) == NoticeState.CLAIMED,
             col(NotifyNotice.claimed_at) < now - timeout,
+            ~exists().where(col(NotifyDelivery.notice_id) == col(NotifyNotice.id)),
         )
         .values(
             state=NoticeState.SCHEDULED,

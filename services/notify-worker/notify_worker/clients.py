@@ -1,7 +1,7 @@
 """Ports to the other services, over HTTP with a `service` bearer token.
 
 Services never import each other: these clients speak the published APIs of agreement-api
-(``GET /api/v1/resolution``) and case-api (``GET /api/v1/cases/{id}/disclosure``). Each takes an
+(``GET /api/v1/resolution``, an organization's webhook endpoints and their signing keys) and case-api (``GET /api/v1/cases/{id}/disclosure``). Each takes an
 injectable :class:`httpx.AsyncClient`, so tests can hand in ASGI transports.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Literal, Protocol
 
 import httpx
@@ -64,6 +65,32 @@ class Endpoint(BaseModel):
     event_types: list[str] = Field(default_factory=list)
 
 
+class WebhookEndpoint(BaseModel):
+    """An endpoint as ``GET /api/v1/organizations/{id}/webhooks`` lists it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    url: str
+    event_types: list[str] = Field(default_factory=list)
+    state: str
+
+    def wants(self, event_type: str) -> bool:
+        """Active, and subscribed to ``event_type`` (an empty list means every type)."""
+        return self.state == "active" and (not self.event_types or event_type in self.event_types)
+
+
+class SigningKey(BaseModel):
+    """A key valid at the moment asked for, with its secret (never logged)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: uuid.UUID
+    kind: Literal["hmac", "ed25519"]
+    secret: str
+
+
 class Resolution(BaseModel):
     """agreement-api's answer: who is told what for a case."""
 
@@ -92,6 +119,14 @@ class AgreementPort(Protocol):
     ) -> Resolution: ...
 
 
+class EndpointPort(Protocol):
+    """What delivery asks agreement-api: where to send and what to sign with."""
+
+    async def endpoints_for(self, organization_id: uuid.UUID) -> list[WebhookEndpoint]: ...
+
+    async def signing_keys(self, endpoint_id: uuid.UUID, at: datetime) -> list[SigningKey]: ...
+
+
 class CasePort(Protocol):
     async def may_receive(self, case_id: uuid.UUID, organization_id: uuid.UUID, domain: str) -> bool: ...
 
@@ -108,7 +143,7 @@ class _Client:
 
 
 class AgreementClient(_Client):
-    """``GET {agreement_api_url}/api/v1/resolution``."""
+    """agreement-api: the resolution, webhook endpoints and signing keys."""
 
     def __init__(
         self, base_url: str, token: str, *, http: httpx.AsyncClient | None = None, timeout: float = 10.0
@@ -135,6 +170,39 @@ class AgreementClient(_Client):
         if response.status_code != 200:
             raise UpstreamError(f"agreement-api resolution answered {response.status_code}")
         return Resolution.model_validate(response.json())
+
+    async def endpoints_for(self, organization_id: uuid.UUID) -> list[WebhookEndpoint]:
+        """Every webhook endpoint of the organization (``GET /api/v1/organizations/{id}/webhooks``,
+        all pages); the caller filters with :meth:`WebhookEndpoint.wants`."""
+        endpoints: list[WebhookEndpoint] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": 500}
+            if cursor:
+                params["cursor"] = cursor
+            response = await self._http.get(
+                f"/api/v1/organizations/{organization_id}/webhooks", params=params, headers=self._headers
+            )
+            if response.status_code == 404:
+                return []  # an organization agreement-api does not know has no endpoints
+            if response.status_code != 200:
+                raise UpstreamError(f"agreement-api webhooks answered {response.status_code}")
+            page = response.json()
+            endpoints.extend(WebhookEndpoint.model_validate(item) for item in page.get("items", []))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return endpoints
+
+    async def signing_keys(self, endpoint_id: uuid.UUID, at: datetime) -> list[SigningKey]:
+        """The endpoint's keys valid at ``at`` (``GET /api/v1/webhooks/{id}/signing-keys``)."""
+        response = await self._http.get(
+            f"/api/v1/webhooks/{endpoint_id}/signing-keys",
+            params={"at": at.isoformat()},
+            headers=self._headers,
+        )
+        if response.status_code != 200:
+            raise UpstreamError(f"agreement-api signing keys answered {response.status_code}")
+        return [SigningKey.model_validate(item) for item in response.json().get("keys", [])]
 
 
 class CaseClient(_Client):

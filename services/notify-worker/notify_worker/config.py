@@ -7,6 +7,9 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
 
+# 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h, 24 h, 24 h: about three days in all.
+DEFAULT_RETRY_SCHEDULE = (30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400, 86400)
+
 
 class Settings(ServiceSettings):
     """notify-worker settings (environment prefix ``NOTIFY_WORKER_``)."""
@@ -35,7 +38,30 @@ class Settings(ServiceSettings):
     )
     http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of calls to the other services.")
     claim_timeout_seconds: float = Field(
-        300.0, gt=0, description="A claimed notice not delivered within this time returns to scheduled."
+        300.0,
+        gt=0,
+        description="A claimed notice whose deliveries are not recorded within this time returns to scheduled.",
+    )
+    case_api_public_url: str = Field(
+        "http://127.0.0.1:8001", description="Public base URL of case-api, for `detail_url` in notices."
+    )
+    dispatch_enabled: bool = Field(True, description="Run the delivery loop (claim, deliver, mark).")
+    dispatch_interval_seconds: float = Field(
+        5.0, gt=0, description="Pause of the delivery loop when it found nothing to do."
+    )
+    dispatch_batch_size: int = Field(20, ge=1, le=500, description="Notices or deliveries taken per round.")
+    delivery_connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="Connect timeout of a webhook delivery."
+    )
+    delivery_read_timeout_seconds: float = Field(
+        10.0, gt=0, description="Read timeout of a webhook delivery (the receiver's time to answer)."
+    )
+    retry_schedule_seconds: str = Field(
+        ",".join(str(pause) for pause in DEFAULT_RETRY_SCHEDULE),
+        description=(
+            "Pauses in seconds before each retry of a failed delivery, comma-separated (±20 % jitter); "
+            "after the last the delivery is dead."
+        ),
     )
 
     def bearer_token(self) -> str:
@@ -48,6 +74,22 @@ class Settings(ServiceSettings):
         from shared.auth import mint_token
 
         return mint_token(role="service", subject="notify-worker", ttl_seconds=24 * 3600)
+
+    def retry_schedule(self) -> list[float]:
+        """:attr:`retry_schedule_seconds` as numbers."""
+        return [float(part) for part in self.retry_schedule_seconds.split(",") if part.strip()]
+
+    @field_validator("retry_schedule_seconds")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        try:
+            pauses = [float(part) for part in parts]
+        except ValueError:
+            raise ValueError("a comma-separated list of seconds, such as '30,120,600'") from None
+        if not pauses or any(pause <= 0 for pause in pauses):
+            raise ValueError("at least one pause, every one above zero")
+        return ",".join(parts)
 
     @field_validator("binding_keys", mode="before")
     @classmethod

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from notify_worker import __version__
@@ -7,6 +11,8 @@ from notify_worker.api import api_router
 from notify_worker.clients import clients_from_settings
 from notify_worker.config import Settings, get_settings
 from notify_worker.consumer import make_handler
+from notify_worker.delivery import WebhookSender
+from notify_worker.dispatcher import Dispatcher
 from notify_worker.handlers import load_handlers
 from notify_worker.models import NotifyOutbox
 from notify_worker.schedule import Ports
@@ -35,6 +41,46 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
             if close is not None:
                 await close()
 
+    async def start_dispatcher(app: FastAPI) -> None:
+        if not settings.dispatch_enabled:
+            return
+        sender = WebhookSender(
+            connect_timeout=settings.delivery_connect_timeout_seconds,
+            read_timeout=settings.delivery_read_timeout_seconds,
+        )
+        longest = (
+            settings.http_timeout_seconds
+            + settings.delivery_connect_timeout_seconds
+            + 2 * settings.delivery_read_timeout_seconds
+        )
+        dispatcher = Dispatcher(
+            app.state.sessionmaker,
+            app.state.ports.agreements,
+            sender,
+            case_api_public_url=settings.case_api_public_url,
+            retry_schedule=settings.retry_schedule(),
+            claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
+            lease=timedelta(seconds=longest + 30),
+            batch_size=settings.dispatch_batch_size,
+        )
+        app.state.dispatcher = dispatcher
+        app.state.dispatcher_task = asyncio.create_task(dispatcher.run(settings.dispatch_interval_seconds))
+
+    async def stop_dispatcher(app: FastAPI) -> None:
+        dispatcher: Dispatcher | None = getattr(app.state, "dispatcher", None)
+        task: asyncio.Task[None] | None = getattr(app.state, "dispatcher_task", None)
+        if dispatcher is None or task is None:
+            return
+        # SIGTERM: the attempt in flight is finished and recorded; a lease cut short by the grace
+        # period runs out and the delivery is retried with the same webhook-id.
+        dispatcher.stop()
+        await asyncio.wait([task], timeout=settings.shutdown_grace_seconds)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await dispatcher.sender.aclose()
+
     parts = ServiceParts(
         name="notify-worker",
         title="notify-worker",
@@ -47,8 +93,8 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
             binding_keys=settings.binding_keys,
             make_handler=lambda app: make_handler(app.state.sessionmaker, app.state.ports),
         ),
-        on_startup=[open_ports],
-        on_shutdown=[close_ports],
+        on_startup=[open_ports, start_dispatcher],
+        on_shutdown=[close_ports, stop_dispatcher],
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
     )
     app = build_app(settings, parts, bus=bus)

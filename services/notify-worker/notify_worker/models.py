@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import Column, Index, Integer, text
+from sqlalchemy import Column, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from shared.db import JSONType, UTCDateTime, enum_type, new_id, utcnow
@@ -125,3 +125,53 @@ class NotifyNotice(SQLModel, table=True):
     version: int = Field(default=1, sa_column=_notice_version)
 
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _notice_version}
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # waits for next_attempt_at
+    SUCCEEDED = "succeeded"  # the endpoint answered 2xx
+    FAILED_PERMANENTLY = "failed_permanently"  # the endpoint answered 410 Gone
+    DEAD = "dead"  # the retry schedule ran out
+
+
+class NotifyDelivery(SQLModel, table=True):
+    """One notice to one webhook endpoint of its recipient; retried until it ends."""
+
+    __tablename__ = "notify_delivery"
+    __table_args__ = (
+        UniqueConstraint("notice_id", "endpoint_id", name="uq_notify_delivery_notice_endpoint"),
+        # The attempt query: pending deliveries by next attempt.
+        Index(
+            "ix_notify_delivery_due",
+            "next_attempt_at",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    notice_id: uuid.UUID = Field(foreign_key="notify_notice.id", index=True)
+    endpoint_id: uuid.UUID
+    organization_id: uuid.UUID
+    url: str = Field(max_length=2000)
+    webhook_id: str = Field(max_length=64, description="`webhook-id`: the same on every retry.")
+    state: DeliveryState = Field(default=DeliveryState.PENDING, sa_type=enum_type(DeliveryState))
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    last_status: int | None = Field(default=None)
+    last_error_class: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class NotifyAttempt(SQLModel, table=True):
+    """One POST of a delivery, whatever came of it."""
+
+    __tablename__ = "notify_attempt"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    delivery_id: uuid.UUID = Field(foreign_key="notify_delivery.id", index=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    status_code: int | None = Field(default=None)
+    duration_ms: int
+    error_class: str | None = Field(default=None, max_length=64)

@@ -1,0 +1,149 @@
+"""Sending one notice to one webhook endpoint: the thin payload, Standard Webhooks signatures and
+the HTTP call with its timeouts (docs/notices.md, "Delivery").
+
+The payload carries ids, dates and a link back to case-api, never a name or an identity number:
+a receiver that may see more fetches it from ``detail_url`` with its own credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from notify_worker.clients import SigningKey
+from notify_worker.models import NoticeKind, NotifyNotice
+from shared import webhooks
+
+RELEASE_UPCOMING = "notice.release_upcoming.v1"
+RELEASE_DATE_CHANGED = "notice.release_date_changed.v1"
+USER_AGENT = "tilbake-notify-worker/webhook"
+
+
+def event_type_for(notice: NotifyNotice) -> str:
+    return RELEASE_DATE_CHANGED if notice.kind is NoticeKind.CHANGE else RELEASE_UPCOMING
+
+
+def payload(notice: NotifyNotice, *, case_api_public_url: str) -> dict[str, Any]:
+    """The thin body of a notice: ids, the milestone, the date and where to read more."""
+    return {
+        "type": event_type_for(notice),
+        "notice_id": str(notice.id),
+        "case_id": str(notice.case_id),
+        "recipient_organization_id": str(notice.recipient_organization_id),
+        "milestone_days": notice.milestone_days,
+        "release_date": notice.release_date.isoformat(),
+        "detail_url": f"{case_api_public_url.rstrip('/')}/api/v1/cases/{notice.case_id}",
+    }
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """Compact, key-sorted JSON: the same notice gives the same bytes on every retry."""
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to."""
+
+    status_code: int | None
+    duration_ms: int
+    error_class: str | None  # None only for a 2xx answer
+    retry_after_seconds: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def error_class_of(status_code: int) -> str | None:
+    if 200 <= status_code < 300:
+        return None
+    if status_code == 410:
+        return "gone"
+    if status_code == 429:
+        return "rate_limited"
+    if status_code >= 500:
+        return "server_error"
+    if status_code >= 400:
+        return "client_error"
+    return "unexpected_status"  # 1xx/3xx: redirects are not followed
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+class WebhookSender:
+    """POSTs signed notices. Owns its HTTP client: no redirects, no proxies from the environment,
+    connect and read timeouts from the settings."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._owned = http is None
+        timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        )
+        self._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._http.aclose()
+
+    async def send(self, url: str, webhook_id: str, body: bytes, keys: Sequence[SigningKey]) -> Outcome:
+        """Sign ``body`` with every key (one signature each, as during a rotation) and POST it."""
+        timestamp = int(time.time())
+        signature = webhooks.sign(
+            webhook_id,
+            timestamp,
+            body,
+            [webhooks.SigningKey(kind=key.kind, secret=key.secret) for key in keys],
+        )
+        headers = {
+            **webhooks.headers(webhook_id, timestamp, signature),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        started = time.monotonic()
+
+        def elapsed() -> int:
+            return int((time.monotonic() - started) * 1000)
+
+        try:
+            response = await self._http.post(url, content=body, headers=headers)
+        except httpx.ConnectTimeout:
+            return Outcome(None, elapsed(), "connect_timeout")
+        except httpx.ReadTimeout:
+            return Outcome(None, elapsed(), "read_timeout")
+        except httpx.TimeoutException:
+            return Outcome(None, elapsed(), "timeout")
+        except httpx.ConnectError:
+            return Outcome(None, elapsed(), "connect_error")
+        except httpx.HTTPError:
+            return Outcome(None, elapsed(), "transport_error")
+        status = response.status_code
+        retry_after = retry_after_seconds(response.headers.get("retry-after")) if status == 429 else None
+        return Outcome(status, elapsed(), error_class_of(status), retry_after)

@@ -28,8 +28,8 @@ def _free_base_port(count: int = 4) -> int:
         try:
             for port in range(base, base + count):
                 sock = socket.socket()
+                sockets.append(sock)  # closed below even when bind fails
                 sock.bind(("127.0.0.1", port))
-                sockets.append(sock)
             return base
         except OSError:
             continue

@@ -1,0 +1,266 @@
+"""``python -m benchmarks [--quick] [--output PATH]``: the whole suite in one command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import api, report
+from shared.settings import REPO_ROOT
+
+DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
+RAMP = (4, 8, 16, 32)
+OUTBOX_DRAIN_LIMIT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    connections: int
+    warmup: float
+    duration: float
+    ramp_warmup: float
+    ramp_duration: float
+    persons: int
+    read_pool: int
+
+
+FULL = Profile(
+    connections=32, warmup=3.0, duration=20.0, ramp_warmup=1.0, ramp_duration=5.0, persons=200, read_pool=500
+)
+QUICK = Profile(
+    connections=32, warmup=0.5, duration=3.0, ramp_warmup=0.2, ramp_duration=1.0, persons=20, read_pool=50
+)
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench] {message}\n")
+    sys.stderr.flush()
+
+
+def run_load(workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """One scenario in a separate load-generator process."""
+    spec_path = workdir / f"spec-{uuid.uuid4().hex}.json"
+    spec_path.write_text(json.dumps(spec))
+    limit = spec["warmup"] + spec["duration"] + 60
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.loadgen", str(spec_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=limit,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+async def drain_outbox(url: str) -> tuple[int, float]:
+    """Wait until the relay has published everything the create scenario wrote (bounded)."""
+    backlog = int(await api.query_value(url, "SELECT count(*) FROM case_outbox WHERE published_at IS NULL"))
+    started = time.monotonic()
+    remaining = backlog
+    while remaining and time.monotonic() - started < OUTBOX_DRAIN_LIMIT_S:
+        await asyncio.sleep(0.25)
+        remaining = int(
+            await api.query_value(url, "SELECT count(*) FROM case_outbox WHERE published_at IS NULL")
+        )
+    if remaining:
+        log(f"outbox still holds {remaining} unpublished events after {OUTBOX_DRAIN_LIMIT_S:.0f} s")
+    return backlog, time.monotonic() - started
+
+
+async def suite(profile: Profile, quick: bool, workdir: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    name = f"tilbake_bench_{uuid.uuid4().hex[:10]}"
+    log(f"creating scratch database {name}")
+    url = await api.create_database(name)
+    servers: list[api.Server] = []
+    try:
+        await asyncio.to_thread(api.migrate, url)
+        orgs = await api.seed_organizations(url)
+        postgres_version = str(await api.query_value(url, "SHOW server_version"))
+
+        case_api = api.start_case_api(url, workdir)
+        servers.append(case_api)
+        baseline = api.start_baseline(url, workdir)
+        servers.append(baseline)
+        await asyncio.gather(api.wait_healthy(case_api), api.wait_healthy(baseline))
+        headers = api.coordinator_headers(orgs)
+
+        log(f"seeding {profile.persons} persons and {profile.read_pool} cases / baseline rows")
+        person_ids = await api.create_persons(case_api, headers, profile.persons)
+        bodies = api.case_bodies(person_ids, orgs)
+        pool_bodies = [bodies[i % len(bodies)] for i in range(profile.read_pool)]
+        case_ids = await api.create_cases(case_api, headers, pool_bodies)
+        item_ids = await api.create_baseline_items(baseline, pool_bodies)
+        await drain_outbox(url)
+
+        common = {"connections": profile.connections, "warmup": profile.warmup, "duration": profile.duration}
+        scenarios: dict[str, dict[str, Any]] = {
+            "case-api create": {
+                "base_url": case_api.base_url,
+                "method": "POST",
+                "path": "/api/v1/cases",
+                "bodies": bodies,
+                "headers": headers,
+                "expect": 201,
+            },
+            "baseline create": {
+                "base_url": baseline.base_url,
+                "method": "POST",
+                "path": "/items",
+                "bodies": bodies,
+                "expect": 201,
+            },
+            "case-api read": {
+                "base_url": case_api.base_url,
+                "method": "GET",
+                "paths": [f"/api/v1/cases/{case_id}" for case_id in case_ids],
+                "headers": headers,
+                "expect": 200,
+            },
+            "baseline read": {
+                "base_url": baseline.base_url,
+                "method": "GET",
+                "paths": [f"/items/{item_id}" for item_id in item_ids],
+                "expect": 200,
+            },
+        }
+        results: dict[str, dict[str, Any]] = {}
+        outbox: tuple[int, float] = (0, 0.0)
+        for label, spec in scenarios.items():
+            log(f"running {label}: {profile.warmup:g} s warm-up + {profile.duration:g} s")
+            results[label] = await asyncio.to_thread(run_load, workdir, {**spec, **common})
+            r = results[label]
+            log(
+                f"  {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}"
+            )
+            if label == "case-api create":
+                outbox = await drain_outbox(url)
+                log(f"  outbox backlog after the scenario: {outbox[0]} events, drained in {outbox[1]:.1f} s")
+
+        ramp: list[dict[str, Any]] = []
+        for connections in RAMP:
+            log(f"ramp: case-api read at {connections} connections")
+            spec = {
+                **scenarios["case-api read"],
+                "connections": connections,
+                "warmup": profile.ramp_warmup,
+                "duration": profile.ramp_duration,
+            }
+            ramp.append(await asyncio.to_thread(run_load, workdir, spec))
+
+        rss = {server.name: server.peak_rss_kib() for server in servers}
+        for server in servers:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.name} died during the run; see {server.log_path}")
+    finally:
+        for server in servers:
+            server.stop()
+        await api.drop_database(name)
+        log(f"dropped {name}")
+
+    ratios = {
+        op: (results[f"case-api {op}"]["rps"] / results[f"baseline {op}"]["rps"])
+        if results[f"baseline {op}"]["rps"]
+        else 0.0
+        for op in ("create", "read")
+    }
+    loadgen_cpu = max(r["loadgen_cpu"] for r in results.values())
+    notes = [
+        "**case-api create** is `POST /api/v1/cases` as a region coordinator: token verification, body "
+        "validation, unit and region lookup, the case row, one row per domain, the audit/timeline entry and "
+        "the outbox event, in one transaction. Persons are registered beforehand "
+        f"({profile.persons} of them, cycled: a person may have several cases).",
+        "**case-api read** is `GET /api/v1/cases/{id}`: token verification, the access check, the access-log "
+        f"write and the response with its ETag, over {len(case_ids)} cases created beforehand.",
+        "**baseline** is `benchmarks/baseline.py`: FastAPI + asyncpg (pool of 10, as case-api's default), "
+        "a validated JSON body, one INSERT into `bench_item`, or one SELECT by primary key. No auth, no "
+        "ORM, no audit.",
+        "Both servers run as one uvicorn process each against the same scratch PostgreSQL database "
+        "(created, migrated with alembic and dropped by the suite). case-api runs with "
+        "`CASE_API_ENV=test`, `CASE_API_LOG_LEVEL=WARNING`, no AMQP URL (in-process bus) and the outbox "
+        "relay on.",
+        f"The outbox relay had {outbox[0]} unpublished events when the create scenario ended and needed "
+        f"{outbox[1]:.1f} s to drain them; the suite waits for that before the next scenario, so the "
+        "relay's catch-up work is not billed to the scenarios after it.",
+        "The load generator (`benchmarks/loadgen.py`, httpx, one asyncio process) runs on the same machine "
+        f"and competes with the servers and PostgreSQL for {report.machine()['cores']} cores; its busiest "
+        f"run used {loadgen_cpu:.0%} of one core. Where the generator is near a full core the baseline "
+        "figure is a floor, so the ratios flatter case-api somewhat.",
+    ]
+    slowest = min(results["case-api create"]["rps"], results["case-api read"]["rps"])
+    notes.append(
+        f"With {profile.connections} connections always busy, mean latency is about connections / "
+        f"throughput (Little's law): at case-api's slower {slowest:.0f} requests/s that is "
+        f"{profile.connections / slowest * 1000 if slowest else 0:.0f} ms, so a p99 of 50 ms at "
+        f"{profile.connections} connections needs well over {profile.connections / 0.05:.0f} requests/s. "
+        "The ramp shows the latency case-api gives at lower concurrency."
+    )
+    notes.append(
+        "Figures come from one run on a small shared machine and move noticeably between runs (the same "
+        "scenario has differed by more than a third from one run to the next here). A ratio close to its "
+        "target is not settled by one run; compare runs on the same machine before concluding."
+    )
+    if quick:
+        notes.insert(
+            0, "This is a --quick smoke run: a few seconds per scenario; the figures are not meaningful."
+        )
+    settings = {
+        "connections": profile.connections,
+        "warmup": profile.warmup,
+        "duration": profile.duration,
+        "ramp_warmup": profile.ramp_warmup,
+        "ramp_duration": profile.ramp_duration,
+    }
+    return {
+        "quick": quick,
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "elapsed_s": time.monotonic() - started,
+        "machine": report.machine(),
+        "versions": report.versions(postgres_version),
+        "settings": settings,
+        "results": results,
+        "ratios": ratios,
+        "ramp": ramp,
+        "rss": rss,
+        "notes": notes,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke test: seconds per scenario, temp report")
+    parser.add_argument(
+        "--output", type=Path, help="report path (full: docs/benchmarks.md; quick: a temp file)"
+    )
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    if args.output is not None:
+        output: Path = args.output
+    elif args.quick:
+        output = Path(tempfile.mkdtemp(prefix="tilbake-bench-")) / "benchmarks-quick.md"
+    else:
+        output = DEFAULT_OUTPUT
+    with tempfile.TemporaryDirectory(prefix="tilbake-bench-work-") as workdir:
+        data = asyncio.run(suite(profile, args.quick, Path(workdir)))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report.render(data), encoding="utf-8")
+    sys.stdout.write(f"report written to {output}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""Setting up the systems under test: a scratch database, the case-api and baseline processes,
+and the data the scenarios need (organizations, persons, cases, baseline rows)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import asyncpg
+import httpx
+from alembic import command
+from alembic.config import Config
+
+from shared.auth import mint_token
+from shared.identifiers import make_identity_number
+from shared.settings import REPO_ROOT, normalize_database_url
+
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+HOST = "127.0.0.1"
+
+
+def server_url() -> str:
+    url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_SERVER_URL
+    for prefix in ("postgresql+asyncpg://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def database_url(name: str) -> str:
+    """The server URL with its database name replaced (plain libpq form)."""
+    base, _, rest = server_url().rpartition("/")
+    query = rest.partition("?")[2]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+async def create_database(name: str) -> str:
+    admin = await asyncpg.connect(server_url())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return database_url(name)
+
+
+async def drop_database(name: str) -> None:
+    admin = await asyncpg.connect(server_url())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _upgrade(url: str) -> None:
+    config = Config(toml_file=str(REPO_ROOT / "pyproject.toml"))
+    config.attributes["sqlalchemy.url"] = normalize_database_url(url)
+    command.upgrade(config, "head")
+
+
+def migrate(url: str) -> None:
+    """alembic upgrade head; env.py runs its own event loop, so give it a thread of its own."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(_upgrade, url).result()
+
+
+@dataclass
+class Organizations:
+    region_id: uuid.UUID
+    unit_id: uuid.UUID
+
+
+async def seed_organizations(url: str) -> Organizations:
+    """case-api's organization read model: one region and one prison in it."""
+    orgs = Organizations(region_id=uuid.uuid4(), unit_id=uuid.uuid4())
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.executemany(
+            "INSERT INTO case_organization_ref (id, type, name, parent_id, kommunenummer, enhetsnummer,"
+            " updated_at) VALUES ($1, $2, $3, $4, NULL, NULL, $5)",
+            [
+                (orgs.region_id, "region", "Benchmark region", None, now),
+                (orgs.unit_id, "prison", "Benchmark prison", orgs.region_id, now),
+            ],
+        )
+    finally:
+        await conn.close()
+    return orgs
+
+
+async def query_value(url: str, sql: str) -> Any:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    log: IO[bytes] = field(repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def peak_rss_kib(self) -> int | None:
+        """VmHWM: the process's peak resident set size so far."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.log.close()
+
+
+def _start(name: str, args: list[str], env: dict[str, str], port: int, log_dir: Path) -> Server:
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return Server(name=name, process=process, port=port, log_path=log_path, log=log)
+
+
+def start_case_api(url: str, log_dir: Path) -> Server:
+    port = free_port()
+    env = {
+        "CASE_API_DATABASE_URL": url,
+        "CASE_API_PORT": str(port),
+        "CASE_API_HOST": HOST,
+        "CASE_API_ENV": "test",
+        "CASE_API_LOG_LEVEL": "WARNING",
+        "CASE_API_AMQP_URL": "",
+        "CASE_API_OUTBOX_RELAY_ENABLED": "true",
+    }
+    return _start("case-api", ["-m", "case_api"], env, port, log_dir)
+
+
+def start_baseline(url: str, log_dir: Path) -> Server:
+    port = free_port()
+    args = [
+        "-m",
+        "uvicorn",
+        "benchmarks.baseline:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return _start("baseline", args, {"BENCH_BASELINE_DSN": url}, port, log_dir)
+
+
+async def wait_healthy(server: Server, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.name} exited early; see {server.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{server.name} did not become healthy in {timeout:.0f} s; see {server.log_path}")
+
+
+def coordinator_headers(orgs: Organizations) -> dict[str, str]:
+    token = mint_token(
+        role="coordinator",
+        organization_id=str(orgs.region_id),
+        subject="bench-coordinator",
+        ttl_seconds=6 * 3600,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def identity_numbers(count: int) -> list[str]:
+    """Distinct synthetic identity numbers (born 1970 onwards)."""
+    numbers: list[str] = []
+    day = date(1970, 1, 1)
+    individual = 0
+    while len(numbers) < count:
+        number = make_identity_number(day, individual)
+        if number is not None:
+            numbers.append(number)
+        individual += 1
+        if individual >= 500:
+            individual = 0
+            day += timedelta(days=1)
+    return numbers
+
+
+async def _post_all(
+    base_url: str, path: str, headers: dict[str, str], bodies: list[dict[str, Any]], expect: int
+) -> list[dict[str, Any]]:
+    semaphore = asyncio.Semaphore(8)
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30.0) as client:
+
+        async def one(body: dict[str, Any]) -> dict[str, Any]:
+            async with semaphore:
+                response = await client.post(path, json=body)
+            if response.status_code != expect:
+                raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text[:300]}")
+            result: dict[str, Any] = response.json()
+            return result
+
+        return await asyncio.gather(*(one(body) for body in bodies))
+
+
+async def create_persons(server: Server, headers: dict[str, str], count: int) -> list[str]:
+    bodies: list[dict[str, Any]] = [
+        {"identity_number": number, "given_name": "Bench", "family_name": f"Person {i}"}
+        for i, number in enumerate(identity_numbers(count))
+    ]
+    created = await _post_all(server.base_url, "/api/v1/persons", headers, bodies, 201)
+    return [person["id"] for person in created]
+
+
+def case_bodies(person_ids: list[str], orgs: Organizations) -> list[dict[str, Any]]:
+    return [
+        {"person_id": pid, "current_unit_id": str(orgs.unit_id), "planning_basis": "final_judgment"}
+        for pid in person_ids
+    ]
+
+
+async def create_cases(server: Server, headers: dict[str, str], bodies: list[dict[str, Any]]) -> list[str]:
+    created = await _post_all(server.base_url, "/api/v1/cases", headers, bodies, 201)
+    return [case["id"] for case in created]
+
+
+async def create_baseline_items(server: Server, bodies: list[dict[str, Any]]) -> list[str]:
+    created = await _post_all(server.base_url, "/items", {}, bodies, 201)
+    return [item["id"] for item in created]

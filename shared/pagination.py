@@ -10,6 +10,9 @@ from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Select, inspect, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 
 from shared.errors import BadRequest
 
@@ -52,3 +55,26 @@ def decode_cursor(cursor: str, *parsers: Callable[[Any], Any], length: int | Non
         return [parse(value) for parse, value in zip(parsers, values, strict=True)] if parsers else values
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise BadRequest("The cursor is not valid", invalid_param="cursor") from exc
+
+
+async def keyset_page(
+    session: AsyncSession,
+    query: Select[Any],
+    *,
+    time_column: Mapped[datetime],
+    id_column: Mapped[uuid.UUID],
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Any], str | None]:
+    """One page of ``query``'s rows, oldest first on (time, id), and the cursor for the next page."""
+    if cursor is not None:
+        after_time, after_id = decode_cursor(cursor, aware_datetime, as_uuid)
+        query = query.where(tuple_(time_column, id_column) > (after_time, after_id))
+    query = query.order_by(time_column, id_column).limit(limit + 1)
+    rows = list((await session.execute(query)).scalars().all())
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        time_key, id_key = inspect(time_column).key, inspect(id_column).key
+        next_cursor = encode_cursor([getattr(last, time_key).isoformat(), str(getattr(last, id_key))])
+    return rows[:limit], next_cursor

@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import String, cast, delete, exists, or_, select, tuple_
+from sqlalchemy import String, cast, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -52,7 +52,7 @@ from agreement_api.models import AgreementOutbox
 from agreement_api.organizations.models import Organization
 from shared.db import utcnow
 from shared.outbox import add_event
-from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
+from shared.pagination import keyset_page
 
 AGREEMENT_ACTIVATED = "agreement.activated.v1"
 AGREEMENT_CHANGED = "agreement.changed.v1"
@@ -134,7 +134,7 @@ async def list_page(
     cursor: str | None,
 ) -> tuple[list[Agreement], str | None]:
     """One page ordered by (created_at, id)."""
-    query = select(Agreement).order_by(col(Agreement.created_at), col(Agreement.id))
+    query = select(Agreement)
     if status is not None:
         query = query.where(col(Agreement.status) == status)
     if level is not None:
@@ -149,15 +149,14 @@ async def list_page(
     if domain is not None:
         # Portable JSON-list membership (PostgreSQL JSONB and SQLite text alike); the value is an enum.
         query = query.where(cast(col(Agreement.domains), String).like(f'%"{domain.value}"%'))
-    if cursor is not None:
-        created_at, last_id = decode_cursor(cursor, aware_datetime, as_uuid)
-        query = query.where(tuple_(col(Agreement.created_at), col(Agreement.id)) > (created_at, last_id))
-    rows = list((await session.execute(query.limit(limit + 1))).scalars().all())
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
-    return rows[:limit], next_cursor
+    return await keyset_page(
+        session,
+        query,
+        time_column=col(Agreement.created_at),
+        id_column=col(Agreement.id),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def versions(session: AsyncSession, *, agreement_id: uuid.UUID) -> list[AgreementVersion]:

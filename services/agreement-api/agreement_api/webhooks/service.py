@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import ColumnElement, or_, select, tuple_
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -26,7 +26,7 @@ from agreement_api.webhooks.schemas import WebhookEndpointCreate, WebhookEndpoin
 from shared import webhooks
 from shared.db import utcnow
 from shared.outbox import add_event
-from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
+from shared.pagination import keyset_page
 
 TEST_EVENT_TYPE = "webhook.test.v1"
 SEND_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
@@ -134,20 +134,14 @@ async def list_page(
 ) -> tuple[list[WebhookEndpoint], str | None]:
     """One page of an organization's endpoints, oldest first."""
     await organization(session, organization_id=organization_id)
-    query = (
-        select(WebhookEndpoint)
-        .where(col(WebhookEndpoint.organization_id) == organization_id)
-        .order_by(col(WebhookEndpoint.created_at), col(WebhookEndpoint.id))
+    return await keyset_page(
+        session,
+        select(WebhookEndpoint).where(col(WebhookEndpoint.organization_id) == organization_id),
+        time_column=col(WebhookEndpoint.created_at),
+        id_column=col(WebhookEndpoint.id),
+        limit=limit,
+        cursor=cursor,
     )
-    if cursor is not None:
-        created_at, last_id = decode_cursor(cursor, aware_datetime, as_uuid)
-        query = query.where(tuple_(WebhookEndpoint.created_at, WebhookEndpoint.id) > (created_at, last_id))
-    rows = list((await session.execute(query.limit(limit + 1))).scalars().all())
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
-    return rows[:limit], next_cursor
 
 
 async def update(

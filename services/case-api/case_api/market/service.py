@@ -67,7 +67,7 @@ from case_api.persons.models import Person
 from shared.clock import OSLO
 from shared.db import utcnow
 from shared.errors import Forbidden
-from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
+from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor, keyset_page
 
 LOCAL_TZ = OSLO
 MAX_OCCURRENCES = 104
@@ -289,26 +289,14 @@ async def list_sessions_page(
         conditions.append(col(MarketSession.provider_id) == provider_id)
     if not include_cancelled:
         conditions.append(col(MarketSession.cancelled_at).is_(None))
-    if cursor is not None:
-        starts_at, last = decode_cursor(cursor, aware_datetime, as_uuid)
-        conditions.append(
-            or_(
-                col(MarketSession.starts_at) > starts_at,
-                and_(col(MarketSession.starts_at) == starts_at, col(MarketSession.id) > last),
-            )
-        )
-    rows = await session.execute(
-        select(MarketSession)
-        .where(*conditions)
-        .order_by(col(MarketSession.starts_at), col(MarketSession.id))
-        .limit(limit + 1)
+    return await keyset_page(
+        session,
+        select(MarketSession).where(*conditions),
+        time_column=col(MarketSession.starts_at),
+        id_column=col(MarketSession.id),
+        limit=limit,
+        cursor=cursor,
     )
-    found = list(rows.scalars())
-    next_cursor = None
-    if len(found) > limit:
-        last_session = found[limit - 1]
-        next_cursor = encode_cursor([last_session.starts_at.isoformat(), str(last_session.id)])
-    return found[:limit], next_cursor
 
 
 def _cancel_target(side: CancelSide) -> tuple[AppointmentState, PrisonCancelCause | None]:
@@ -450,26 +438,14 @@ async def list_requests_page(
     conditions: list[ColumnElement[bool]] = [col(MarketRequest.unit_id) == unit_id]
     if triage_state is not None:
         conditions.append(col(MarketRequest.triage_state) == triage_state)
-    if cursor is not None:
-        created_at, last = decode_cursor(cursor, aware_datetime, as_uuid)
-        conditions.append(
-            or_(
-                col(MarketRequest.created_at) > created_at,
-                and_(col(MarketRequest.created_at) == created_at, col(MarketRequest.id) > last),
-            )
-        )
-    rows = await session.execute(
-        select(MarketRequest)
-        .where(*conditions)
-        .order_by(col(MarketRequest.created_at), col(MarketRequest.id))
-        .limit(limit + 1)
+    return await keyset_page(
+        session,
+        select(MarketRequest).where(*conditions),
+        time_column=col(MarketRequest.created_at),
+        id_column=col(MarketRequest.id),
+        limit=limit,
+        cursor=cursor,
     )
-    found = list(rows.scalars())
-    next_cursor = None
-    if len(found) > limit:
-        last_request = found[limit - 1]
-        next_cursor = encode_cursor([last_request.created_at.isoformat(), str(last_request.id)])
-    return found[:limit], next_cursor
 
 
 # --- appointments -------------------------------------------------------------------------------

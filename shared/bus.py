@@ -90,7 +90,6 @@ class InProcessBus:
     subscriptions: list[_Subscription] = field(default_factory=list)
     dead_letters: list[tuple[str, EventEnvelope, str]] = field(default_factory=list)
     _consuming: bool = True
-    _in_flight: int = 0
 
     async def start(self) -> None:
         self._consuming = True

@@ -8,14 +8,13 @@ import hashlib
 import json
 import re
 import types
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
@@ -136,9 +135,6 @@ class Idempotency:
             out["Location"] = location
         return JSONResponse(body, status_code=status_code, headers=out)
 
-    async def purge(self) -> None:
-        await self.session.execute(delete(self.model).where(col(self.model.created_at) < utcnow() - self.ttl))
-
 
 def parse_key(value: str | None) -> str | None:
     if value is None:
@@ -155,5 +151,3 @@ IdempotencyKeyHeader = Header(
     alias="Idempotency-Key",
     description="Makes a create safe to retry: the same key and body return the first answer.",
 )
-
-KeyParser = Callable[[str | None], str | None]

@@ -7,11 +7,12 @@ import time, so tests and the embedded runner can construct settings explicitly.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_KEY_DIR = REPO_ROOT / "deploy" / "dev-keys"
@@ -20,6 +21,20 @@ DEV_JWT_PRIVATE_KEY_FILE = DEV_KEY_DIR / "jwt-dev-private.pem"
 DEV_JWT_ISSUER = "https://auth.tilbake.local/dev"
 
 Environment = Literal["dev", "test", "production"]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# A list setting given as "a,b,c" or a JSON list. NoDecode stops pydantic-settings from
+# insisting on JSON for list fields read from the environment.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
 def normalize_database_url(url: str) -> str:
@@ -64,7 +79,7 @@ class ServiceSettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="HTTP port.")
     jwt_issuer: str = Field(DEV_JWT_ISSUER, description="Expected `iss` claim.")
     jwt_audience: str = Field("tilbake", description="Expected `aud` claim.")
-    jwt_algorithms: list[str] = Field(
+    jwt_algorithms: CommaList = Field(
         default_factory=lambda: ["RS256"],
         description="Allowed JWT algorithms (comma-separated or JSON list); `none` is never allowed.",
     )
@@ -85,13 +100,6 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_database_url(value)
-
-    @field_validator("jwt_algorithms", mode="before")
-    @classmethod
-    def _split_algorithms(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("jwt_algorithms")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,26 +13,15 @@ from agreement_api.models import AgreementOutbox
 from agreement_api.organizations import service as organizations
 from agreement_api.organizations.models import Organization, OrganizationType
 from agreement_api.organizations.schemas import OrganizationCreate
+from shared.bus import RabbitMQBus
 from shared.db import unit_of_work
 from shared.events import EventEnvelope
 from shared.outbox import OutboxRelay, RelayPublishError, add_event
+from tests.infra import RabbitMQ, unique_name
 
 
 class _Boom(Exception):
     pass
-
-
-class RecordingBus:
-    """Stands in for the broker only where the relay's own bookkeeping is under test."""
-
-    def __init__(self, fail_on: set[str] | None = None) -> None:
-        self.published: list[EventEnvelope] = []
-        self.fail_on = fail_on or set()
-
-    async def publish(self, event: EventEnvelope) -> None:
-        if event.subject in self.fail_on:
-            raise ConnectionError("broker down")
-        self.published.append(event)
 
 
 async def test_outbox_row_commits_with_the_business_change(
@@ -70,8 +61,11 @@ async def test_outbox_row_disappears_with_a_rollback(sessionmaker: async_session
         assert (await session.execute(select(Organization))).scalars().all() == []
 
 
-async def test_relay_marks_only_confirmed_events_and_keeps_order(
+async def test_relay_keeps_unconfirmed_events_and_publishes_them_in_order_later(
     sessionmaker: async_sessionmaker[AsyncSession],
+    rabbitmq: RabbitMQ,
+    exchange_name: str,
+    amqp_queues: list[str],
 ) -> None:
     async with unit_of_work(sessionmaker) as session:
         for n in range(5):
@@ -83,23 +77,46 @@ async def test_relay_marks_only_confirmed_events_and_keeps_order(
                 subject=f"s/{n}",
                 data={"n": n},
             )
-    bus = RecordingBus(fail_on={"s/3"})
-    relay = OutboxRelay(sessionmaker=sessionmaker, model=AgreementOutbox, bus=bus)  # type: ignore[arg-type]
 
+    # A broker that cannot be reached: nothing is marked sent, the first row records the failure.
+    unreachable = RabbitMQBus("amqp://guest:guest@127.0.0.1:1/", exchange=exchange_name, publish_timeout=2.0)
+    down = OutboxRelay(sessionmaker=sessionmaker, model=AgreementOutbox, bus=unreachable)
     with pytest.raises(RelayPublishError) as failure:
-        await relay.run_once()
-    assert failure.value.published == 3
-    assert [event.subject for event in bus.published] == ["s/0", "s/1", "s/2"]
+        await down.run_once()
+    assert failure.value.published == 0
     async with sessionmaker() as session:
-        failed = (
-            await session.execute(select(AgreementOutbox).where(col(AgreementOutbox.subject) == "s/3"))
-        ).scalar_one()
-    assert failed.published_at is None
-    assert failed.attempts == 1
-    assert failed.last_error == "ConnectionError"
+        rows = (
+            (await session.execute(select(AgreementOutbox).order_by(col(AgreementOutbox.occurred_at))))
+            .scalars()
+            .all()
+        )
+    assert [row.published_at for row in rows] == [None] * 5
+    assert rows[0].attempts == 1
+    assert rows[0].last_error
+    assert {row.attempts for row in rows[1:]} == {0}, "the relay stops at the first failure, keeping order"
 
-    bus.fail_on.clear()
-    assert await relay.run_once() == 2
-    assert [event.subject for event in bus.published] == ["s/0", "s/1", "s/2", "s/3", "s/4"]
-    assert await relay.run_once() == 0
-    assert await relay.pending() == 0
+    # The real broker: all five go out, in the order they happened.
+    received: list[str] = []
+    publisher = RabbitMQBus(rabbitmq.url, exchange=exchange_name)
+    consumer = RabbitMQBus(rabbitmq.url, exchange=exchange_name)
+    queue = unique_name("test.order")
+    amqp_queues.append(queue)
+
+    all_five = asyncio.Event()
+
+    async def handler(event: EventEnvelope) -> None:
+        received.append(event.subject)
+        if len(received) == 5:
+            all_five.set()
+
+    try:
+        await consumer.subscribe(queue, ["test.#"], handler)
+        relay = OutboxRelay(sessionmaker=sessionmaker, model=AgreementOutbox, bus=publisher)
+        assert await relay.run_once() == 5
+        assert await relay.run_once() == 0
+        assert await relay.pending() == 0
+        await asyncio.wait_for(all_five.wait(), 15)
+    finally:
+        await consumer.close()
+        await publisher.close()
+    assert received == [f"s/{n}" for n in range(5)]

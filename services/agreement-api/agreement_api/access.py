@@ -16,7 +16,6 @@ import uuid
 from shared.auth import Principal, Role
 from shared.errors import Forbidden
 
-DIRECTORY_MANAGERS = frozenset({Role.ADMIN})
 AGREEMENT_MANAGERS = frozenset({Role.ADMIN, Role.COORDINATOR})
 ENDPOINT_READERS = frozenset({Role.ADMIN, Role.COORDINATOR, Role.INTEGRATION_ADMIN, Role.SERVICE})
 

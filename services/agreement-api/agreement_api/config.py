@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Self
+from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import CommaList, ServiceSettings
 
 # Development-only Fernet key: public, worthless, refused when env=production.
 DEV_WEBHOOK_KEY_ENCRYPTION_KEY = "ZGV2LW9ubHktd2ViaG9vay1rZXktZW5jcnlwdGlvbiE="
@@ -24,30 +24,16 @@ class Settings(ServiceSettings):
     allow_http_webhooks: bool = Field(
         False, description="Allow plain http:// webhook URLs (dev/test only; production needs https)."
     )
-    webhook_key_encryption_keys: list[str] = Field(
+    webhook_key_encryption_keys: CommaList = Field(
         default_factory=lambda: [DEV_WEBHOOK_KEY_ENCRYPTION_KEY],
         description="Fernet keys (comma-separated) encrypting webhook signing secrets; the first encrypts, all decrypt (rotation).",
     )
     idempotency_ttl_hours: int = Field(24, ge=1, description="How long an Idempotency-Key answer is kept.")
     queue: str = Field("agreement-api.events", description="agreement-api's RabbitMQ queue (case events).")
-    binding_keys: list[str] = Field(
+    binding_keys: CommaList = Field(
         default_factory=lambda: ["case.#"],
         description="Routing keys agreement-api consumes (comma-separated or JSON list).",
     )
-
-    @field_validator("binding_keys", mode="before")
-    @classmethod
-    def _split_binding_keys(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("webhook_key_encryption_keys", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("webhook_key_encryption_keys")
     @classmethod

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Self
+from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import CommaList, ServiceSettings
 
 # Development-only secrets: public, worthless, refused when env=production.
 DEV_IDENTITY_HASH_KEY = "dev-only-identity-number-hash-key"
@@ -27,25 +27,18 @@ class Settings(ServiceSettings):
         min_length=16,
         description="Secret for the keyed hash (HMAC-SHA256) that finds a person by identity number.",
     )
-    identity_encryption_keys: list[str] = Field(
+    identity_encryption_keys: CommaList = Field(
         default_factory=lambda: [DEV_IDENTITY_ENCRYPTION_KEY],
         description="Fernet keys (comma-separated) encrypting identity numbers; the first encrypts, all decrypt (rotation).",
     )
     queue: str = Field(
         "case-api.events", description="case-api's RabbitMQ queue (organization directory events)."
     )
-    binding_keys: list[str] = Field(
+    binding_keys: CommaList = Field(
         default_factory=lambda: ["organization.#"],
         description="Routing keys case-api consumes (comma-separated or JSON list).",
     )
     idempotency_ttl_hours: int = Field(24, ge=1, description="How long an Idempotency-Key answer is kept.")
-
-    @field_validator("identity_encryption_keys", "binding_keys", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Self:

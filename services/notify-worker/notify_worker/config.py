@@ -5,7 +5,7 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import CommaList, ServiceSettings
 
 # 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h, 24 h, 24 h: about three days in all.
 DEFAULT_RETRY_SCHEDULE = (30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400, 86400)
@@ -18,7 +18,7 @@ class Settings(ServiceSettings):
 
     port: int = Field(8003, ge=0, le=65535, description="HTTP port of the ops surface.")
     queue: str = Field("notify-worker.events", description="The worker's durable RabbitMQ queue.")
-    binding_keys: list[str] = Field(
+    binding_keys: CommaList = Field(
         default_factory=lambda: ["case.#", "agreement.#", "organization.#", "endpoint.#"],
         description="Routing keys bound to the queue (comma-separated or JSON list).",
     )
@@ -90,13 +90,6 @@ class Settings(ServiceSettings):
         if not pauses or any(pause <= 0 for pause in pauses):
             raise ValueError("at least one pause, every one above zero")
         return ",".join(parts)
-
-    @field_validator("binding_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
 
 @lru_cache

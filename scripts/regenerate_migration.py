@@ -25,6 +25,7 @@ OWNED_TABLES: dict[str, tuple[str, str]] = {
     "a9e000000001": ("agreement_", ""),
     "b5e000000001": ("case_market_", ""),
     "c7e000000001": ("notify_", ""),
+    "d1e000000001": ("notify_", ""),
 }
 VERSIONS = ROOT / "migrations" / "versions"
 BIN = Path(sys.executable).parent

@@ -57,6 +57,12 @@ class HoldReason(StrEnum):
     KOMMUNELOS = "kommunelos"
 
 
+class ReceiptStatus(StrEnum):
+    RECEIVED = "received"  # the recipient's system has the notice; no answer yet
+    ACCEPTED = "accepted"  # the recipient takes it on, naming a contact person and a substitute
+    REJECTED = "rejected"  # the recipient declines, with a reason
+
+
 class NotifyCase(SQLModel, table=True):
     """The facts of one case as the latest ``case.*`` event told them."""
 
@@ -100,6 +106,14 @@ class NotifyNotice(SQLModel, table=True):
             sqlite_where=text("state = 'scheduled'"),
         ),
         Index("ix_notify_notice_claimed", "claimed_at", postgresql_where=text("state = 'claimed'")),
+        # The escalation query: delivered notices past their receipt deadline, not yet escalated.
+        Index(
+            "ix_notify_notice_receipt_due",
+            "receipt_due_at",
+            postgresql_where=text("escalated_at IS NULL AND receipt_due_at IS NOT NULL"),
+            sqlite_where=text("escalated_at IS NULL AND receipt_due_at IS NOT NULL"),
+        ),
+        Index("ix_notify_notice_recipient_state", "recipient_organization_id", "state"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -120,6 +134,15 @@ class NotifyNotice(SQLModel, table=True):
     profile: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     claimed_by: str | None = Field(default=None, max_length=200)
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Fixed when the notice is claimed, so every retry sends the same bytes.
+    release_date_certainty: str | None = Field(default=None, max_length=32)
+    coordinator_contact: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    dead_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # delivered_at + receipt_deadline_days; no accepted/rejected receipt by then: escalation.
+    receipt_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    receipt_status: ReceiptStatus | None = Field(default=None, sa_type=enum_type(ReceiptStatus))
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     version: int = Field(default=1, sa_column=_notice_version)
@@ -147,6 +170,8 @@ class NotifyDelivery(SQLModel, table=True):
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),
         ),
+        # Dead letters of an endpoint since a time (redelivery), and listing by state.
+        Index("ix_notify_delivery_endpoint_state", "endpoint_id", "state", "ended_at"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -160,6 +185,8 @@ class NotifyDelivery(SQLModel, table=True):
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     last_status: int | None = Field(default=None)
     last_error_class: str | None = Field(default=None, max_length=64)
+    redeliveries: int = Field(default=0, description="How often an operator sent a dead letter again.")
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -175,3 +202,35 @@ class NotifyAttempt(SQLModel, table=True):
     status_code: int | None = Field(default=None)
     duration_ms: int
     error_class: str | None = Field(default=None, max_length=64)
+
+
+class NotifyReceipt(SQLModel, table=True):
+    """What a recipient answered to a notice. Several per notice (received, then accepted)."""
+
+    __tablename__ = "notify_receipt"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    notice_id: uuid.UUID = Field(foreign_key="notify_notice.id", index=True)
+    organization_id: uuid.UUID
+    status: ReceiptStatus = Field(sa_type=enum_type(ReceiptStatus))
+    # The recipient's own staff (never the inmate): who takes the case on, and who stands in.
+    contact: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    substitute: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    reason: str | None = Field(default=None, max_length=2000)
+    submitted_by: str = Field(max_length=200, description="The token's subject.")
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class NotifyEndpointHealth(SQLModel, table=True):
+    """Per webhook endpoint: since when its deliveries fail, and whether the worker disabled it."""
+
+    __tablename__ = "notify_endpoint_health"
+
+    endpoint_id: uuid.UUID = Field(primary_key=True)
+    organization_id: uuid.UUID
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_failure_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -109,6 +109,28 @@ class Resolution(BaseModel):
         return None
 
 
+class Contact(BaseModel):
+    """A member of staff: the case's coordinator (never the inmate)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    organization_id: uuid.UUID | None = None
+
+
+class NoticeFacts(BaseModel):
+    """case-api's ``GET /api/v1/cases/{id}/notice-facts``: what a notice's payload says beyond ids."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    case_id: uuid.UUID
+    effective_release_date: str | None = None
+    release_date_certainty: str | None = None
+    coordinator: Contact | None = None
+
+
 class AgreementPort(Protocol):
     async def resolve(
         self,
@@ -126,9 +148,15 @@ class EndpointPort(Protocol):
 
     async def signing_keys(self, endpoint_id: uuid.UUID, at: datetime) -> list[SigningKey]: ...
 
+    async def disable_endpoint(self, endpoint_id: uuid.UUID, reason: str) -> bool: ...
+
 
 class CasePort(Protocol):
     async def may_receive(self, case_id: uuid.UUID, organization_id: uuid.UUID, domain: str) -> bool: ...
+
+
+class FactsPort(Protocol):
+    async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None: ...
 
 
 class _Client:
@@ -204,9 +232,20 @@ class AgreementClient(_Client):
             raise UpstreamError(f"agreement-api signing keys answered {response.status_code}")
         return [SigningKey.model_validate(item) for item in response.json().get("keys", [])]
 
+    async def disable_endpoint(self, endpoint_id: uuid.UUID, reason: str) -> bool:
+        """``POST /api/v1/webhooks/{id}/disable``; False when agreement-api does not know it."""
+        response = await self._http.post(
+            f"/api/v1/webhooks/{endpoint_id}/disable", json={"reason": reason}, headers=self._headers
+        )
+        if response.status_code == 404:
+            return False
+        if response.status_code != 200:
+            raise UpstreamError(f"agreement-api disable answered {response.status_code}")
+        return True
+
 
 class CaseClient(_Client):
-    """``GET {case_api_url}/api/v1/cases/{id}/disclosure``."""
+    """case-api: ``GET /api/v1/cases/{id}/disclosure`` and ``GET /api/v1/cases/{id}/notice-facts``."""
 
     def __init__(
         self, base_url: str, token: str, *, http: httpx.AsyncClient | None = None, timeout: float = 10.0
@@ -224,6 +263,15 @@ class CaseClient(_Client):
         if response.status_code != 200:
             raise UpstreamError(f"case-api disclosure answered {response.status_code}")
         return bool(response.json().get("allowed"))
+
+    async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
+        """The release date's certainty and the coordinator's contact; None for an unknown case."""
+        response = await self._http.get(f"/api/v1/cases/{case_id}/notice-facts", headers=self._headers)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise UpstreamError(f"case-api notice-facts answered {response.status_code}")
+        return NoticeFacts.model_validate(response.json())
 
 
 def clients_from_settings(

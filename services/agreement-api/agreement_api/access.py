@@ -5,8 +5,11 @@
 | admin             | read, manage  | read, manage                | read, manage (every organization)|
 | coordinator       | read          | read, manage                | read                             |
 | integration_admin | read          | read                        | read, manage (own organization)  |
-| service           | read          | read (resolution)           | read (notify-worker's look-ups)  |
+| service           | read          | read (resolution)           | read; disable (notify-worker)    |
 | others            | read          | read                        | none                             |
+
+The `service` role may disable any endpoint (notify-worker does so after a 410 or a sustained
+failure) but may not enable, change or rotate one: turning deliveries back on is a person's call.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ def may_manage_endpoints_of(principal: Principal, organization_id: uuid.UUID) ->
 def require_endpoint_manager(principal: Principal, organization_id: uuid.UUID) -> None:
     if not may_manage_endpoints_of(principal, organization_id):
         raise Forbidden("Only an admin or this organization's own integration admin may manage its endpoints")
+
+
+def require_endpoint_disabler(principal: Principal, organization_id: uuid.UUID) -> None:
+    """An endpoint manager, or notify-worker (role `service`) stopping a failing endpoint."""
+    if principal.role is Role.SERVICE:
+        return
+    require_endpoint_manager(principal, organization_id)
 
 
 def require_endpoint_reader(principal: Principal, organization_id: uuid.UUID) -> None:

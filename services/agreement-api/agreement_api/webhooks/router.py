@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from agreement_api import access
 from agreement_api.dependencies import IdempotencyDep
 from agreement_api.webhooks import service
-from agreement_api.webhooks.models import WebhookEndpoint, WebhookKey
+from agreement_api.webhooks.models import EndpointState, WebhookEndpoint, WebhookKey
 from agreement_api.webhooks.schemas import (
     DeliveryResult,
     DisableRequest,
@@ -174,9 +174,16 @@ async def disable_webhook(
     session: SessionDep,
     principal: PrincipalDep,
 ) -> Response:
-    """Stop deliveries to the endpoint. Honours `If-Match` when sent; emits `endpoint.disabled.v1`."""
-    endpoint = await managed_endpoint(session, endpoint_id, principal)
+    """Stop deliveries to the endpoint. Honours `If-Match` when sent; emits `endpoint.disabled.v1`.
+
+    Also open to the `service` role, for any endpoint: notify-worker disables one that answered 410
+    or failed for too long. The worker never overwrites the reason of an endpoint that is already
+    disabled (a person's reason stands)."""
+    endpoint = await service.get(session, endpoint_id=endpoint_id)
+    access.require_endpoint_disabler(principal, endpoint.organization_id)
     check_if_match(request, endpoint_etag(endpoint), required=False)
+    if principal.role is Role.SERVICE and endpoint.state is not EndpointState.ACTIVE:
+        return endpoint_response(endpoint)
     return endpoint_response(await service.disable(session, endpoint=endpoint, reason=body.reason))
 
 

@@ -19,7 +19,13 @@ class Settings(ServiceSettings):
     port: int = Field(8003, ge=0, le=65535, description="HTTP port of the ops surface.")
     queue: str = Field("notify-worker.events", description="The worker's durable RabbitMQ queue.")
     binding_keys: CommaList = Field(
-        default_factory=lambda: ["case.#", "agreement.#", "organization.#", "endpoint.#"],
+        default_factory=lambda: [
+            "case.#",
+            "agreement.#",
+            "organization.#",
+            "endpoint.#",
+            "notify.recompute_requested.v1",
+        ],
         description="Routing keys bound to the queue (comma-separated or JSON list).",
     )
     shutdown_grace_seconds: float = Field(

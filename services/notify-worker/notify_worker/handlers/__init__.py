@@ -29,4 +29,4 @@ def handles(event_type: str) -> Callable[[EventHandler], EventHandler]:
 
 def load_handlers() -> None:
     """Import the handler modules so they register themselves."""
-    from notify_worker.handlers import case_events  # noqa: F401
+    from notify_worker.handlers import agreement_events, case_events  # noqa: F401

@@ -1,30 +1,23 @@
 """Delivering claimed notices: signed POSTs to a real local receiver, retries, Retry-After, 410,
-timeouts, and the notice marked only when its deliveries have ended."""
+timeouts, the facts a payload carries, and the notice marked (with its event) only when its
+deliveries have ended."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
-from standardwebhooks.webhooks import Webhook
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from notify_worker.clients import AgreementClient
+from notify_worker.clients import NoticeFacts
 from notify_worker.delivery import WebhookSender
 from notify_worker.dispatcher import Dispatcher
 from notify_worker.models import (
@@ -32,173 +25,38 @@ from notify_worker.models import (
     DeliveryState,
     NoticeKind,
     NoticeState,
-    NotifyAttempt,
     NotifyDelivery,
     NotifyNotice,
     RecipientKind,
 )
-from shared.auth import mint_token
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings
-
-PUBLIC_CASE_API = "https://tilbake.example.no"
-LEASE = timedelta(minutes=2)
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    retry_after: str | None = None
-    sleep: float = 0.0
-
-
-@dataclass
-class Receiver:
-    url: str
-    secret: str = ""
-    answers: list[Answer] = field(default_factory=list)
-    bodies: list[bytes] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    verified: list[bool] = field(default_factory=list)
+from tests.notify_worker.conftest import World, days, today
+from tests.notify_worker.webhook_setup import (
+    LEASE,
+    PUBLIC_CASE_API,
+    Answer,
+    FixedFacts,
+    Receiver,
+    Setup,
+    UnreachableFacts,
+    start_receiver,
+    start_setup,
+)
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    """uvicorn on 127.0.0.1 (a free port) answering from a per-test script (then 200)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    state = Receiver(url=f"http://127.0.0.1:{sock.getsockname()[1]}/hook")
-
-    async def hook(request: Request) -> Response:
-        body = await request.body()
-        headers = dict(request.headers)
-        state.bodies.append(body)
-        state.headers.append(headers)
-        try:
-            Webhook(state.secret).verify(body, headers)  # the public package, unchanged
-            state.verified.append(True)
-        except Exception:
-            state.verified.append(False)
-        answer = state.answers.pop(0) if state.answers else Answer()
-        if answer.sleep:
-            await asyncio.sleep(answer.sleep)
-        extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
-        return Response(status_code=answer.status, headers=extra)
-
-    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "the receiver did not start"
-    try:
-        yield state
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-@dataclass
-class Setup:
-    sessionmaker: async_sessionmaker[AsyncSession]
-    agreements: AgreementClient
-    receiver: Receiver
-    organization_id: uuid.UUID
-    endpoint_id: uuid.UUID
-    senders: list[WebhookSender] = field(default_factory=list)
-
-    def dispatcher(self, *, read_timeout: float = 5.0, schedule: list[float] | None = None) -> Dispatcher:
-        sender = WebhookSender(connect_timeout=2.0, read_timeout=read_timeout)
-        self.senders.append(sender)
-        return Dispatcher(
-            self.sessionmaker,
-            self.agreements,
-            sender,
-            case_api_public_url=PUBLIC_CASE_API,
-            retry_schedule=schedule or [30, 120, 600],
-            claim_timeout=timedelta(minutes=5),
-            lease=LEASE,
-        )
-
-    async def notice(self, *, kind: NoticeKind = NoticeKind.MILESTONE) -> uuid.UUID:
-        notice = NotifyNotice(
-            case_id=uuid.uuid4(),
-            recipient_organization_id=self.organization_id,
-            recipient_kind=RecipientKind.MUNICIPALITY,
-            agreement_source=AgreementSource.DEFAULT,
-            kind=kind,
-            milestone_days=30 if kind is NoticeKind.MILESTONE else None,
-            release_date=date(2027, 3, 1),
-            due_at=datetime.now(UTC) - timedelta(minutes=1),
-            receipt_deadline_days=5,
-        )
-        async with unit_of_work(self.sessionmaker) as session:
-            session.add(notice)
-        return notice.id
-
-    async def state(self, notice_id: uuid.UUID) -> tuple[NotifyNotice, NotifyDelivery, list[NotifyAttempt]]:
-        async with self.sessionmaker() as session:
-            notice = await session.get(NotifyNotice, notice_id, populate_existing=True)
-            delivery = (
-                await session.execute(
-                    select(NotifyDelivery)
-                    .where(col(NotifyDelivery.notice_id) == notice_id)
-                    .execution_options(populate_existing=True)
-                )
-            ).scalar_one()
-            attempts = (
-                await session.execute(
-                    select(NotifyAttempt)
-                    .where(col(NotifyAttempt.delivery_id) == delivery.id)
-                    .order_by(col(NotifyAttempt.at))
-                )
-            ).scalars()
-            assert notice is not None
-            return notice, delivery, list(attempts)
+    async with start_receiver() as started:
+        yield started
 
 
 @pytest.fixture
 async def setup(
     database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
 ) -> AsyncIterator[Setup]:
-    from agreement_api.main import create_app
-
-    settings = test_settings(
-        "agreement_api.config", database_url, allow_private_webhook_urls=True, allow_http_webhooks=True
-    )
-    async with running(create_app(settings), sessionmaker=sessionmaker) as agreement:
-        response = await agreement.post(
-            "/api/v1/organizations",
-            json={"type": "municipality", "name": "Halden kommune", "kommunenummer": "3101"},
-            headers=auth("admin"),
-        )
-        assert response.status_code == 201, response.text
-        organization_id = response.json()["id"]
-        response = await agreement.post(
-            f"/api/v1/organizations/{organization_id}/webhooks",
-            json={"url": receiver.url, "key_kind": "hmac"},
-            headers=auth("admin"),
-        )
-        assert response.status_code == 201, response.text
-        created = response.json()
-        receiver.secret = created["key"]["secret"]
-        token = mint_token(role="service", subject="notify-worker")
-        ready = Setup(
-            sessionmaker=sessionmaker,
-            agreements=AgreementClient("http://agreement-api", token, http=agreement),
-            receiver=receiver,
-            organization_id=uuid.UUID(organization_id),
-            endpoint_id=uuid.UUID(created["id"]),
-        )
-        try:
-            yield ready
-        finally:
-            for sender in ready.senders:
-                await sender.aclose()
+    async with start_setup(database_url, sessionmaker, receiver) as ready:
+        yield ready
 
 
 async def test_a_due_notice_is_delivered_signed_and_thin(setup: Setup) -> None:
@@ -218,9 +76,17 @@ async def test_a_due_notice_is_delivered_signed_and_thin(setup: Setup) -> None:
         "recipient_organization_id": str(setup.organization_id),
         "milestone_days": 30,
         "release_date": "2027-03-01",
-        "detail_url": f"{PUBLIC_CASE_API}/api/v1/cases/{notice.case_id}",
+        "release_date_certainty": "probable",
+        "coordinator": {
+            "name": "Kari Koordinator",
+            "phone": "+4790000000",
+            "email": "kari@kriminalomsorgen.example",
+            "organization_id": None,
+        },
+        "detail_url": f"{PUBLIC_CASE_API}/api/v1/cases/{notice.case_id}/notice-detail",
     }
-    # Thin: ids and dates only, no name and no identity number (11 digits) anywhere.
+    # Thin: ids, dates and the coordinator's work contact; no inmate's name and no identity number
+    # (11 digits) anywhere.
     assert not re.search(rb"\d{11}", received.bodies[0])
     assert not {"name", "person", "fodselsnummer", "national_id"} & set(body)
     assert notice.state is NoticeState.DELIVERED
@@ -228,6 +94,22 @@ async def test_a_due_notice_is_delivered_signed_and_thin(setup: Setup) -> None:
     assert delivery.endpoint_id == setup.endpoint_id
     assert delivery.webhook_id == received.headers[0]["webhook-id"]
     assert [(a.status_code, a.error_class) for a in attempts] == [(200, None)]
+    # The notice ends when its delivery did, and the receipt clock starts then.
+    assert delivery.ended_at == attempts[0].at
+    assert notice.delivered_at == attempts[0].at
+    assert notice.receipt_due_at == attempts[0].at + timedelta(days=5)
+    assert notice.dead_at is None
+    assert await setup.events("notice.delivered.v1") == [
+        {
+            "notice_id": str(notice_id),
+            "case_id": str(notice.case_id),
+            "recipient_organization_id": str(setup.organization_id),
+            "kind": "milestone",
+            "milestone_days": 30,
+            "delivered_at": attempts[0].at.isoformat(),
+            "receipt_due_at": (attempts[0].at + timedelta(days=5)).isoformat(),
+        }
+    ]
 
 
 async def test_a_change_notice_has_its_own_type(setup: Setup) -> None:
@@ -325,7 +207,18 @@ async def test_the_delivery_dies_when_the_schedule_runs_out(setup: Setup) -> Non
     notice, delivery, attempts = await setup.state(notice_id)
     assert len(attempts) == 3
     assert delivery.state is DeliveryState.DEAD
+    assert delivery.ended_at == attempts[-1].at
     assert notice.state is NoticeState.DEAD
+    assert notice.dead_at == attempts[-1].at
+    assert notice.delivered_at is None
+    assert notice.receipt_due_at is None
+    [dead] = await setup.events("notice.dead.v1")
+    assert (dead["notice_id"], dead["reason"], dead["error_classes"]) == (
+        str(notice_id),
+        "delivery_failed",
+        ["server_error"],
+    )
+    assert await setup.events("notice.delivered.v1") == []
 
 
 async def test_a_crash_mid_delivery_is_retried_with_the_same_webhook_id(setup: Setup) -> None:
@@ -366,7 +259,11 @@ async def test_a_recipient_without_endpoints_is_dead(
         row = await session.get(NotifyNotice, notice.id, populate_existing=True)
     assert row is not None
     assert row.state is NoticeState.DEAD
+    assert row.dead_at is not None
     assert setup.receiver.bodies == []
+    [dead] = await setup.events("notice.dead.v1")
+    assert (dead["notice_id"], dead["reason"], dead["error_classes"]) == (str(notice.id), "no_endpoint", [])
+    assert setup.facts.asked == [], "no facts are needed for a notice nobody can receive"
 
 
 async def test_stop_finishes_the_attempt_in_flight(setup: Setup) -> None:
@@ -399,3 +296,155 @@ def test_retry_after_as_a_date() -> None:
 
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     assert retry_after_seconds("Mon, 23 Nov 2026 12:02:00 GMT", now=now) == 120.0
+
+
+class ChangingFacts(FixedFacts):
+    """case-api whose answer changes after the first question (the coordinator is replaced)."""
+
+    async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
+        facts = await super().notice_facts(case_id)
+        assert facts is not None
+        if len(self.asked) > 1:
+            return facts.model_copy(update={"release_date_certainty": "certain", "coordinator": None})
+        return facts
+
+
+async def test_facts_are_asked_once_and_every_retry_sends_the_same_bytes(setup: Setup) -> None:
+    setup.facts = ChangingFacts()
+    setup.receiver.answers = [Answer(500), Answer(500)]
+    case_id = uuid.uuid4()
+    first = await setup.notice(case_id=case_id)
+    second = await setup.notice(case_id=case_id, kind=NoticeKind.CHANGE)
+    dispatcher = setup.dispatcher()
+    now = datetime.now(UTC)
+    await dispatcher.run_once(now)
+    assert setup.facts.asked == [case_id], "one question for the case's notices in a round"
+    setup.facts.asked.append(case_id)  # from now on case-api would answer differently
+    await dispatcher.run_once(now + timedelta(seconds=40))
+
+    by_notice: dict[str, list[bytes]] = {}
+    for body in setup.receiver.bodies:
+        by_notice.setdefault(json.loads(body)["notice_id"], []).append(body)
+    assert set(by_notice) == {str(first), str(second)}
+    for bodies in by_notice.values():
+        assert len(bodies) == 2
+        assert bodies[0] == bodies[1], "a retry sends identical bytes"
+        assert json.loads(bodies[0])["release_date_certainty"] == "probable"
+    notice, _, _ = await setup.state(first)
+    assert notice.release_date_certainty == "probable"
+    assert notice.coordinator_contact == {
+        "name": "Kari Koordinator",
+        "phone": "+4790000000",
+        "email": "kari@kriminalomsorgen.example",
+        "organization_id": None,
+    }
+
+
+async def test_the_certainty_is_left_out_when_case_api_knows_another_date(setup: Setup) -> None:
+    class MovedDate(FixedFacts):
+        async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
+            facts = await super().notice_facts(case_id)
+            assert facts is not None
+            return facts.model_copy(update={"effective_release_date": "2027-04-01"})
+
+    setup.facts = MovedDate()
+    await setup.notice()
+    await setup.dispatcher().run_once()
+    body = json.loads(setup.receiver.bodies[0])
+    assert body["release_date"] == "2027-03-01"
+    assert body["release_date_certainty"] is None, "the certainty belongs to another date"
+    assert body["coordinator"]["name"] == "Kari Koordinator"
+
+
+async def test_an_unreachable_case_api_leaves_the_claim(setup: Setup) -> None:
+    setup.facts = UnreachableFacts()
+    notice_id = await setup.notice()
+    dispatcher = setup.dispatcher()
+    now = datetime.now(UTC)
+    await dispatcher.run_once(now)
+    async with setup.sessionmaker() as session:
+        notice = await session.get(NotifyNotice, notice_id)
+        deliveries = (
+            await session.execute(select(NotifyDelivery).where(col(NotifyDelivery.notice_id) == notice_id))
+        ).all()
+    assert notice is not None
+    assert notice.state is NoticeState.CLAIMED
+    assert deliveries == []
+    assert setup.receiver.bodies == []
+
+    setup.facts = FixedFacts()
+    dispatcher.facts = setup.facts
+    await dispatcher.run_once(now + timedelta(minutes=6))  # past the claim timeout: claimed again
+    notice, delivery, _ = await setup.state(notice_id)
+    assert notice.state is NoticeState.DELIVERED
+    assert delivery.state is DeliveryState.SUCCEEDED
+    assert json.loads(setup.receiver.bodies[0])["release_date_certainty"] == "probable"
+
+
+async def test_the_payload_carries_case_api_s_facts(
+    database_url: str, world: World, receiver: Receiver
+) -> None:
+    """Against the real case-api: the release date's certainty and the case's coordinator."""
+    from agreement_api.main import create_app
+
+    settings = test_settings(
+        "agreement_api.config", database_url, allow_private_webhook_urls=True, allow_http_webhooks=True
+    )
+    async with running(create_app(settings), sessionmaker=world.sessionmaker) as agreement:
+        created = await agreement.post(
+            f"/api/v1/organizations/{world.ids['oslo']}/webhooks",
+            json={"url": receiver.url, "key_kind": "hmac"},
+            headers=auth("admin"),
+        )
+    assert created.status_code == 201, created.text
+    receiver.secret = created.json()["key"]["secret"]
+    case_id = await world.open_case()
+    await world.set_municipality(case_id, "0301", "confirmed")
+    await world.set_release(case_id, today() + days(5))  # certainty "probable"
+    await world.give_consent(case_id, "oslo", "nav")
+    member = await world.case.post(
+        f"/api/v1/cases/{case_id}/group/members",
+        json={
+            "person_name": "Kari Koordinator",
+            "role": "coordinator",
+            "organization_id": str(world.ids["prison"]),
+            "contact_phone": "+47 22 00 00 00",
+            "contact_email": "kari@kriminalomsorgen.example",
+        },
+        headers=auth("admin"),
+    )
+    assert member.status_code == 201, member.text
+    await world.feed()
+
+    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
+    dispatcher = Dispatcher(
+        world.sessionmaker,
+        world.ports.agreements,
+        sender,
+        facts=world.ports.cases,  # type: ignore[arg-type]  # CaseClient answers notice_facts too
+        case_api_public_url=PUBLIC_CASE_API,
+        retry_schedule=[30],
+        claim_timeout=timedelta(minutes=5),
+        lease=LEASE,
+    )
+    try:
+        await dispatcher.run_once()
+    finally:
+        await sender.aclose()
+
+    bodies = [json.loads(body) for body in receiver.bodies]
+    # 90, 30 and 7 days before a release in 5 days are all due now; the NAV office has no endpoint.
+    assert sorted(body["milestone_days"] for body in bodies) == [7, 30, 90]
+    assert receiver.verified == [True] * 3
+    for body in bodies:
+        assert body["case_id"] == case_id
+        assert body["release_date"] == (today() + days(5)).isoformat()
+        assert body["release_date_certainty"] == "probable"
+        assert body["coordinator"] == {
+            "name": "Kari Koordinator",
+            "phone": "+47 22 00 00 00",
+            "email": "kari@kriminalomsorgen.example",
+            "organization_id": str(world.ids["prison"]),
+        }
+        assert body["detail_url"] == f"{PUBLIC_CASE_API}/api/v1/cases/{case_id}/notice-detail"
+        assert not re.search(r"\d{11}", json.dumps(body))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
@@ -69,6 +70,19 @@ class Settings(ServiceSettings):
             "after the last the delivery is dead."
         ),
     )
+    endpoint_failure_disable_seconds: float = Field(
+        259200.0,
+        ge=0,
+        description=(
+            "An endpoint whose deliveries have failed without a success for this long is disabled in "
+            "agreement-api, with an alert (default 3 days; 0: never). A 410 disables it at once."
+        ),
+    )
+
+    def endpoint_failure_period(self) -> timedelta | None:
+        """:attr:`endpoint_failure_disable_seconds` as a period; None when disabling is off."""
+        seconds = self.endpoint_failure_disable_seconds
+        return timedelta(seconds=seconds) if seconds > 0 else None
 
     def bearer_token(self) -> str:
         """The configured service token; in dev/test, when empty, one minted with the dev key."""

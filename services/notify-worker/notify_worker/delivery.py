@@ -1,14 +1,16 @@
 """Sending one notice to one webhook endpoint: the thin payload, Standard Webhooks signatures and
 the HTTP call with its timeouts (docs/notices.md, "Delivery").
 
-The payload carries ids, dates and a link back to case-api, never a name or an identity number:
-a receiver that may see more fetches it from ``detail_url`` with its own credentials.
+The payload carries ids, dates, the coordinator's work contact and a link back to case-api, never
+the inmate's name or identity number: a receiver that may see more fetches it from ``detail_url``
+with its own credentials.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +32,17 @@ def event_type_for(notice: NotifyNotice) -> str:
     return RELEASE_DATE_CHANGED if notice.kind is NoticeKind.CHANGE else RELEASE_UPCOMING
 
 
+def detail_url(case_api_public_url: str, case_id: uuid.UUID) -> str:
+    """case-api's view of the case for a notice's recipient (fetched with the recipient's own token)."""
+    return f"{case_api_public_url.rstrip('/')}/api/v1/cases/{case_id}/notice-detail"
+
+
 def payload(notice: NotifyNotice, *, case_api_public_url: str) -> dict[str, Any]:
-    """The thin body of a notice: ids, the milestone, the date and where to read more."""
+    """The thin body of a notice: ids, the milestone, the date and how sure it is, whom to call
+    (the case's coordinator, a member of staff) and where to read more.
+
+    Built only from the notice row: the certainty and the coordinator were stored when the notice
+    was planned, so every retry and every redelivery sends the same bytes."""
     return {
         "type": event_type_for(notice),
         "notice_id": str(notice.id),
@@ -39,7 +50,9 @@ def payload(notice: NotifyNotice, *, case_api_public_url: str) -> dict[str, Any]
         "recipient_organization_id": str(notice.recipient_organization_id),
         "milestone_days": notice.milestone_days,
         "release_date": notice.release_date.isoformat(),
-        "detail_url": f"{case_api_public_url.rstrip('/')}/api/v1/cases/{notice.case_id}",
+        "release_date_certainty": notice.release_date_certainty,
+        "coordinator": notice.coordinator_contact,
+        "detail_url": detail_url(case_api_public_url, notice.case_id),
     }
 
 

@@ -5,14 +5,24 @@ One round (:meth:`Dispatcher.run_once`):
 
 1. claims of notices that never got deliveries and are older than the claim timeout return to
    ``scheduled``;
-2. due notices are claimed and get one ``notify_delivery`` per active endpoint of the recipient that
-   takes the notice's type (each with its own ``webhook_id``, kept for every retry);
-3. due pending deliveries are taken one by one (``FOR UPDATE SKIP LOCKED``), leased by moving
+2. due notices are claimed; for each, the recipient's endpoints (agreement-api) and the notice facts
+   (case-api: the release date's certainty and the coordinator's contact) are fetched, and in one
+   transaction the facts are stored on the notice and one ``notify_delivery`` is created per active
+   endpoint that takes the notice's type (each with its own ``webhook_id``, kept for every retry).
+   Either service unreachable: the claim is left and returns to ``scheduled`` after the timeout;
+3. endpoints the worker decided to disable but could not (agreement-api was down) are disabled;
+4. due pending deliveries are taken one by one (``FOR UPDATE SKIP LOCKED``), leased by moving
    ``next_attempt_at`` past the longest the attempt can take, committed, sent, and the attempt is
-   recorded in a second transaction. A worker that dies mid-attempt leaves the delivery pending;
-   when the lease runs out it is sent again with the same ``webhook_id``;
-4. claimed notices whose deliveries have all ended are marked: ``delivered`` when at least one
-   succeeded, else ``dead``. This runs after the attempt's commit, in its own transaction.
+   recorded in a second transaction with the endpoint's health (notify_worker.health). A worker
+   that dies mid-attempt leaves the delivery pending; when the lease runs out it is sent again with
+   the same ``webhook_id``. A 410, or failures for too long, disable the endpoint after the commit;
+5. claimed notices whose deliveries have all ended are marked: ``delivered`` when at least one
+   succeeded (``notice.delivered.v1``, with the receipt deadline), else ``dead``
+   (``notice.dead.v1``). This runs after the attempt's commit, in its own transaction.
+
+A delivery's ``updated_at`` moves only when its state does (created, ended, redelivered), so while
+it is pending it says when its current run of attempts began: after an operator's redelivery the
+retry schedule starts again from the attempts made since then, while ``attempts`` keeps counting.
 
 Any number of workers may run side by side.
 """
@@ -27,24 +37,32 @@ import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import exists, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Executable, exists, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from notify_worker import health, metrics
 from notify_worker.claims import claim_due, release_stale_claims
-from notify_worker.clients import EndpointPort, UpstreamError
+from notify_worker.clients import EndpointPort, FactsPort, NoticeFacts, UpstreamError, WebhookEndpoint
 from notify_worker.delivery import Outcome, WebhookSender, encode, event_type_for, payload
+from notify_worker.events import NOTICE_DEAD, NOTICE_DELIVERED, emit_notice
 from notify_worker.models import DeliveryState, NoticeState, NotifyAttempt, NotifyDelivery, NotifyNotice
 from shared.db import unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.dispatcher")
 
 MAX_RETRY_AFTER = timedelta(days=1)
+
+# notice.dead.v1 reasons
+NO_ENDPOINT = "no_endpoint"  # the recipient has no active endpoint that takes the notice's type
+DELIVERY_FAILED = "delivery_failed"  # every delivery ended without a 2xx
 
 
 def worker_name() -> str:
@@ -64,6 +82,27 @@ class _Leased:
     body: bytes
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """What recording an attempt came to, for the steps after its commit."""
+
+    endpoint_id: uuid.UUID
+    state: DeliveryState | None  # None: the delivery had ended while the attempt was in flight
+    error_class: str | None
+    disable_reason: str | None
+
+
+def stored_facts(facts: NoticeFacts | None, release_date: date) -> tuple[str | None, dict[str, Any] | None]:
+    """What a notice keeps of case-api's notice facts: the certainty (only when it is about the
+    date the notice announces) and the coordinator's contact."""
+    if facts is None:
+        return None, None
+    same_date = facts.effective_release_date == release_date.isoformat()
+    certainty = facts.release_date_certainty if same_date else None
+    contact = facts.coordinator.model_dump(mode="json") if facts.coordinator is not None else None
+    return certainty, contact
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -71,21 +110,25 @@ class Dispatcher:
         endpoints: EndpointPort,
         sender: WebhookSender,
         *,
+        facts: FactsPort,
         case_api_public_url: str,
         retry_schedule: Sequence[float],
         claim_timeout: timedelta,
         lease: timedelta,
+        failure_period: timedelta | None = None,
         batch_size: int = 20,
         worker_id: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.endpoints = endpoints
+        self.facts = facts
         self.sender = sender
         self.case_api_public_url = case_api_public_url
         self.retry_schedule = list(retry_schedule)
         self.claim_timeout = claim_timeout
         self.lease = lease
+        self.failure_period = failure_period
         self.batch_size = batch_size
         self.worker_id = worker_id or worker_name()
         self.rng = rng or random.Random()
@@ -120,6 +163,7 @@ class Dispatcher:
         async with unit_of_work(self.sessionmaker) as session:
             await release_stale_claims(session, timeout=self.claim_timeout, now=now)
         worked = await self.plan(now)
+        await self.retry_disables(now)
         for _ in range(self.batch_size):
             if self.stopping or not await self.attempt_next(now):
                 break
@@ -132,55 +176,92 @@ class Dispatcher:
     async def plan(self, now: datetime) -> int:
         async with unit_of_work(self.sessionmaker) as session:
             claimed = [
-                (notice.id, notice.recipient_organization_id, event_type_for(notice))
+                (notice.id, notice.case_id, notice.recipient_organization_id, event_type_for(notice))
                 for notice in await claim_due(
                     session, worker_id=self.worker_id, now=now, limit=self.batch_size
                 )
             ]
-        for notice_id, organization_id, event_type in claimed:
+        facts: dict[uuid.UUID, NoticeFacts | None] = {}  # notices of one case come due together
+        for notice_id, case_id, organization_id, event_type in claimed:
+            asked_at = max(now, utcnow())
             try:
-                endpoints = [
-                    e for e in await self.endpoints.endpoints_for(organization_id) if e.wants(event_type)
-                ]
+                listed = await self.endpoints.endpoints_for(organization_id)
+                endpoints = [e for e in listed if e.wants(event_type)]
+                if endpoints and case_id not in facts:
+                    facts[case_id] = await self.facts.notice_facts(case_id)
             except (UpstreamError, httpx.HTTPError, ValueError) as exc:
                 # The claim stays; it returns to scheduled after the claim timeout.
-                log.warning("dispatcher.endpoints_unavailable", notice_id=str(notice_id), error=str(exc))
+                log.warning("dispatcher.upstream_unavailable", notice_id=str(notice_id), error=str(exc))
                 continue
             async with unit_of_work(self.sessionmaker) as session:
-                if not endpoints:
-                    notice = await session.get(NotifyNotice, notice_id, with_for_update=True)
-                    if notice is not None and notice.state is NoticeState.CLAIMED:
-                        notice.state = NoticeState.DEAD
-                        notice.updated_at = now
-                    log.warning(
-                        "dispatcher.no_endpoint",
-                        notice_id=str(notice_id),
-                        organization_id=str(organization_id),
-                    )
-                    continue
-                await session.execute(
-                    insert(NotifyDelivery)
-                    .values(
-                        [
-                            {
-                                "id": uuid.uuid4(),
-                                "notice_id": notice_id,
-                                "endpoint_id": endpoint.id,
-                                "organization_id": endpoint.organization_id,
-                                "url": endpoint.url,
-                                "webhook_id": new_webhook_id(),
-                                "state": DeliveryState.PENDING,
-                                "attempts": 0,
-                                "next_attempt_at": now,
-                                "created_at": now,
-                                "updated_at": now,
-                            }
-                            for endpoint in endpoints
-                        ]
-                    )
-                    .on_conflict_do_nothing(index_elements=["notice_id", "endpoint_id"])
+                await health.seen_active(
+                    session, [e.id for e in listed if e.state == "active"], asked_at=asked_at
                 )
+                await self._plan_one(session, notice_id, endpoints, facts.get(case_id), now)
         return len(claimed)
+
+    async def _plan_one(
+        self,
+        session: AsyncSession,
+        notice_id: uuid.UUID,
+        endpoints: list[WebhookEndpoint],
+        facts: NoticeFacts | None,
+        now: datetime,
+    ) -> None:
+        notice = await session.get(NotifyNotice, notice_id, with_for_update=True)
+        if notice is None or notice.state is not NoticeState.CLAIMED or notice.claimed_by != self.worker_id:
+            return  # the claim went stale and another worker has it
+        if await session.scalar(select(exists().where(col(NotifyDelivery.notice_id) == notice_id))):
+            return  # planned already
+        notice.updated_at = now
+        if not endpoints:
+            notice.state = NoticeState.DEAD
+            notice.dead_at = now
+            emit_notice(session, NOTICE_DEAD, notice, reason=NO_ENDPOINT, error_classes=[])
+            log.warning(
+                "dispatcher.no_endpoint",
+                notice_id=str(notice_id),
+                organization_id=str(notice.recipient_organization_id),
+            )
+            return
+        if facts is None:
+            log.warning("dispatcher.case_unknown_to_case_api", notice_id=str(notice_id))
+        # Stored with the deliveries, so every attempt sends the same bytes.
+        notice.release_date_certainty, notice.coordinator_contact = stored_facts(facts, notice.release_date)
+        await session.execute(
+            _insert_deliveries(
+                session,
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "notice_id": notice_id,
+                        "endpoint_id": endpoint.id,
+                        "organization_id": endpoint.organization_id,
+                        "url": endpoint.url,
+                        "webhook_id": new_webhook_id(),
+                        "state": DeliveryState.PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for endpoint in endpoints
+                ],
+            )
+        )
+
+    async def retry_disables(self, now: datetime) -> int:
+        """Disable the endpoints whose disabling agreement-api could not take before; how many."""
+        async with self.sessionmaker() as session:
+            due = await health.pending_disables(
+                session, failure_period=self.failure_period, limit=self.batch_size
+            )
+        done = 0
+        for item in due:
+            done += await health.disable(
+                self.sessionmaker, self.endpoints, endpoint_id=item.endpoint_id, reason=item.reason, now=now
+            )
+        return done
 
     # --- 3. attempts ----------------------------------------------------------------------------
 
@@ -202,10 +283,9 @@ class Dispatcher:
             if row is None:
                 return None
             delivery, notice = row
-            # From the real clock: a round's earlier attempts may have taken a while.
-            moment = max(now, utcnow())
-            delivery.next_attempt_at = moment + self.lease
-            delivery.updated_at = moment
+            # From the real clock: a round's earlier attempts may have taken a while. updated_at
+            # stays: it marks the start of the delivery's current run of attempts.
+            delivery.next_attempt_at = max(now, utcnow()) + self.lease
             return _Leased(
                 delivery_id=delivery.id,
                 endpoint_id=delivery.endpoint_id,
@@ -220,7 +300,19 @@ class Dispatcher:
         if leased is None:
             return False
         outcome = await self._send(leased)
-        await self._record(leased, outcome, now)
+        recorded = await self._record(leased, outcome, now)
+        if recorded is not None:
+            if recorded.state is not None:
+                metrics.count_outcome(recorded.state, recorded.error_class)
+            if recorded.disable_reason is not None:
+                # After the commit, outside any transaction: agreement-api first, then the record.
+                await health.disable(
+                    self.sessionmaker,
+                    self.endpoints,
+                    endpoint_id=recorded.endpoint_id,
+                    reason=recorded.disable_reason,
+                    now=now,
+                )
         return True
 
     async def _send(self, leased: _Leased) -> Outcome:
@@ -241,12 +333,27 @@ class Dispatcher:
             return None
         return timedelta(seconds=self.retry_schedule[attempts - 1] * self.rng.uniform(0.8, 1.2))
 
-    async def _record(self, leased: _Leased, outcome: Outcome, now: datetime) -> None:
+    async def _attempts_this_run(self, session: AsyncSession, delivery: NotifyDelivery) -> int:
+        """Attempts already made since the delivery's current run began (see the module docstring)."""
+        if delivery.redeliveries == 0:
+            return delivery.attempts
+        return int(
+            await session.scalar(
+                select(func.count()).where(
+                    col(NotifyAttempt.delivery_id) == delivery.id,
+                    col(NotifyAttempt.at) >= delivery.updated_at,
+                )
+            )
+            or 0
+        )
+
+    async def _record(self, leased: _Leased, outcome: Outcome, now: datetime) -> _Recorded | None:
         async with unit_of_work(self.sessionmaker) as session:
             delivery = await session.get(NotifyDelivery, leased.delivery_id, with_for_update=True)
-            if delivery is None or delivery.state is not DeliveryState.PENDING:
-                return
+            if delivery is None:
+                return None
             at = max(utcnow(), now)
+            earlier = await self._attempts_this_run(session, delivery)
             session.add(
                 NotifyAttempt(
                     delivery_id=delivery.id,
@@ -256,22 +363,40 @@ class Dispatcher:
                     error_class=outcome.error_class,
                 )
             )
+            disable_reason = None
+            if health.counts_for_health(outcome.error_class):
+                disable_reason = await health.record_attempt(
+                    session,
+                    endpoint_id=delivery.endpoint_id,
+                    organization_id=delivery.organization_id,
+                    at=at,
+                    succeeded=outcome.succeeded,
+                    status_code=outcome.status_code,
+                    failure_period=self.failure_period,
+                )
+            if delivery.state is not DeliveryState.PENDING:
+                # Ended while the attempt was in flight (its endpoint was disabled): the attempt is
+                # part of the history all the same.
+                log.info("dispatcher.attempt_after_end", delivery_id=str(delivery.id))
+                return _Recorded(delivery.endpoint_id, None, outcome.error_class, disable_reason)
             delivery.attempts += 1
             delivery.last_status = outcome.status_code
             delivery.last_error_class = outcome.error_class
-            delivery.updated_at = at
             if outcome.succeeded:
                 delivery.state = DeliveryState.SUCCEEDED
             elif outcome.status_code == 410:
                 delivery.state = DeliveryState.FAILED_PERMANENTLY
             else:
-                pause = self._backoff(delivery.attempts)
+                pause = self._backoff(earlier + 1)
                 if pause is None:
                     delivery.state = DeliveryState.DEAD
                 else:
                     if outcome.retry_after_seconds is not None:
                         pause = min(timedelta(seconds=outcome.retry_after_seconds), MAX_RETRY_AFTER)
                     delivery.next_attempt_at = at + pause
+            if delivery.state is not DeliveryState.PENDING:
+                delivery.ended_at = at
+                delivery.updated_at = at
             log.info(
                 "dispatcher.attempt",
                 delivery_id=str(delivery.id),
@@ -281,6 +406,7 @@ class Dispatcher:
                 state=delivery.state.value,
                 attempts=delivery.attempts,
             )
+            return _Recorded(delivery.endpoint_id, delivery.state, outcome.error_class, disable_reason)
 
     # --- 4. notices end -------------------------------------------------------------------------
 
@@ -307,15 +433,60 @@ class Dispatcher:
                 .all()
             )
             for notice in notices:
-                succeeded = await session.scalar(
-                    select(
-                        exists().where(
-                            col(NotifyDelivery.notice_id) == notice.id,
-                            col(NotifyDelivery.state) == DeliveryState.SUCCEEDED,
-                        )
+                ended = (
+                    await session.execute(
+                        select(
+                            col(NotifyDelivery.state),
+                            col(NotifyDelivery.ended_at),
+                            col(NotifyDelivery.last_error_class),
+                        ).where(col(NotifyDelivery.notice_id) == notice.id)
                     )
-                )
-                notice.state = NoticeState.DELIVERED if succeeded else NoticeState.DEAD
-                notice.updated_at = now
-                log.info("dispatcher.notice_ended", notice_id=str(notice.id), state=notice.state.value)
+                ).all()
+                self._end_notice(session, notice, [(row[0], row[1], row[2]) for row in ended], now)
             return len(notices)
+
+    @staticmethod
+    def _end_notice(
+        session: AsyncSession,
+        notice: NotifyNotice,
+        deliveries: list[tuple[DeliveryState, datetime | None, str | None]],
+        now: datetime,
+    ) -> None:
+        """Mark the notice by its ended deliveries and say so on the bus, in the same transaction."""
+        succeeded = [ended_at or now for state, ended_at, _ in deliveries if state is DeliveryState.SUCCEEDED]
+        notice.updated_at = now
+        if succeeded:
+            notice.state = NoticeState.DELIVERED
+            notice.delivered_at = min(succeeded)
+            notice.receipt_due_at = notice.delivered_at + timedelta(days=notice.receipt_deadline_days)
+            notice.dead_at = None
+            emit_notice(
+                session,
+                NOTICE_DELIVERED,
+                notice,
+                delivered_at=notice.delivered_at.isoformat(),
+                receipt_due_at=notice.receipt_due_at.isoformat(),
+            )
+        else:
+            notice.state = NoticeState.DEAD
+            notice.dead_at = max(ended_at or now for _, ended_at, _ in deliveries)
+            emit_notice(
+                session,
+                NOTICE_DEAD,
+                notice,
+                reason=DELIVERY_FAILED,
+                error_classes=sorted({error for _, _, error in deliveries if error}),
+            )
+        log.info("dispatcher.notice_ended", notice_id=str(notice.id), state=notice.state.value)
+
+
+def _insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> Executable:
+    """INSERT the deliveries, skipping any the notice already has for an endpoint (PostgreSQL, or
+    SQLite in embedded mode)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(NotifyDelivery)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["notice_id", "endpoint_id"])
+    )

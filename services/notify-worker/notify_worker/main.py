@@ -14,6 +14,7 @@ from notify_worker.consumer import make_handler
 from notify_worker.delivery import WebhookSender
 from notify_worker.dispatcher import Dispatcher
 from notify_worker.handlers import load_handlers
+from notify_worker.metrics import RefreshOnScrape
 from notify_worker.models import NotifyOutbox
 from notify_worker.schedule import Ports
 from shared.app import Consumer, ServiceParts, build_app
@@ -22,7 +23,8 @@ from shared.bus import MessageBus
 DESCRIPTION = """
 Consumes case and agreement events and makes sure the home municipality and NAV are told before
 the release date, with signed webhook notices, receipts, escalation and dead letters. This HTTP
-surface is for operators: health, readiness and metrics.
+surface is for operators: the notices and deliveries with their attempt history, redelivery of
+dead letters, health, readiness and metrics.
 """
 
 
@@ -57,14 +59,23 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
             app.state.sessionmaker,
             app.state.ports.agreements,
             sender,
+            facts=app.state.ports.cases,
             case_api_public_url=settings.case_api_public_url,
             retry_schedule=settings.retry_schedule(),
             claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
             lease=timedelta(seconds=longest + 30),
+            failure_period=settings.endpoint_failure_period(),
             batch_size=settings.dispatch_batch_size,
         )
         app.state.dispatcher = dispatcher
-        app.state.dispatcher_task = asyncio.create_task(dispatcher.run(settings.dispatch_interval_seconds))
+        task = asyncio.create_task(dispatcher.run(settings.dispatch_interval_seconds))
+        app.state.dispatcher_task = task
+
+        async def dispatching() -> None:
+            if task.done():
+                raise RuntimeError("the delivery loop has stopped")
+
+        app.state.readiness_checks["dispatcher"] = dispatching
 
     async def stop_dispatcher(app: FastAPI) -> None:
         dispatcher: Dispatcher | None = getattr(app.state, "dispatcher", None)
@@ -98,4 +109,5 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
     )
     app = build_app(settings, parts, bus=bus)
+    app.add_middleware(RefreshOnScrape)
     return app

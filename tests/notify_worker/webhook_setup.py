@@ -1,0 +1,290 @@
+"""What delivery tests share: a real local HTTP receiver answering from a per-test script, and an
+in-process agreement-api (on the test transaction) with one organization and its endpoint.
+
+Each test module declares its own ``receiver`` and ``setup`` fixtures from :func:`start_receiver`
+and :func:`start_setup`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from notify_worker.clients import AgreementClient, Contact, NoticeFacts
+from notify_worker.delivery import WebhookSender
+from notify_worker.dispatcher import Dispatcher
+from notify_worker.models import (
+    AgreementSource,
+    NoticeKind,
+    NotifyAttempt,
+    NotifyDelivery,
+    NotifyNotice,
+    NotifyOutbox,
+    RecipientKind,
+)
+from shared.auth import mint_token
+from shared.db import unit_of_work
+from tests.conftest import auth, running, test_settings
+
+PUBLIC_CASE_API = "https://tilbake.example.no"
+LEASE = timedelta(minutes=2)
+COORDINATOR = Contact(name="Kari Koordinator", phone="+4790000000", email="kari@kriminalomsorgen.example")
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    retry_after: str | None = None
+    sleep: float = 0.0
+
+
+@dataclass
+class Receiver:
+    url: str
+    secret: str = ""
+    answers: list[Answer] = field(default_factory=list)
+    default: Answer = field(default_factory=Answer)
+    bodies: list[bytes] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    verified: list[bool] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def start_receiver() -> AsyncIterator[Receiver]:
+    """uvicorn on 127.0.0.1 (a free port) answering from a per-test script, then ``default``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    state = Receiver(url=f"http://127.0.0.1:{sock.getsockname()[1]}/hook")
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        headers = dict(request.headers)
+        state.bodies.append(body)
+        state.headers.append(headers)
+        try:
+            Webhook(state.secret).verify(body, headers)  # the public package, unchanged
+            state.verified.append(True)
+        except Exception:
+            state.verified.append(False)
+        answer = state.answers.pop(0) if state.answers else state.default
+        if answer.sleep:
+            await asyncio.sleep(answer.sleep)
+        extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
+        return Response(status_code=answer.status, headers=extra)
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "the receiver did not start"
+    try:
+        yield state
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+class FixedFacts:
+    """Stands in for case-api's notice facts where a test is about HTTP toward a receiver."""
+
+    def __init__(self) -> None:
+        self.asked: list[uuid.UUID] = []
+
+    async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
+        self.asked.append(case_id)
+        return NoticeFacts(
+            case_id=case_id,
+            effective_release_date="2027-03-01",
+            release_date_certainty="probable",
+            coordinator=COORDINATOR,
+        )
+
+
+class UnreachableFacts:
+    """case-api down: every question fails like a refused connection."""
+
+    async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
+        raise httpx.ConnectError(f"case-api is down (asked about {case_id})")
+
+
+@dataclass
+class Setup:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    agreement: httpx.AsyncClient
+    agreements: AgreementClient
+    receiver: Receiver
+    organization_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    facts: Any = field(default_factory=FixedFacts)
+    senders: list[WebhookSender] = field(default_factory=list)
+
+    def dispatcher(
+        self,
+        *,
+        read_timeout: float = 5.0,
+        schedule: list[float] | None = None,
+        failure_period: timedelta | None = None,
+        agreements: Any = None,
+    ) -> Dispatcher:
+        sender = WebhookSender(connect_timeout=2.0, read_timeout=read_timeout)
+        self.senders.append(sender)
+        return Dispatcher(
+            self.sessionmaker,
+            agreements or self.agreements,
+            sender,
+            facts=self.facts,
+            case_api_public_url=PUBLIC_CASE_API,
+            retry_schedule=schedule or [30, 120, 600],
+            claim_timeout=timedelta(minutes=5),
+            lease=LEASE,
+            failure_period=failure_period,
+        )
+
+    async def notice(
+        self,
+        *,
+        kind: NoticeKind = NoticeKind.MILESTONE,
+        case_id: uuid.UUID | None = None,
+        organization_id: uuid.UUID | None = None,
+        due_at: datetime | None = None,
+    ) -> uuid.UUID:
+        notice = NotifyNotice(
+            case_id=case_id or uuid.uuid4(),
+            recipient_organization_id=organization_id or self.organization_id,
+            recipient_kind=RecipientKind.MUNICIPALITY,
+            agreement_source=AgreementSource.DEFAULT,
+            kind=kind,
+            milestone_days=30 if kind is NoticeKind.MILESTONE else None,
+            release_date=date(2027, 3, 1),
+            due_at=due_at or datetime.now(UTC) - timedelta(minutes=1),
+            receipt_deadline_days=5,
+        )
+        async with unit_of_work(self.sessionmaker) as session:
+            session.add(notice)
+        return notice.id
+
+    async def state(self, notice_id: uuid.UUID) -> tuple[NotifyNotice, NotifyDelivery, list[NotifyAttempt]]:
+        """The notice, its (only) delivery and that delivery's attempts, oldest first."""
+        async with self.sessionmaker() as session:
+            notice = await session.get(NotifyNotice, notice_id, populate_existing=True)
+            delivery = (
+                await session.execute(
+                    select(NotifyDelivery)
+                    .where(col(NotifyDelivery.notice_id) == notice_id)
+                    .execution_options(populate_existing=True)
+                )
+            ).scalar_one()
+            attempts = (
+                await session.execute(
+                    select(NotifyAttempt)
+                    .where(col(NotifyAttempt.delivery_id) == delivery.id)
+                    .order_by(col(NotifyAttempt.at))
+                )
+            ).scalars()
+            assert notice is not None
+            return notice, delivery, list(attempts)
+
+    async def events(self, event_type: str) -> list[dict[str, Any]]:
+        """The data of every ``event_type`` event notify-worker staged, oldest first."""
+        async with self.sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(NotifyOutbox)
+                    .where(col(NotifyOutbox.type) == event_type)
+                    .order_by(col(NotifyOutbox.occurred_at))
+                )
+            ).scalars()
+            return [dict(row.data) for row in rows]
+
+    async def endpoint(self, endpoint_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """The endpoint as agreement-api's API shows it to an admin."""
+        response = await self.agreement.get(
+            f"/api/v1/webhooks/{endpoint_id or self.endpoint_id}", headers=auth("admin")
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def enable(self, endpoint_id: uuid.UUID | None = None) -> None:
+        """A person turns the endpoint back on in agreement-api."""
+        response = await self.agreement.post(
+            f"/api/v1/webhooks/{endpoint_id or self.endpoint_id}/enable", headers=auth("admin")
+        )
+        assert response.status_code == 200, response.text
+
+    async def add_endpoint(self, url: str | None = None) -> uuid.UUID:
+        """A second endpoint of the organization (signed with the receiver's secret is not needed)."""
+        response = await self.agreement.post(
+            f"/api/v1/organizations/{self.organization_id}/webhooks",
+            json={"url": url or self.receiver.url, "key_kind": "hmac"},
+            headers=auth("admin"),
+        )
+        assert response.status_code == 201, response.text
+        return uuid.UUID(response.json()["id"])
+
+    async def aclose(self) -> None:
+        for sender in self.senders:
+            await sender.aclose()
+
+
+@contextlib.asynccontextmanager
+async def start_setup(
+    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> AsyncIterator[Setup]:
+    """agreement-api (allowing local http receivers) with an organization whose one endpoint is
+    ``receiver``; the receiver verifies with that endpoint's secret."""
+    from agreement_api.main import create_app
+
+    settings = test_settings(
+        "agreement_api.config", database_url, allow_private_webhook_urls=True, allow_http_webhooks=True
+    )
+    async with running(create_app(settings), sessionmaker=sessionmaker) as agreement:
+        response = await agreement.post(
+            "/api/v1/organizations",
+            json={"type": "municipality", "name": "Halden kommune", "kommunenummer": "3101"},
+            headers=auth("admin"),
+        )
+        assert response.status_code == 201, response.text
+        organization_id = response.json()["id"]
+        response = await agreement.post(
+            f"/api/v1/organizations/{organization_id}/webhooks",
+            json={"url": receiver.url, "key_kind": "hmac"},
+            headers=auth("admin"),
+        )
+        assert response.status_code == 201, response.text
+        created = response.json()
+        receiver.secret = created["key"]["secret"]
+        token = mint_token(role="service", subject="notify-worker")
+        ready = Setup(
+            sessionmaker=sessionmaker,
+            agreement=agreement,
+            agreements=AgreementClient("http://agreement-api", token, http=agreement),
+            receiver=receiver,
+            organization_id=uuid.UUID(organization_id),
+            endpoint_id=uuid.UUID(created["id"]),
+        )
+        try:
+            yield ready
+        finally:
+            await ready.aclose()

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from notify_worker.clients import AgreementClient, Contact, NoticeFacts
 from notify_worker.delivery import WebhookSender
 from notify_worker.dispatcher import Dispatcher
+from notify_worker.main import create_app as worker_app
 from notify_worker.models import (
     AgreementSource,
     NoticeKind,
@@ -38,6 +39,7 @@ from notify_worker.models import (
     NotifyOutbox,
     RecipientKind,
 )
+from notify_worker.schedule import Ports
 from shared.auth import mint_token
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings
@@ -288,3 +290,15 @@ async def start_setup(
             yield ready
         finally:
             await ready.aclose()
+
+
+@contextlib.asynccontextmanager
+async def ops_client(database_url: str, setup: Setup) -> AsyncIterator[httpx.AsyncClient]:
+    """notify-worker's HTTP surface on the test transaction, its delivery loop off, asking the
+    test's agreement-api about endpoints."""
+    app = worker_app(test_settings("notify_worker.config", database_url, dispatch_enabled=False))
+    async with running(app, sessionmaker=setup.sessionmaker) as client:
+        own: Ports = app.state.ports
+        await own.agreements.aclose()
+        app.state.ports = Ports(agreements=setup.agreements, cases=own.cases)
+        yield client

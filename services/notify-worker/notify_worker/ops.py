@@ -1,23 +1,47 @@
-"""Operators' view of the notice schedule (admin and auditor)."""
+"""Operators' view of notices and deliveries (admin and auditor), and redelivery of dead letters
+(admin only). Lists are keyset-paginated on (created_at, id), which never changes, so a page
+boundary holds while the schedule moves underneath."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from sqlalchemy import select
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import ColumnElement, select
 from sqlmodel import col
 
-from notify_worker.models import NotifyNotice
-from notify_worker.schemas import NoticeList, NoticeRead
+from notify_worker import redelivery
+from notify_worker.clients import EndpointPort
+from notify_worker.models import DeliveryState, NoticeState, NotifyAttempt, NotifyDelivery, NotifyNotice
+from notify_worker.schemas import (
+    AttemptRead,
+    DeliveryRead,
+    NoticeDetail,
+    NoticeList,
+    NoticeRead,
+    Redelivered,
+    RedeliverSince,
+)
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
-from shared.errors import problem_responses
+from shared.errors import NotFound, problem_responses
+from shared.pagination import Page, keyset_page
 
 router = APIRouter(tags=["notices"])
 
 OPERATORS = (Role.ADMIN, Role.AUDITOR)
+OperatorDep = Annotated[Principal, Depends(require_roles(*OPERATORS))]
+AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+def endpoint_port(request: Request) -> EndpointPort:
+    port: EndpointPort = request.app.state.ports.agreements
+    return port
+
+
+EndpointsDep = Annotated[EndpointPort, Depends(endpoint_port)]
 
 
 @router.get(
@@ -26,11 +50,7 @@ OPERATORS = (Role.ADMIN, Role.AUDITOR)
     responses=problem_responses(401, 403),
     summary="The notice schedule of a case",
 )
-async def case_notices(
-    case_id: uuid.UUID,
-    session: SessionDep,
-    _principal: Annotated[Principal, Depends(require_roles(*OPERATORS))],
-) -> NoticeList:
+async def case_notices(case_id: uuid.UUID, session: SessionDep, _principal: OperatorDep) -> NoticeList:
     """Every notice of the case, by due time: recipient, milestone, due time, state and hold
     reason (admin, auditor). An unknown case has an empty schedule."""
     rows = await session.execute(
@@ -39,3 +59,165 @@ async def case_notices(
         .order_by(col(NotifyNotice.due_at), col(NotifyNotice.id))
     )
     return NoticeList(items=[NoticeRead.model_validate(row) for row in rows.scalars()])
+
+
+@router.get(
+    "/notices",
+    response_model=Page[NoticeRead],
+    responses=problem_responses(400, 401, 403, 422),
+    summary="Notices by case, recipient and state",
+)
+async def list_notices(
+    session: SessionDep,
+    _principal: OperatorDep,
+    case_id: uuid.UUID | None = None,
+    recipient_organization_id: uuid.UUID | None = None,
+    state: NoticeState | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> Page[NoticeRead]:
+    """Notices, oldest first, filtered by any of case, recipient and state (admin, auditor)."""
+    conditions: list[ColumnElement[bool]] = []
+    if case_id is not None:
+        conditions.append(col(NotifyNotice.case_id) == case_id)
+    if recipient_organization_id is not None:
+        conditions.append(col(NotifyNotice.recipient_organization_id) == recipient_organization_id)
+    if state is not None:
+        conditions.append(col(NotifyNotice.state) == state)
+    rows, next_cursor = await keyset_page(
+        session,
+        select(NotifyNotice).where(*conditions),
+        time_column=col(NotifyNotice.created_at),
+        id_column=col(NotifyNotice.id),
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=[NoticeRead.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/notices/{notice_id}",
+    response_model=NoticeDetail,
+    responses=problem_responses(401, 403, 404),
+    summary="One notice with its deliveries",
+)
+async def get_notice(notice_id: uuid.UUID, session: SessionDep, _principal: OperatorDep) -> NoticeDetail:
+    """The notice and one delivery per webhook endpoint of its recipient (admin, auditor)."""
+    notice = await session.get(NotifyNotice, notice_id)
+    if notice is None:
+        raise NotFound("No such notice")
+    deliveries = (
+        await session.execute(
+            select(NotifyDelivery)
+            .where(col(NotifyDelivery.notice_id) == notice_id)
+            .order_by(col(NotifyDelivery.created_at), col(NotifyDelivery.id))
+        )
+    ).scalars()
+    return NoticeDetail(
+        **NoticeRead.model_validate(notice).model_dump(),
+        deliveries=[DeliveryRead.model_validate(delivery) for delivery in deliveries],
+    )
+
+
+@router.get(
+    "/deliveries",
+    response_model=Page[DeliveryRead],
+    responses=problem_responses(400, 401, 403, 422),
+    summary="Deliveries by case, endpoint, recipient and state",
+)
+async def list_deliveries(
+    session: SessionDep,
+    _principal: OperatorDep,
+    case_id: uuid.UUID | None = None,
+    endpoint_id: uuid.UUID | None = None,
+    recipient_organization_id: uuid.UUID | None = None,
+    state: DeliveryState | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> Page[DeliveryRead]:
+    """Deliveries, oldest first, filtered by any of case, endpoint, recipient and state (admin,
+    auditor). `state=dead` lists the dead letters."""
+    query = select(NotifyDelivery)
+    if case_id is not None:
+        query = query.join(NotifyNotice, col(NotifyNotice.id) == col(NotifyDelivery.notice_id)).where(
+            col(NotifyNotice.case_id) == case_id
+        )
+    if endpoint_id is not None:
+        query = query.where(col(NotifyDelivery.endpoint_id) == endpoint_id)
+    if recipient_organization_id is not None:
+        query = query.where(col(NotifyDelivery.organization_id) == recipient_organization_id)
+    if state is not None:
+        query = query.where(col(NotifyDelivery.state) == state)
+    rows, next_cursor = await keyset_page(
+        session,
+        query,
+        time_column=col(NotifyDelivery.created_at),
+        id_column=col(NotifyDelivery.id),
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=[DeliveryRead.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/deliveries/{delivery_id}/attempts",
+    response_model=Page[AttemptRead],
+    responses=problem_responses(400, 401, 403, 404),
+    summary="The attempt history of a delivery",
+)
+async def delivery_attempts(
+    delivery_id: uuid.UUID,
+    session: SessionDep,
+    _principal: OperatorDep,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> Page[AttemptRead]:
+    """Every attempt, oldest first: when, the receiver's status, how long it took and the error
+    class (admin, auditor)."""
+    if await session.get(NotifyDelivery, delivery_id) is None:
+        raise NotFound("No such delivery")
+    rows, next_cursor = await keyset_page(
+        session,
+        select(NotifyAttempt).where(col(NotifyAttempt.delivery_id) == delivery_id),
+        time_column=col(NotifyAttempt.at),
+        id_column=col(NotifyAttempt.id),
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=[AttemptRead.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/deliveries/{delivery_id}/redeliver",
+    response_model=DeliveryRead,
+    responses=problem_responses(401, 403, 404, 409, 503),
+    summary="Send a dead letter again",
+)
+async def redeliver_delivery(
+    delivery_id: uuid.UUID, session: SessionDep, endpoints: EndpointsDep, _principal: AdminDep
+) -> DeliveryRead:
+    """Send a `dead` or `failed_permanently` delivery again, with the same `webhook-id`, to the
+    endpoint's current URL (admin). 409 when it is pending or succeeded, or when its endpoint is
+    not active in agreement-api; safe to repeat (a second call answers 409)."""
+    delivery = await redelivery.redeliver_one(session, endpoints, delivery_id)
+    return DeliveryRead.model_validate(delivery)
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/redeliver",
+    response_model=Redelivered,
+    responses=problem_responses(401, 403, 409, 415, 422, 503),
+    summary="Send an endpoint's dead letters again",
+)
+async def redeliver_endpoint(
+    endpoint_id: uuid.UUID,
+    body: RedeliverSince,
+    session: SessionDep,
+    endpoints: EndpointsDep,
+    _principal: AdminDep,
+) -> Redelivered:
+    """Send again every `dead` or `failed_permanently` delivery of the endpoint that ended at or
+    after `since` (admin). 409 when the endpoint is not active in agreement-api; safe to repeat
+    (a second call finds nothing and answers a count of 0)."""
+    deliveries = await redelivery.redeliver_since(session, endpoints, endpoint_id, body.since)
+    return Redelivered(count=len(deliveries), delivery_ids=[delivery.id for delivery in deliveries])

@@ -1,4 +1,5 @@
-"""What the ops surface shows of a notice: ids, dates and states only, never personal data."""
+"""What the ops surface shows of notices, deliveries and attempts: ids, dates and states; of people
+only the coordinator's work contact that the notice carried (staff, never the inmate)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from notify_worker.models import AgreementSource, HoldReason, NoticeKind, NoticeState, RecipientKind
+from notify_worker.models import (
+    AgreementSource,
+    DeliveryState,
+    HoldReason,
+    NoticeKind,
+    NoticeState,
+    ReceiptStatus,
+    RecipientKind,
+)
 
 
 class NoticeRead(BaseModel):
@@ -32,9 +41,75 @@ class NoticeRead(BaseModel):
     profile: dict[str, Any] = Field(description="The data-sharing profile: domains and fields.")
     claimed_by: str | None
     claimed_at: datetime | None
+    release_date_certainty: str | None = Field(
+        description="How sure the announced date was when the notice was sent (case-api); null before."
+    )
+    coordinator_contact: dict[str, Any] | None = Field(
+        description="The case's coordinator as the notice told the recipient: name, phone, email."
+    )
+    delivered_at: datetime | None = Field(description="When the first endpoint of the recipient took it.")
+    dead_at: datetime | None = Field(description="When delivery gave up.")
+    receipt_due_at: datetime | None = Field(description="delivered_at + receipt_deadline_days.")
+    receipt_status: ReceiptStatus | None
+    escalated_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
 
 class NoticeList(BaseModel):
     items: list[NoticeRead]
+
+
+class DeliveryRead(BaseModel):
+    """One notice to one webhook endpoint of its recipient."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    notice_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    organization_id: uuid.UUID = Field(description="The endpoint's organization: the notice's recipient.")
+    url: str
+    webhook_id: str = Field(description="`webhook-id`: the same on every attempt and every redelivery.")
+    state: DeliveryState
+    attempts: int = Field(description="Every attempt ever made, redeliveries included.")
+    next_attempt_at: datetime = Field(description="When the next attempt is due (meaningful while pending).")
+    last_status: int | None
+    last_error_class: str | None
+    redeliveries: int = Field(description="How often an operator sent it again.")
+    ended_at: datetime | None = Field(description="When it left `pending`; null while pending.")
+    created_at: datetime
+    updated_at: datetime = Field(
+        description="When its state last changed (created, ended, redelivered): while pending, when "
+        "its current run of attempts began."
+    )
+
+
+class NoticeDetail(NoticeRead):
+    deliveries: list[DeliveryRead]
+
+
+class AttemptRead(BaseModel):
+    """One POST of a delivery, whatever came of it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    at: datetime
+    status_code: int | None = Field(description="The receiver's HTTP status; null when nothing was answered.")
+    duration_ms: int
+    error_class: str | None = Field(description="Null for a 2xx; see docs/notices.md for the classes.")
+
+
+class RedeliverSince(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime = Field(
+        description="Every dead letter of the endpoint that ended at or after this moment.",
+        examples=["2027-02-27T08:00:00+01:00"],
+    )
+
+
+class Redelivered(BaseModel):
+    count: int
+    delivery_ids: list[uuid.UUID]

@@ -1,0 +1,1 @@
+"""Receipts from a notice's recipient, and escalation to the coordinator when none comes."""

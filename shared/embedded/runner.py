@@ -72,8 +72,12 @@ async def serve(*, host: str, base_port: int, data_dir: Path, log_level: str) ->
     bus = InProcessBus()
     servers: list[tuple[str, str, uvicorn.Server]] = []
     urls = {name: f"http://{host}:{base_port + offset}" for offset, (name, _p, _d) in enumerate(SERVICES)}
-    # Where each service finds the others (only notify-worker calls out today).
-    peers = {"notify-worker": {"case_api_url": urls["case-api"], "agreement_api_url": urls["agreement-api"]}}
+    # Where each service finds the others: notify-worker calls both; case-api asks agreement-api
+    # which notice rules apply when a recipient fetches a notice's detail.
+    peers = {
+        "case-api": {"agreement_api_url": urls["agreement-api"]},
+        "notify-worker": {"case_api_url": urls["case-api"], "agreement_api_url": urls["agreement-api"]},
+    }
     for offset, (name, package, _default_port) in enumerate(SERVICES):
         port = base_port + offset
         config_module = importlib.import_module(f"{package}.config")

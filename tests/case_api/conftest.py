@@ -1,21 +1,29 @@
-"""case-api fixtures: a small organization directory and helpers to register people and open cases."""
+"""case-api fixtures: a small organization directory, helpers to register people and open cases, and
+agreement-api in-process for the notice detail view."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
+from case_api.notices.agreements import AgreementApi
 from case_api.organizations import service as organizations
+from case_api.organizations.models import OrganizationRef
+from shared.auth import mint_token
 from shared.db import unit_of_work
 from shared.identifiers import make_identity_number
-from tests.conftest import auth
+from tests.conftest import auth, running, test_settings
 
 
 @dataclass(frozen=True)
@@ -112,3 +120,68 @@ async def open_case(
     response = await client.post("/api/v1/cases", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+@pytest.fixture
+def case_app(database_url: str) -> FastAPI:
+    from case_api.main import create_app
+
+    return create_app(test_settings("case_api.config", database_url))
+
+
+@pytest.fixture
+async def case_client(
+    case_app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The same client as tests/conftest.py's, with the app at hand (``case_app``) so a test can
+    replace what it calls out to."""
+    async with running(case_app, sessionmaker=sessionmaker) as client:
+        yield client
+
+
+async def use_agreement_api(app: FastAPI, agreement_api: AgreementApi) -> None:
+    """Point case-api's agreement-api port somewhere else (the one replaced is closed)."""
+    await app.state.agreement_api.aclose()
+    app.state.agreement_api = agreement_api
+
+
+async def _mirror_directory(sessionmaker: async_sessionmaker[AsyncSession], ids: list[uuid.UUID]) -> None:
+    """agreement-api's directory gets the organizations case-api's copy holds, with the same ids."""
+    from agreement_api.organizations.models import Organization, OrganizationType
+
+    async with unit_of_work(sessionmaker) as session:
+        refs = (
+            (await session.execute(select(OrganizationRef).where(col(OrganizationRef.id).in_(ids))))
+            .scalars()
+            .all()
+        )
+        for ref in sorted(refs, key=lambda ref: ref.parent_id is not None):  # parents first
+            session.add(
+                Organization(
+                    id=ref.id,
+                    type=OrganizationType(ref.type),
+                    name=ref.name,
+                    parent_id=ref.parent_id,
+                    kommunenummer=ref.kommunenummer,
+                    enhetsnummer=ref.enhetsnummer,
+                )
+            )
+            await session.flush()
+
+
+@pytest.fixture
+async def agreements(
+    case_app: FastAPI,
+    case_client: httpx.AsyncClient,
+    agreement_client: httpx.AsyncClient,
+    directory: Directory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> httpx.AsyncClient:
+    """agreement-api in-process on the test transaction, holding the same directory as case-api's
+    copy; case-api asks it which notice rules apply. Returns a client for agreement-api."""
+    await _mirror_directory(
+        sessionmaker, [getattr(directory, name) for name in Directory.__dataclass_fields__]
+    )
+    token = mint_token(role="service", subject="case-api")
+    await use_agreement_api(case_app, AgreementApi("http://agreement-api", token, http=agreement_client))
+    return agreement_client

@@ -6,10 +6,15 @@ covering housing, work and mental health. Each (endpoint, caller) pair runs on a
 
 Expected answers: in-scope callers 2xx; a caller whose role may see cases but not this one 404
 (existence is not revealed); a role that may never do the thing 403.
+
+agreement-api runs in-process with the same directory and no agreement, so its default rules make
+Oslo municipality and NAV Grünerløkka the notice recipients (for the notice detail view).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -79,6 +84,15 @@ CREATE = {
     **dict.fromkeys(GATED_IN | GATED_OUT | NO_CASE_ROLE | {"auditor"}, 403),
 }
 ANYONE = dict.fromkeys(CALLERS, 200)
+# What a notice says beyond ids: for notify-worker (the service role) only.
+NOTICE_FACTS = {**dict.fromkeys(CALLERS, 403), "service": 200}
+# The detail view a notice links to: recipients (by the rules and with consent) and, naming whose
+# view, admin and auditor. A consent-gated role that is no recipient gets 404, like an unknown case.
+NOTICE_DETAIL = {
+    **dict.fromkeys({"admin", "auditor", "municipality_in", "nav_in"}, 200),
+    **dict.fromkeys({"health_in"} | GATED_OUT, 404),
+    **dict.fromkeys((WRITERS_IN - {"admin"}) | WRITERS_OUT | NO_CASE_ROLE, 403),
+}
 
 
 @dataclass
@@ -108,7 +122,9 @@ class Scenario:
 
 
 @pytest.fixture
-async def scenario(case_client: httpx.AsyncClient, directory: Directory) -> Scenario:
+async def scenario(
+    case_client: httpx.AsyncClient, directory: Directory, agreements: httpx.AsyncClient
+) -> Scenario:
     return await build_scenario(case_client, directory)
 
 
@@ -207,6 +223,19 @@ def _get(path: Callable[[Scenario], str]) -> Call:
         return await s.client.get(path(s), headers=headers)
 
     return call
+
+
+def _role_of(headers: dict[str, str]) -> str:
+    """The role in the bearer token (read, not verified: the test minted it)."""
+    payload = headers["Authorization"].removeprefix("Bearer ").split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["role"])
+
+
+async def _notice_detail(s: Scenario, headers: dict[str, str]) -> httpx.Response:
+    """Admin and auditor say whose view (Oslo's); recipients read their own."""
+    params = {"organization_id": str(s.directory.oslo)} if _role_of(headers) in ("admin", "auditor") else {}
+    return await s.client.get(f"{s.case}/notice-detail", params=params, headers=headers)
 
 
 def _send(
@@ -394,6 +423,8 @@ ENDPOINTS: dict[str, tuple[Call, dict[str, int]]] = {
     "GET /cases/{id}/readiness": (_get(lambda s: f"{s.case}/readiness"), READ),
     "GET /cases/{id}/timeline": (_get(lambda s: f"{s.case}/timeline"), TIMELINE),
     "GET /cases/{id}/access-log": (_get(lambda s: f"{s.case}/access-log"), ACCESS_LOG),
+    "GET /cases/{id}/notice-facts": (_get(lambda s: f"{s.case}/notice-facts"), NOTICE_FACTS),
+    "GET /cases/{id}/notice-detail": (_notice_detail, NOTICE_DETAIL),
 }
 
 
@@ -659,11 +690,12 @@ ENDPOINTS.update(MARKET_ENDPOINTS)
 
 
 def test_the_matrix_covers_every_case_api_endpoint() -> None:
-    import json
+    """Against the app's own routes, built as `tilbake openapi` builds docs/openapi/case-api.json
+    (tests/test_contracts.py checks that file is not stale)."""
+    from case_api.config import Settings
+    from case_api.main import create_app
 
-    from shared.settings import REPO_ROOT
-
-    spec = json.loads((REPO_ROOT / "docs" / "openapi" / "case-api.json").read_text())
+    spec = create_app(Settings(env="test")).openapi()
     routes = {
         f"{method.upper()} {path.removeprefix('/api/v1')}"
         for path, operations in spec["paths"].items()

@@ -9,7 +9,7 @@
 | municipality  | cases it is responsible for, and only with consent          | no         |
 | nav           | cases assigned to its office, and only with consent         | no         |
 | health        | cases whose consent names it (or its type)                  | no         |
-| service       | only the disclosure question, for any case                  | no         |
+| service       | only the disclosure question and notice facts, for any case | no         |
 | others        | nothing here                                                | no         |
 
 A case outside the caller's scope answers 404, so its existence does not leak. A role that may
@@ -180,8 +180,10 @@ async def load_case(
 
 
 async def load_case_unscoped(session: AsyncSession, case_id: uuid.UUID) -> Case:
-    """The case regardless of the caller's scope: only for the disclosure question asked by the
-    ``service`` role, whose answer reveals no case data. Every other read goes through :func:`load_case`."""
+    """The case regardless of the caller's scope: only for the questions the ``service`` role asks
+    (disclosure, notice facts), whose answers reveal no personal data of the inmate. The notice
+    detail view decides by the notice rules and consent instead (``case_api.notices``). Every other
+    read goes through :func:`load_case`."""
     case = await session.get(Case, case_id)
     if case is None:
         raise CaseNotFound(f"No case {case_id}")

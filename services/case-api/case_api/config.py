@@ -3,7 +3,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommaList, ServiceSettings
@@ -35,10 +35,33 @@ class Settings(ServiceSettings):
         "case-api.events", description="case-api's RabbitMQ queue (organization directory events)."
     )
     binding_keys: CommaList = Field(
-        default_factory=lambda: ["organization.#"],
+        default_factory=lambda: ["organization.#", "notice.receipt_accepted.v1"],
         description="Routing keys case-api consumes (comma-separated or JSON list).",
     )
     idempotency_ttl_hours: int = Field(24, ge=1, description="How long an Idempotency-Key answer is kept.")
+    agreement_api_url: str = Field(
+        "http://127.0.0.1:8002",
+        description="Base URL of agreement-api, asked which rules apply when a notice's detail is fetched.",
+    )
+    service_token: SecretStr = Field(
+        SecretStr(""),
+        description=(
+            "Bearer token (role `service`) for calls to agreement-api. "
+            "Empty in dev/test: one is minted with the development key."
+        ),
+    )
+    http_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of calls to agreement-api.")
+
+    def bearer_token(self) -> str:
+        """The configured service token; in dev/test, when empty, one minted with the dev key."""
+        token = self.service_token.get_secret_value()
+        if token:
+            return token
+        if self.env == "production":
+            raise ValueError("CASE_API_SERVICE_TOKEN must be set in production")
+        from shared.auth import mint_token
+
+        return mint_token(role="service", subject="case-api", ttl_seconds=24 * 3600)
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Self:

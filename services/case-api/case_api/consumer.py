@@ -1,4 +1,5 @@
-"""case-api consumes the organization directory's events into its local read model."""
+"""case-api consumes the organization directory's events into its local read model, and accepted
+notice receipts into the responsibility group."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from case_api.models import CaseInbox
+from case_api.notices import receipts
 from case_api.organizations import service as organizations
 from shared.bus import Handler
 from shared.db import unit_of_work
@@ -26,6 +28,8 @@ def make_handler(sessionmaker: async_sessionmaker[AsyncSession]) -> Handler:
                 return
             if event.type in ORGANIZATION_EVENTS:
                 await organizations.upsert_from_event(session, event.data)
+            elif event.type == receipts.NOTICE_RECEIPT_ACCEPTED:
+                await receipts.add_contacts(session, event.data, event_id=str(event.id))
         EVENTS_CONSUMED.labels("case-api", event.type, "handled").inc()
 
     return handle

@@ -8,6 +8,7 @@ from case_api.config import Settings, get_settings
 from case_api.consumer import make_handler
 from case_api.market.web import router as market_pages
 from case_api.models import CaseOutbox
+from case_api.notices.agreements import AgreementApi
 from case_api.persons.crypto import IdentityVault
 from shared.app import Consumer, ServiceParts, build_app
 from shared.bus import MessageBus
@@ -29,6 +30,17 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
             hash_key=settings.identity_hash_key, encryption_keys=settings.identity_encryption_keys
         )
 
+    async def open_agreement_api(app: FastAPI) -> None:
+        # Replaceable on app.state, so tests can point it at an in-process agreement-api.
+        app.state.agreement_api = AgreementApi(
+            settings.agreement_api_url, settings.bearer_token(), timeout=settings.http_timeout_seconds
+        )
+
+    async def close_agreement_api(app: FastAPI) -> None:
+        agreement_api: AgreementApi | None = getattr(app.state, "agreement_api", None)
+        if agreement_api is not None:
+            await agreement_api.aclose()
+
     parts = ServiceParts(
         name="case-api",
         title="case-api",
@@ -37,7 +49,8 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         api_router=api_router,
         extra_routers=[market_pages],
         outbox_model=CaseOutbox,
-        on_startup=[build_vault],
+        on_startup=[build_vault, open_agreement_api],
+        on_shutdown=[close_agreement_api],
         consumer=Consumer(
             queue=settings.queue,
             binding_keys=settings.binding_keys,
@@ -46,6 +59,10 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         openapi_tags=[
             {"name": "persons", "description": "Inmates, registered once; identity numbers only in bodies."},
             {"name": "cases", "description": "Cases: lifecycle, transfers, lists with filters."},
+            {
+                "name": "notices",
+                "description": "What notices say about a case, and the detail view a notice links to.",
+            },
             {
                 "name": "market",
                 "description": "The service market (servicetorg): sessions, bookings, day list.",

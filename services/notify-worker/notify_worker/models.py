@@ -80,6 +80,11 @@ class NotifyCase(SQLModel, table=True):
 
 
 _notice_version = Column("version", Integer, nullable=False)
+_AWAITING_ANSWER = (
+    "state = 'delivered' AND escalated_at IS NULL AND receipt_due_at IS NOT NULL"
+    " AND (receipt_status IS NULL OR receipt_status = 'received')"
+)
+_DEAD_UNESCALATED = "state = 'dead' AND escalated_at IS NULL AND dead_at IS NOT NULL"
 
 
 class NotifyNotice(SQLModel, table=True):
@@ -106,12 +111,19 @@ class NotifyNotice(SQLModel, table=True):
             sqlite_where=text("state = 'scheduled'"),
         ),
         Index("ix_notify_notice_claimed", "claimed_at", postgresql_where=text("state = 'claimed'")),
-        # The escalation query: delivered notices past their receipt deadline, not yet escalated.
+        # The escalation queries: delivered notices still waiting for an answer, by receipt
+        # deadline; dead notices not yet escalated, by death. Answered and escalated notices drop out.
         Index(
             "ix_notify_notice_receipt_due",
             "receipt_due_at",
-            postgresql_where=text("escalated_at IS NULL AND receipt_due_at IS NOT NULL"),
-            sqlite_where=text("escalated_at IS NULL AND receipt_due_at IS NOT NULL"),
+            postgresql_where=text(_AWAITING_ANSWER),
+            sqlite_where=text(_AWAITING_ANSWER),
+        ),
+        Index(
+            "ix_notify_notice_dead_unescalated",
+            "dead_at",
+            postgresql_where=text(_DEAD_UNESCALATED),
+            sqlite_where=text(_DEAD_UNESCALATED),
         ),
         Index("ix_notify_notice_recipient_state", "recipient_organization_id", "state"),
     )

@@ -1,4 +1,10 @@
-"""``python -m benchmarks [--quick] [--output PATH]``: the whole suite in one command."""
+"""``python -m benchmarks [--quick] [--scale] [--output PATH]``: the whole suite in one command.
+
+Three parts, each with its own scratch database: the API (case-api against a bare baseline, and
+case-api under py-spy), the worker (benchmarks.worker) and, with ``--scale`` or ``--quick``, the
+scale part (benchmarks.scale). ``--quick`` runs every part small, to keep the code paths working
+(CI runs it); its figures mean nothing.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api, report
+from benchmarks import api, profiling, report, scale, worker
 from shared.settings import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
 RAMP = (4, 8, 16, 32)
 OUTBOX_DRAIN_LIMIT_S = 120.0
+
+
+PARTS = ("api", "worker", "scale")
 
 
 @dataclass(frozen=True)
@@ -32,13 +41,28 @@ class Profile:
     ramp_duration: float
     persons: int
     read_pool: int
+    profile_seconds: int
 
 
 FULL = Profile(
-    connections=32, warmup=3.0, duration=20.0, ramp_warmup=1.0, ramp_duration=5.0, persons=200, read_pool=500
+    connections=32,
+    warmup=3.0,
+    duration=20.0,
+    ramp_warmup=1.0,
+    ramp_duration=5.0,
+    persons=200,
+    read_pool=500,
+    profile_seconds=10,
 )
 QUICK = Profile(
-    connections=32, warmup=0.5, duration=3.0, ramp_warmup=0.2, ramp_duration=1.0, persons=20, read_pool=50
+    connections=32,
+    warmup=0.5,
+    duration=3.0,
+    ramp_warmup=0.2,
+    ramp_duration=1.0,
+    persons=20,
+    read_pool=50,
+    profile_seconds=1,
 )
 
 
@@ -81,8 +105,20 @@ async def drain_outbox(url: str) -> tuple[int, float]:
     return backlog, time.monotonic() - started
 
 
-async def suite(profile: Profile, quick: bool, workdir: Path) -> dict[str, Any]:
-    started = time.monotonic()
+async def profile_case_api(
+    case_api: api.Server, spec: dict[str, Any], seconds: int, workdir: Path, label: str
+) -> profiling.Summary:
+    """One more run of a scenario with py-spy attached to case-api (its figures are not reported)."""
+    output = workdir / f"profile-case-api-{uuid.uuid4().hex[:8]}.txt"
+    recording = profiling.record("case-api", case_api.pid, output, seconds=seconds)
+    await asyncio.to_thread(run_load, workdir, {**spec, "warmup": 0.0, "duration": float(seconds) + 0.5})
+    await asyncio.to_thread(recording.wait, seconds + 30)
+    log(f"  profiled case-api during {label}")
+    return profiling.summarize(recording)
+
+
+async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], list[str]]:
+    """case-api against the baseline; the part's figures and its notes."""
     name = f"tilbake_bench_{uuid.uuid4().hex[:10]}"
     log(f"creating scratch database {name}")
     url = await api.create_database(name)
@@ -162,6 +198,11 @@ async def suite(profile: Profile, quick: bool, workdir: Path) -> dict[str, Any]:
             }
             ramp.append(await asyncio.to_thread(run_load, workdir, spec))
 
+        profiles: dict[str, profiling.Summary] = {}
+        for label in ("case-api create", "case-api read"):
+            profiles[label] = await profile_case_api(
+                case_api, {**scenarios[label], **common}, profile.profile_seconds, workdir, label
+            )
         rss = {server.name: server.peak_rss_kib() for server in servers}
         for server in servers:
             if server.process.poll() is not None:
@@ -196,10 +237,11 @@ async def suite(profile: Profile, quick: bool, workdir: Path) -> dict[str, Any]:
         f"The outbox relay had {outbox[0]} unpublished events when the create scenario ended and needed "
         f"{outbox[1]:.1f} s to drain them; the suite waits for that before the next scenario, so the "
         "relay's catch-up work is not billed to the scenarios after it.",
-        "The load generator (`benchmarks/loadgen.py`, httpx, one asyncio process) runs on the same machine "
-        f"and competes with the servers and PostgreSQL for {report.machine()['cores']} cores; its busiest "
-        f"run used {loadgen_cpu:.0%} of one core. Where the generator is near a full core the baseline "
-        "figure is a floor, so the ratios flatter case-api somewhat.",
+        "The load generator (`benchmarks/loadgen.py`: one asyncio process with a bare HTTP/1.1 keep-alive "
+        "client, every request's bytes built before the clock starts) runs on the same machine and competes "
+        f"with the servers and PostgreSQL for {report.machine()['cores']} cores; its busiest run used "
+        f"{loadgen_cpu:.0%} of one core. (An httpx-based generator used a full core at a few hundred "
+        "requests per second and held the baseline down to that, which flattered case-api's ratios.)",
     ]
     slowest = min(results["case-api create"]["rps"], results["case-api read"]["rps"])
     notes.append(
@@ -209,15 +251,6 @@ async def suite(profile: Profile, quick: bool, workdir: Path) -> dict[str, Any]:
         f"{profile.connections} connections needs well over {profile.connections / 0.05:.0f} requests/s. "
         "The ramp shows the latency case-api gives at lower concurrency."
     )
-    notes.append(
-        "Figures come from one run on a small shared machine and move noticeably between runs (the same "
-        "scenario has differed by more than a third from one run to the next here). A ratio close to its "
-        "target is not settled by one run; compare runs on the same machine before concluding."
-    )
-    if quick:
-        notes.insert(
-            0, "This is a --quick smoke run: a few seconds per scenario; the figures are not meaningful."
-        )
     settings = {
         "connections": profile.connections,
         "warmup": profile.warmup,
@@ -225,29 +258,104 @@ async def suite(profile: Profile, quick: bool, workdir: Path) -> dict[str, Any]:
         "ramp_warmup": profile.ramp_warmup,
         "ramp_duration": profile.ramp_duration,
     }
-    return {
-        "quick": quick,
-        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "elapsed_s": time.monotonic() - started,
-        "machine": report.machine(),
-        "versions": report.versions(postgres_version),
+    figures = {
         "settings": settings,
         "results": results,
         "ratios": ratios,
         "ramp": ramp,
         "rss": rss,
+        "profiles": profiles,
+        "profile_seconds": profile.profile_seconds,
+        "postgres_version": postgres_version,
+    }
+    return figures, notes
+
+
+def worker_notes() -> list[str]:
+    return [
+        "**worker**: each run starts its worker process(es) afresh against the same database, "
+        "agreement-api, case-api and receiver; a run's notices carry their own `milestone_days`, so the "
+        "figures of one run never count another's notices. The stage timings run the worker application "
+        "in a harness process (`benchmarks/stages.py`), the CPU profiles attach py-spy to the running "
+        "processes; neither of those runs is among the headline figures.",
+    ]
+
+
+def scale_notes(result: scale.ScaleResult) -> list[str]:
+    return [
+        f"**scale**: the scale part took {result.elapsed_s:.0f} s, {result.load_seconds:.0f} s of it loading. "
+        "Timings are of warm caches (the load and the warm-up executions leave the pages in memory); "
+        "a cold cache adds reads from disk to the first pages.",
+    ]
+
+
+async def suite(
+    profile: Profile, quick: bool, workdir: Path, parts: set[str], keep_scale: str | None
+) -> dict[str, Any]:
+    started = time.monotonic()
+    notes: list[str] = []
+    data: dict[str, Any] = {"api": None, "worker": None, "scale": None}
+    postgres_version = str(await api.query_value(api.server_url(), "SHOW server_version"))
+    if "api" in parts:
+        data["api"], api_notes = await api_suite(profile, workdir)
+        notes.extend(api_notes)
+        log(f"API part done after {time.monotonic() - started:.0f} s")
+    if "worker" in parts:
+        data["worker"] = await worker.run(worker.QUICK_WORKER if quick else worker.FULL_WORKER, workdir, log)
+        notes.extend(worker_notes())
+        log(f"worker part done after {time.monotonic() - started:.0f} s")
+    if "scale" in parts:
+        data["scale"] = await scale.run(
+            scale.QUICK_SCALE if quick else scale.FULL_SCALE,
+            workdir,
+            log,
+            keep=keep_scale,
+            try_every_proposal=quick,
+        )
+        notes.extend(scale_notes(data["scale"]))
+        log(f"scale part done after {time.monotonic() - started:.0f} s")
+    notes.append(
+        "Figures come from one run on a small shared machine and move noticeably between runs (the same "
+        "scenario has differed by more than a third from one run to the next here). A figure close to its "
+        "target is not settled by one run; compare runs on the same machine before concluding."
+    )
+    if quick:
+        notes.insert(0, "This is a --quick smoke run: every part runs small; the figures are not meaningful.")
+    return {
+        **data,
+        "quick": quick,
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "elapsed_s": time.monotonic() - started,
+        "machine": report.machine(),
+        "versions": report.versions(postgres_version),
         "notes": notes,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smoke test: seconds per scenario, temp report")
+    parser.add_argument("--quick", action="store_true", help="smoke test of every part, temp report")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="include the scale part: 1M cases / 5M notices, several minutes of loading (--quick always has a tiny one)",
+    )
     parser.add_argument(
         "--output", type=Path, help="report path (full: docs/benchmarks.md; quick: a temp file)"
     )
+    parser.add_argument(
+        "--only", action="append", choices=PARTS, help="run only this part (repeatable; for trials)"
+    )
+    parser.add_argument(
+        "--keep-scale-db",
+        metavar="NAME",
+        help="load the scale data into this database and keep it; reuse it if it exists (for trials)",
+    )
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
+    parts = set(args.only or PARTS)
+    if not (args.quick or args.scale or args.only):
+        parts.discard("scale")
     if args.output is not None:
         output: Path = args.output
     elif args.quick:
@@ -255,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         output = DEFAULT_OUTPUT
     with tempfile.TemporaryDirectory(prefix="tilbake-bench-work-") as workdir:
-        data = asyncio.run(suite(profile, args.quick, Path(workdir)))
+        data = asyncio.run(suite(profile, args.quick, Path(workdir), parts, args.keep_scale_db))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report.render(data), encoding="utf-8")
     sys.stdout.write(f"report written to {output}\n")

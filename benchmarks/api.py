@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from shared.settings import REPO_ROOT, normalize_database_url
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 HOST = "127.0.0.1"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def server_url() -> str:
@@ -129,6 +131,14 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    def cpu_seconds(self) -> float | None:
+        """User plus system CPU time the process has used so far."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
     def peak_rss_kib(self) -> int | None:
         """VmHWM: the process's peak resident set size so far."""
         try:
@@ -163,18 +173,89 @@ def _start(name: str, args: list[str], env: dict[str, str], port: int, log_dir: 
     return Server(name=name, process=process, port=port, log_path=log_path, log=log)
 
 
-def start_case_api(url: str, log_dir: Path) -> Server:
+def start_case_api(url: str, log_dir: Path, *, log_level: str = "WARNING", name: str = "case-api") -> Server:
     port = free_port()
     env = {
         "CASE_API_DATABASE_URL": url,
         "CASE_API_PORT": str(port),
         "CASE_API_HOST": HOST,
         "CASE_API_ENV": "test",
-        "CASE_API_LOG_LEVEL": "WARNING",
+        "CASE_API_LOG_LEVEL": log_level,
+        "CASE_API_LOG_JSON": "true",
         "CASE_API_AMQP_URL": "",
         "CASE_API_OUTBOX_RELAY_ENABLED": "true",
     }
-    return _start("case-api", ["-m", "case_api"], env, port, log_dir)
+    return _start(name, ["-m", "case_api"], env, port, log_dir)
+
+
+def start_agreement_api(url: str, log_dir: Path) -> Server:
+    """agreement-api with plain-http loopback webhook URLs allowed (test env only): the receiver
+    of the worker benchmark listens on 127.0.0.1."""
+    port = free_port()
+    env = {
+        "AGREEMENT_API_DATABASE_URL": url,
+        "AGREEMENT_API_PORT": str(port),
+        "AGREEMENT_API_HOST": HOST,
+        "AGREEMENT_API_ENV": "test",
+        "AGREEMENT_API_LOG_LEVEL": "INFO",
+        "AGREEMENT_API_LOG_JSON": "true",
+        "AGREEMENT_API_AMQP_URL": "",
+        "AGREEMENT_API_ALLOW_PRIVATE_WEBHOOK_URLS": "true",
+        "AGREEMENT_API_ALLOW_HTTP_WEBHOOKS": "true",
+    }
+    return _start("agreement-api", ["-m", "agreement_api"], env, port, log_dir)
+
+
+def notify_worker_env(
+    url: str, *, port: int, agreement_api: Server, case_api: Server, settings: dict[str, str]
+) -> dict[str, str]:
+    """The worker's environment: dispatch on, no broker (the in-process bus; the consumer plays no
+    part here), INFO logs as JSON as in production, plus the benchmark's dispatch settings."""
+    return {
+        "NOTIFY_WORKER_DATABASE_URL": url,
+        "NOTIFY_WORKER_PORT": str(port),
+        "NOTIFY_WORKER_HOST": HOST,
+        "NOTIFY_WORKER_ENV": "test",
+        "NOTIFY_WORKER_LOG_LEVEL": "INFO",
+        "NOTIFY_WORKER_LOG_JSON": "true",
+        "NOTIFY_WORKER_AMQP_URL": "",
+        "NOTIFY_WORKER_AGREEMENT_API_URL": agreement_api.base_url,
+        "NOTIFY_WORKER_CASE_API_URL": case_api.base_url,
+        "NOTIFY_WORKER_CASE_API_PUBLIC_URL": case_api.base_url,
+        "NOTIFY_WORKER_DISPATCH_ENABLED": "true",
+        **settings,
+    }
+
+
+def start_notify_worker(
+    url: str,
+    log_dir: Path,
+    *,
+    name: str,
+    agreement_api: Server,
+    case_api: Server,
+    settings: dict[str, str],
+) -> Server:
+    port = free_port()
+    env = notify_worker_env(url, port=port, agreement_api=agreement_api, case_api=case_api, settings=settings)
+    return _start(name, ["-m", "notify_worker"], env, port, log_dir)
+
+
+def start_receiver(secrets: dict[str, str], port: int, log_dir: Path) -> Server:
+    args = [
+        "-m",
+        "uvicorn",
+        "--factory",
+        "benchmarks.receiver:create_app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return _start("receiver", args, {"BENCH_RECEIVER_SECRETS": json.dumps(secrets)}, port, log_dir)
 
 
 def start_baseline(url: str, log_dir: Path) -> Server:

@@ -8,6 +8,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.profiling import Summary
+from benchmarks.scale import TARGET_MS, QueryReport, ScaleResult
+from benchmarks.worker import DELIVERIES_TARGET, INTERVAL_S, LAG_P99_TARGET_S, BatchResult, WorkerResult
+
 TARGETS = {"create": 0.4, "read": 0.6}
 P99_TARGET_MS = 50.0
 
@@ -36,7 +40,7 @@ def machine() -> dict[str, str]:
 
 def versions(postgres: str) -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for package in ("fastapi", "uvicorn", "sqlalchemy", "asyncpg", "pydantic", "httpx"):
+    for package in ("fastapi", "uvicorn", "sqlalchemy", "asyncpg", "pydantic", "httpx", "py-spy"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -53,41 +57,42 @@ def _mib(kib: int | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:.0f} MiB"
 
 
-def render(data: dict[str, Any]) -> str:
-    """The whole report from one run's figures."""
+def _pct(share: float) -> str:
+    return f"{share:.0%}"
+
+
+def render_profile(summary: Summary, add: Any, *, rows: int = 10) -> None:
+    """One py-spy summary: by library, by project function, hottest leaves."""
+    if summary.error:
+        add(f"*{summary.name}*: no profile ({summary.error}).")
+        add("")
+        return
+    add(f"*{summary.name}*: {summary.samples} samples (on-CPU only; idle waits left out).")
+    add("")
+    add("| by library (innermost frame) | share | | by project function (innermost own frame) | share |")
+    add("|---|---:|---|---|---:|")
+    libraries = summary.by_library[:rows]
+    functions = summary.by_project_function[:rows]
+    for index in range(max(len(libraries), len(functions))):
+        library = f"{libraries[index][0]} | {_pct(libraries[index][1])}" if index < len(libraries) else " | "
+        function = (
+            f"`{functions[index][0]}` | {_pct(functions[index][1])}" if index < len(functions) else " | "
+        )
+        add(f"| {library} | | {function} |")
+    add("")
+    if summary.hottest:
+        hottest = ", ".join(f"`{name}` {_pct(share)}" for name, share in summary.hottest[:6])
+        add(f"Hottest leaf functions: {hottest}.")
+        add("")
+
+
+# --- the API part ------------------------------------------------------------------------------
+
+
+def render_api(data: dict[str, Any], add: Any) -> None:
     results: dict[str, dict[str, Any]] = data["results"]
     settings = data["settings"]
-    lines: list[str] = []
-    add = lines.append
-    title = "# Benchmarks" if not data["quick"] else "# Benchmarks (quick smoke run: figures not meaningful)"
-    add(title)
-    add("")
-    add(
-        "case-api's create-case and read-case measured against a bare FastAPI + asyncpg baseline, "
-        "in one run on one machine. Written by `python -m benchmarks`; do not edit by hand."
-    )
-    add("")
-    add(f"Run finished {data['finished']} and took {data['elapsed_s']:.0f} s.")
-    add("")
-    add("## Reproduce")
-    add("")
-    add("```sh")
-    add("# a PostgreSQL server you may create and drop databases on (default shown)")
-    add("export BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres")
-    add(".venv/bin/python -m benchmarks          # full run, rewrites docs/benchmarks.md")
-    add(".venv/bin/python -m benchmarks --quick  # smoke test, report to a temporary file")
-    add("```")
-    add("")
-    add("## Machine and versions")
-    add("")
-    add("| | |")
-    add("|---|---|")
-    for key, value in data["machine"].items():
-        add(f"| {key} | {value} |")
-    for key, value in data["versions"].items():
-        add(f"| {key} | {value} |")
-    add("")
-    add("## Results")
+    add("## API: case-api against a bare FastAPI + asyncpg baseline")
     add("")
     add(
         f"{settings['connections']} concurrent connections, {settings['warmup']:g} s warm-up then "
@@ -110,30 +115,7 @@ def render(data: dict[str, Any]) -> str:
         "Near 100% the generator, not the server, sets the pace: that figure is a floor for the server."
     )
     add("")
-    add("### Targets")
-    add("")
-    add("| target | figure | verdict |")
-    add("|---|---:|---|")
-    for op in ("create", "read"):
-        ratio = data["ratios"][op]
-        add(
-            f"| {op} throughput >= {TARGETS[op]}x baseline | {ratio:.2f}x | {_verdict(ratio >= TARGETS[op])} |"
-        )
-    for op in ("create", "read"):
-        p99 = results[f"case-api {op}"]["p99_ms"]
-        add(
-            f"| case-api {op} p99 <= {P99_TARGET_MS:.0f} ms at {settings['connections']} connections "
-            f"| {p99:.1f} ms | {_verdict(p99 <= P99_TARGET_MS)} |"
-        )
-    add("")
-    add("### Memory")
-    add("")
-    add(
-        f"Peak resident set size (VmHWM) over the whole run: case-api {_mib(data['rss']['case-api'])}, "
-        f"baseline {_mib(data['rss']['baseline'])}."
-    )
-    add("")
-    add("## Latency against load (case-api read)")
+    add("### Latency against load (case-api read)")
     add("")
     ramp = data["ramp"]
     add(
@@ -159,6 +141,435 @@ def render(data: dict[str, Any]) -> str:
     add("    line [" + ", ".join(f"{step['p99_ms']:.1f}" for step in ramp) + "]")
     add("```")
     add("")
+    add("### Where case-api's CPU goes")
+    add("")
+    add(
+        "py-spy sampled case-api during extra runs of the same scenarios (after the measured ones, so "
+        f"the figures above are unprofiled): {data['profile_seconds']:g} s each at "
+        f"{settings['connections']} connections."
+    )
+    add("")
+    for label, summary in data["profiles"].items():
+        add(f"**{label}**")
+        add("")
+        render_profile(summary, add)
+
+
+# --- the worker part ---------------------------------------------------------------------------
+
+
+def _batch_row(result: BatchResult) -> str:
+    cpu = result.cpu
+    workers = [value for name, value in cpu.items() if name.startswith("notify-worker")]
+    return (
+        f"| {result.label} | {result.workers} | {result.batch_size} | {result.notices:,} | "
+        f"{result.notices_received:,} | {result.throughput:.0f} | {result.steady_rate:.0f} | "
+        f"{result.lag_p50_s:.2f} | {result.lag_p99_s:.2f} | {result.lag_max_s:.2f} | "
+        f"{' + '.join(_pct(value) for value in workers)} | {_pct(cpu.get('agreement-api', 0.0))} | "
+        f"{_pct(cpu.get('case-api', 0.0))} | {_pct(result.machine_cpu)} |"
+        + (" timed out |" if result.timed_out else " |")
+    )
+
+
+STAGE_HINTS = {
+    "run_once": "one whole round",
+    "plan": "claim the due notices, then per notice: endpoints, facts, deliveries",
+    "claim_due": "the claim transaction",
+    "release_stale_claims": "stale claims back to scheduled",
+    "AgreementClient.endpoints_for": "HTTP: the recipient's endpoints (agreement-api)",
+    "CaseClient.notice_facts": "HTTP: the notice's facts (case-api)",
+    "health.seen_active": "endpoint health bookkeeping",
+    "_plan_one": "one notice's deliveries inserted",
+    "attempt_next": "one attempt: lease + send + record",
+    "_lease": "lease transaction (SELECT ... FOR UPDATE SKIP LOCKED, commit)",
+    "_send": "signing keys + POST",
+    "AgreementClient.signing_keys": "HTTP: signing keys (agreement-api)",
+    "WebhookSender.send": "sign and POST to the receiver",
+    "_record": "record transaction (attempt row, delivery state)",
+    "finish_notices": "mark ended notices delivered/dead",
+}
+
+
+def _stage_proposals(stages: dict[str, Any], notices: int) -> list[str]:
+    """Fix proposals bound to the measured stages (only for the stages the worker has now)."""
+    by_name = {stage["stage"]: stage for stage in stages.get("stages", []) if stage["calls"]}
+    wall = max(stages["wall_s"], 1e-9)
+
+    def told(name: str) -> str:
+        stage = by_name[name]
+        overlap = " (the calls overlap)" if stage["total_s"] > wall * 1.05 else ""
+        return (
+            f"`{name}`: {stage['calls']:,} calls for {notices:,} notices, {stage['mean_ms']:.1f} ms each, "
+            f"{stage['total_s']:.1f} s in all against {wall:.1f} s of wall time{overlap}"
+        )
+
+    proposals = [
+        f"One worker needed {wall / max(notices, 1) * 1000:.1f} ms of wall time per notice while using "
+        "little CPU (the CPU columns above): it waits on round trips, to PostgreSQL and to the two services, "
+        "more than it computes."
+    ]
+    if "AgreementClient.signing_keys" in by_name:
+        proposals.append(
+            told("AgreementClient.signing_keys")
+            + ". `Dispatcher._send` fetches the keys for every attempt: cache them per endpoint for a few "
+            "seconds (keys change only on rotation, and a rotation overlaps the old and the new key, so a "
+            "short cache never signs with a retired key alone)."
+        )
+    if "AgreementClient.endpoints_for" in by_name:
+        proposals.append(
+            told("AgreementClient.endpoints_for")
+            + ". `Dispatcher.plan` asks per notice although a round has few distinct recipients: ask once "
+            "per organization per round, or cache for a few seconds."
+        )
+    if "CaseClient.notice_facts" in by_name:
+        proposals.append(
+            told("CaseClient.notice_facts")
+            + ". One case-api request per case: a batch endpoint (facts for up to the batch size of cases "
+            "in one request) would turn them into one round trip per round."
+        )
+    transactions = [
+        name for name in ("_plan_one", "_lease", "_record", "health.record_attempt") if name in by_name
+    ]
+    if transactions:
+        listed = "; ".join(told(name) for name in transactions)
+        proposals.append(
+            f"Transactions per notice: {listed}. Lease the round's due deliveries in one transaction "
+            "(`FOR UPDATE SKIP LOCKED LIMIT batch`), insert the round's deliveries in one statement and "
+            "record the round's attempts in one transaction."
+        )
+    if "attempt_next" in by_name:
+        attempts = by_name["attempt_next"]
+        if attempts["total_s"] <= wall * 1.05:
+            proposals.append(
+                told("attempt_next")
+                + ": the attempts run one at a time. With the leases taken together, send the leased batch "
+                "concurrently (`asyncio.gather` under a semaphore, say 32 in flight), so key look-ups and "
+                "POSTs overlap and the worker is bound by CPU instead of the sum of round trips."
+            )
+        else:
+            proposals.append(told("attempt_next") + ": attempts already overlap.")
+    return proposals
+
+
+def render_worker(worker: WorkerResult, add: Any) -> None:
+    single, pair = worker.single, worker.pair
+    add("## Worker: signed deliveries, lag, and no attempt made twice")
+    add("")
+    add(
+        "Real processes: `python -m notify_worker` (dispatch on, no broker), agreement-api (the "
+        f"{worker.profile.recipients} recipient municipalities and their webhook endpoints registered through "
+        "its API; the worker asks it for endpoints and for the signing keys of every attempt), case-api "
+        "(the worker asks it for each notice's facts) and a receiver (`benchmarks/receiver.py`) that "
+        "verifies every signature with the `standardwebhooks` package and records each arrival. A batch of "
+        "scheduled notices is COPYed into `notify_notice`, all due at the same moment; lag is arrival "
+        "minus `due_at`; deliveries/s is the batch over the time from `due_at` to the last arrival "
+        "(*steady* leaves out the first round's start-up: first to last arrival)."
+    )
+    add("")
+    add(
+        f"Settings: `NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS={INTERVAL_S:g}` (an idle worker looks again "
+        f"this often), `NOTIFY_WORKER_DISPATCH_BATCH_SIZE={worker.best_batch_size}` (the best of the sweep "
+        "below), log level INFO as JSON lines to a file (as in production), everything else default. "
+        "CPU columns: share of one core over the run; *machine* is the share of all cores."
+    )
+    add("")
+    add(
+        "| run | workers | batch size | notices | received | deliveries/s | steady/s | lag p50 s | lag p99 s "
+        "| lag max s | worker CPU | agreement-api CPU | case-api CPU | machine CPU | |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    runs = [*worker.sweep, single, pair]
+    if worker.profiled is not single:
+        runs.append(worker.profiled)
+    for result in runs:
+        add(_batch_row(result))
+    add("")
+    add("### Nothing attempted twice (two workers)")
+    add("")
+    add("| | count |")
+    add("|---|---:|")
+    add(f"| notices due at once | {pair.notices:,} |")
+    add(f"| notices delivered | {pair.delivered:,} |")
+    add(f"| deliveries (one per notice and endpoint) | {pair.deliveries:,} |")
+    add(f"| attempts recorded (`notify_attempt`) | {pair.attempts:,} |")
+    add(f"| failed attempts | {pair.failed_attempts:,} |")
+    add(f"| deliveries attempted more than once | {pair.deliveries_attempted_twice:,} |")
+    add(f"| POSTs the receiver verified | {pair.posts:,} |")
+    add(f"| notices POSTed more than once | {pair.notices_posted_twice:,} |")
+    add(f"| requests refused for a bad signature | {pair.rejected:,} |")
+    add("")
+    stages = worker.stages
+    add("### Where a worker's wall time goes")
+    add("")
+    add(
+        f"The real worker application run under `benchmarks/stages.py` ({stages['notices']:,} notices due "
+        f"at once, batch size {stages['batch_size']}; {stages['finished']:,} finished in "
+        f"{stages['wall_s']:.1f} s): every coroutine method of the running dispatcher, of its clients and "
+        "of the worker modules it calls is timed. Stages nest (a round holds everything) and concurrent "
+        "calls overlap, so shares add up to more than 100 %."
+    )
+    add("")
+    add("| stage | what | calls | mean ms | total s | share of wall time |")
+    add("|---|---|---:|---:|---:|---:|")
+    for stage in stages["stages"]:
+        if not stage["calls"]:
+            continue
+        add(
+            f"| `{stage['stage']}` | {STAGE_HINTS.get(stage['stage'], '')} | {stage['calls']:,} | "
+            f"{stage['mean_ms']:.2f} | {stage['total_s']:.2f} | {_pct(stage['share'])} |"
+        )
+    add("")
+    add("### Where the CPU goes (py-spy)")
+    add("")
+    add(
+        f"Sampled during the run *{worker.profiled.label}* ({worker.profile.profile_seconds} s, 100 Hz, "
+        "non-blocking), for the worker and the two services it calls on every notice."
+    )
+    add("")
+    for summary in worker.profiled.profiles:
+        render_profile(summary, add)
+    add("### What would reach the target")
+    add("")
+    add(
+        "Only settings were changed here (the batch-size sweep above, a second worker process). The "
+        "measured stages point at these changes in the worker's code:"
+    )
+    add("")
+    for proposal in _stage_proposals(stages, stages["notices"]):
+        add(f"- {proposal}")
+    add("")
+
+
+# --- the scale part ----------------------------------------------------------------------------
+
+
+def _plan_block(title: str, plan: str, add: Any) -> None:
+    add(f"<details><summary>{title}</summary>")
+    add("")
+    add("```text")
+    add(plan)
+    add("```")
+    add("")
+    add("</details>")
+    add("")
+
+
+def _query_row(report: QueryReport) -> str:
+    endpoint = f"{report.endpoint_ms:.1f}" if report.endpoint_ms is not None else "—"
+    return (
+        f"| {report.name} | {report.statement.median_ms:.2f} | {report.statement.p90_ms:.2f} | "
+        f"{report.statement.max_ms:.2f} | {report.function_ms:.2f} | {endpoint} | {_verdict(report.met)} |"
+    )
+
+
+def render_scale(scale: ScaleResult, add: Any) -> None:
+    profile, load = scale.profile, scale.load
+    add(f"## Scale: {profile.cases:,} cases and {profile.notices:,} notices")
+    add("")
+    add(
+        "A dedicated database, migrated with alembic, loaded with COPY into the real tables with every "
+        "index and constraint in place (`benchmarks/bulk.py`): one person per case; cases opened over five "
+        "years, most planning towards a release date in the next 18 months; notices of the default rule set "
+        "(90, 30, 7 and 0 days to the municipality, 0 days to NAV), scheduled over the next 18 months, "
+        f"delivered where their time has passed, some held or cancelled, and {profile.overdue_share:.1%} "
+        "scheduled and overdue (the backlog the claim query finds). Then `VACUUM ANALYZE`."
+    )
+    add("")
+    if scale.load_seconds:
+        rate = (load.persons + load.cases + load.notices) / max(scale.load_seconds, 1e-9)
+        add(
+            f"Loaded in {scale.load_seconds:.0f} s ({rate:,.0f} rows/s; "
+            + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in load.seconds.items())
+            + f"). Database {scale.database_size}: "
+            + ", ".join(f"`{table}` {size}" for table, size in scale.table_sizes.items())
+            + "."
+        )
+        add("")
+        states = ", ".join(f"{state} {count:,}" for state, count in sorted(load.notice_states.items()))
+        add(
+            f"Notices by state: {states}; {load.due_now:,} scheduled notices were due when the load finished."
+        )
+        add("")
+    add(
+        "The SQL is not written here: the real functions ran once against an engine whose statements were "
+        "captured (`notify_worker.claims.claim_due` in a rolled-back transaction, with notify-worker's "
+        "default batch of 20; `case_api.cases.service.list_page` as the admin viewer, 50 per page). The deep "
+        f"page's cursor is the one `list_page` itself returns after {(profile.deep_page - 1) * 50:,} rows "
+        f"(page {profile.deep_page}). Each captured statement then ran as a prepared statement on one "
+        "connection, as asyncpg runs it for the service: five warm-up executions, then twenty timed (median, "
+        "p90, max; client round trip, rows included). *function* is the service function itself, ORM "
+        "included; *endpoint* is `GET /api/v1/cases` of a case-api process on the same data, as admin, "
+        "access log included (both medians of twenty, or of five where one call took over 0.5 s)."
+    )
+    add("")
+    add(f"| query | median ms | p90 ms | max ms | function ms | endpoint ms | <= {TARGET_MS:.0f} ms |")
+    add("|---|---:|---:|---:|---:|---:|---|")
+    for report in scale.queries:
+        add(_query_row(report))
+    add("")
+    tried = [(report, attempt) for report in scale.queries for attempt in report.tried]
+    if tried:
+        add("### Proposed fixes, measured")
+        add("")
+        add(
+            "Each proposal was applied in the scratch database only (the migration is the lead's), then the "
+            "same statement was timed again the same way."
+        )
+        add("")
+        add("| query | change | median ms | p90 ms | <= target |")
+        add("|---|---|---:|---:|---|")
+        for report, attempt in tried:
+            add(
+                f"| {report.name} | {attempt.label} | {attempt.timing.median_ms:.2f} | "
+                f"{attempt.timing.p90_ms:.2f} | {_verdict(attempt.met)} |"
+            )
+        add("")
+        statements = sorted({statement for _, attempt in tried for statement in attempt.statements})
+        add("Index statements tried:")
+        add("")
+        add("```sql")
+        for statement in statements:
+            add(statement.replace("bench_ix_", "ix_") + ";")
+        add("```")
+        add("")
+        if any(attempt.sql for _, attempt in tried):
+            add(
+                "The row comparison is a change to `case_api.cases.service.list_page`: "
+                "`tuple_(Case.opened_at, Case.id) < (opened_at, last)` instead of "
+                "`or_(Case.opened_at < opened_at, and_(Case.opened_at == opened_at, Case.id < last))`; "
+                "PostgreSQL takes a row comparison as the bound of an index scan, while the OR form can only "
+                "filter what a scan from the newest row returns, so every page costs as much as all pages "
+                "before it."
+            )
+            add("")
+    add("### Query plans")
+    add("")
+    add(
+        "`EXPLAIN (ANALYZE, BUFFERS)` of each statement: the custom plan (parameter values known, what "
+        "PostgreSQL uses for a prepared statement's first five executions and keeps while it is cheaper) "
+        "and the generic plan (`plan_cache_mode = force_generic_plan`, what it may switch to after that)."
+    )
+    add("")
+    for report in scale.queries:
+        add(f"**{report.name}** (parameters: {', '.join(report.params)})")
+        add("")
+        _plan_block("SQL", report.sql, add)
+        _plan_block("custom plan", report.custom_plan, add)
+        _plan_block("generic plan", report.generic_plan, add)
+        for attempt in report.tried:
+            _plan_block(f"with {attempt.label}", attempt.plan, add)
+
+
+# --- the whole report --------------------------------------------------------------------------
+
+
+def render(data: dict[str, Any]) -> str:
+    """The whole report from one run's figures."""
+    api: dict[str, Any] | None = data.get("api")
+    worker: WorkerResult | None = data.get("worker")
+    scale: ScaleResult | None = data.get("scale")
+    lines: list[str] = []
+    add = lines.append
+    title = "# Benchmarks" if not data["quick"] else "# Benchmarks (quick smoke run: figures not meaningful)"
+    add(title)
+    add("")
+    add(
+        "case-api's create and read against a bare FastAPI + asyncpg baseline, notify-worker's signed "
+        "deliveries, and the hot queries at a million cases, in one run on one machine. Written by "
+        "`python -m benchmarks`; do not edit by hand."
+    )
+    add("")
+    add(f"Run finished {data['finished']} and took {data['elapsed_s']:.0f} s.")
+    add("")
+    add("## Reproduce")
+    add("")
+    add("```sh")
+    add("# a PostgreSQL server you may create and drop databases on (default shown)")
+    add("export BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres")
+    add(
+        ".venv/bin/python -m benchmarks --scale  # full run with the 1M-case load, rewrites docs/benchmarks.md"
+    )
+    add(".venv/bin/python -m benchmarks          # the same without the scale part")
+    add(".venv/bin/python -m benchmarks --quick  # smoke test of every part, report to a temporary file")
+    add("```")
+    add("")
+    add("## Machine and versions")
+    add("")
+    add("| | |")
+    add("|---|---|")
+    for key, value in data["machine"].items():
+        add(f"| {key} | {value} |")
+    for key, value in data["versions"].items():
+        add(f"| {key} | {value} |")
+    add("")
+    add("## Targets")
+    add("")
+    add("| target | figure | verdict |")
+    add("|---|---:|---|")
+    if api is not None:
+        for op in ("create", "read"):
+            ratio = api["ratios"][op]
+            add(
+                f"| case-api {op} throughput >= {TARGETS[op]}x baseline | {ratio:.2f}x "
+                f"| {_verdict(ratio >= TARGETS[op])} |"
+            )
+        for op in ("create", "read"):
+            p99 = api["results"][f"case-api {op}"]["p99_ms"]
+            add(
+                f"| case-api {op} p99 <= {P99_TARGET_MS:.0f} ms at {api['settings']['connections']} connections "
+                f"| {p99:.1f} ms | {_verdict(p99 <= P99_TARGET_MS)} |"
+            )
+    if worker is not None:
+        single, pair = worker.single, worker.pair
+        add(
+            f"| one worker >= {DELIVERIES_TARGET:.0f} deliveries/s | {single.throughput:.0f}/s "
+            f"| {_verdict(single.throughput >= DELIVERIES_TARGET)} |"
+        )
+        add(
+            f"| {single.notices:,} notices due at once: lag p99 <= {LAG_P99_TARGET_S:g} s "
+            f"(p50 {single.lag_p50_s:.1f} s) | {single.lag_p99_s:.1f} s "
+            f"| {_verdict(single.lag_p99_s <= LAG_P99_TARGET_S)} |"
+        )
+        twice = pair.deliveries_attempted_twice + pair.notices_posted_twice
+        clean = twice == 0 and pair.delivered == pair.notices and pair.rejected == 0
+        add(
+            f"| two workers: no attempt made twice ({pair.notices:,} notices) | "
+            f"{pair.deliveries_attempted_twice} deliveries attempted twice, {pair.notices_posted_twice} notices "
+            f"POSTed twice | {_verdict(clean)} |"
+        )
+    if scale is not None:
+        for report in scale.queries:
+            best = min([report.statement.median_ms] + [attempt.timing.median_ms for attempt in report.tried])
+            note = f" (best with a proposed fix: {best:.2f} ms)" if not report.met and report.tried else ""
+            add(
+                f"| {report.name} <= {TARGET_MS:.0f} ms at {scale.profile.cases:,} cases / "
+                f"{scale.profile.notices:,} notices | {report.statement.median_ms:.2f} ms{note} "
+                f"| {_verdict(report.met)} |"
+            )
+    add("")
+    add("## Memory")
+    add("")
+    add("Peak resident set size (VmHWM) of each process, over the part of the run it served.")
+    add("")
+    add("| process | under | VmHWM |")
+    add("|---|---|---:|")
+    if api is not None:
+        add(f"| case-api | the API scenarios | {_mib(api['rss'].get('case-api'))} |")
+        add(f"| baseline | the API scenarios | {_mib(api['rss'].get('baseline'))} |")
+    if worker is not None:
+        for name, kib in worker.rss_kib.items():
+            add(f"| {name} | the worker runs | {_mib(kib)} |")
+    if scale is not None:
+        add(
+            f"| case-api | the case list over {scale.profile.cases:,} cases | {_mib(scale.case_api_rss_kib)} |"
+        )
+    add("")
+    if api is not None:
+        render_api(api, add)
+    if worker is not None:
+        render_worker(worker, add)
+    if scale is not None:
+        render_scale(scale, add)
     add("## What is measured")
     add("")
     for paragraph in data["notes"]:

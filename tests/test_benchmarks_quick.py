@@ -1,8 +1,11 @@
-"""The benchmark suite's quick mode works end to end (a smoke test, not a speed check)."""
+"""The benchmark suite's quick mode works end to end (a smoke test, not a speed check): the API
+scenarios, the worker runs against real processes with signature-verifying receiver, and the
+scale load with its captured queries and plans."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +16,22 @@ from shared.settings import REPO_ROOT
 from tests.infra import Postgres
 
 
-@pytest.mark.timeout(150)
-def test_quick_mode_writes_a_report_with_figures(tmp_path: Path, postgres: Postgres) -> None:
-    """Runs against the test harness's PostgreSQL server (never skipped)."""
-    output = tmp_path / "benchmarks.md"
+def _cells(text: str, label: str) -> list[str]:
+    row = next((line for line in text.splitlines() if line.startswith(f"| {label} |")), None)
+    assert row is not None, f"no row {label!r} in the report"
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end != -1 else len(text)]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -> str:
+    """One quick run for every check below, against the test harness's PostgreSQL (never skipped)."""
+    output = tmp_path_factory.mktemp("bench") / "benchmarks.md"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
         cwd=REPO_ROOT,
@@ -27,12 +42,46 @@ def test_quick_mode_writes_a_report_with_figures(tmp_path: Path, postgres: Postg
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    text = output.read_text()
+    return Path(output).read_text()
+
+
+@pytest.mark.timeout(150)
+def test_api_scenarios_have_figures(report: str) -> None:
     for label in ("case-api create", "baseline create", "case-api read", "baseline read"):
-        row = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
-        cells = [cell.strip() for cell in row.strip("|").split("|")]
-        assert int(cells[1]) > 0, row  # requests
-        assert int(cells[2]) == 0, row  # errors
-        assert float(cells[3]) > 0, row  # requests/s
-    assert "xychart-beta" in text
-    assert "VmHWM" in text
+        cells = _cells(report, label)
+        assert int(cells[1]) > 0, cells  # requests
+        assert int(cells[2]) == 0, cells  # errors
+        assert float(cells[3]) > 0, cells  # requests/s
+    assert "xychart-beta" in report
+    assert "VmHWM" in report
+    api = _section(report, "## API")
+    assert re.search(r"\*case-api\*: [1-9]\d* samples", api), "no py-spy profile of case-api"
+
+
+@pytest.mark.timeout(150)
+def test_worker_delivers_every_notice_once_with_valid_signatures(report: str) -> None:
+    worker = _section(report, "## Worker")
+    for label in ("one worker under py-spy", "two workers"):
+        cells = _cells(worker, label)
+        assert int(cells[3].replace(",", "")) > 0, cells
+        assert cells[4] == cells[3], f"not every notice reached the receiver: {cells}"  # received
+        assert float(cells[5]) > 0, cells  # deliveries/s
+    assert int(_cells(worker, "deliveries attempted more than once")[1]) == 0
+    assert int(_cells(worker, "notices POSTed more than once")[1]) == 0
+    assert int(_cells(worker, "requests refused for a bad signature")[1]) == 0
+    assert _cells(worker, "notices delivered")[1] == _cells(worker, "notices due at once")[1]
+    stages = _section(worker, "### Where a worker's wall time goes")
+    assert len(re.findall(r"^\| `[^`]+` \|", stages, flags=re.MULTILINE)) >= 3, stages
+    assert re.search(r"\*notify-worker-1\*: [1-9]\d* samples", worker), "no py-spy profile of the worker"
+
+
+@pytest.mark.timeout(150)
+def test_scale_queries_are_captured_timed_and_explained(report: str) -> None:
+    scale = _section(report, "## Scale")
+    for label in ("claim due notices", "case list, first page", "case list, deep page"):
+        cells = _cells(scale, label)
+        assert float(cells[1]) > 0, cells  # median ms
+    assert scale.count("<summary>custom plan</summary>") == 3
+    assert scale.count("<summary>generic plan</summary>") == 3
+    assert "FOR UPDATE SKIP LOCKED" in scale  # the claim query as claim_due issues it
+    assert "Proposed fixes, measured" in scale

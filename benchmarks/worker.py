@@ -1,0 +1,566 @@
+"""Worker benchmark: signed deliveries per second, due-to-delivered lag, and no attempt made twice.
+
+Real processes only: agreement-api (the recipients' organizations and webhook endpoints are
+registered through its API; the worker asks it for endpoints and signing keys), case-api (for the
+worker's per-notice questions), one or two ``python -m notify_worker`` processes (dispatch on, no
+broker), and a receiver (benchmarks.receiver) that verifies every signature with the reference
+``standardwebhooks`` package and records when each notice arrived.
+
+A batch of scheduled notices is COPYed straight into ``notify_notice``, all due at the same moment
+a little after the insert, spread over several recipients (municipalities) with one endpoint each.
+From that moment on the clock runs: lag is the receiver's arrival time minus ``due_at``;
+throughput is the batch size over the time from ``due_at`` to the last arrival. The worker's own
+figures (notices by state, attempts per delivery) are read from the database afterwards.
+
+Runs, in order: a short sweep of ``NOTIFY_WORKER_DISPATCH_BATCH_SIZE`` (the one setting that
+changes how much work a round takes); the headline run with one worker at the best batch size;
+the same with two workers (to prove no notice is attempted twice); one run with py-spy attached to
+the worker, agreement-api and case-api (CPU profiles); one run of the real worker application
+under benchmarks.stages (wall time per stage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from benchmarks import api, bulk, profiling
+from shared.auth import mint_token
+from shared.municipalities import all_municipalities
+
+INTERVAL_S = 0.25  # NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS: an idle worker looks again this often
+LEAD_S = 1.0  # notices are inserted this long before they all fall due
+DELIVERIES_TARGET = 500.0
+LAG_P99_TARGET_S = 2.0
+DEFAULT_BATCH_SIZE = 20
+
+
+@dataclass(frozen=True)
+class WorkerProfile:
+    notices: int  # due at once for one worker: throughput and lag
+    pair_notices: int  # due at once for two workers: nothing attempted twice
+    profile_notices: int  # the py-spy run
+    profile_seconds: int
+    stage_notices: int  # the benchmarks.stages run
+    sweep: tuple[int, ...]  # batch sizes tried before the headline run
+    sweep_notices: int
+    recipients: int = 8
+    # False: py-spy samples the headline run itself (quick mode: one run fewer; the profiler's
+    # own CPU then competes with the run, so the full run profiles a run of its own).
+    profile_separately: bool = True
+
+
+FULL_WORKER = WorkerProfile(
+    notices=10_000,
+    pair_notices=10_000,
+    profile_notices=3_000,
+    profile_seconds=15,
+    stage_notices=2_000,
+    sweep=(20, 100, 500),
+    sweep_notices=2_000,
+)
+QUICK_WORKER = WorkerProfile(
+    notices=40,
+    pair_notices=40,
+    profile_notices=0,
+    profile_seconds=1,
+    stage_notices=20,
+    sweep=(),
+    sweep_notices=0,
+    profile_separately=False,
+)
+
+
+@dataclass
+class BatchResult:
+    label: str
+    workers: int
+    batch_size: int
+    notices: int
+    states: dict[str, int]
+    posts: int
+    notices_received: int
+    notices_posted_twice: int
+    rejected: int
+    deliveries: int
+    attempts: int
+    failed_attempts: int
+    deliveries_attempted_twice: int
+    seconds: float  # due_at to the last arrival
+    throughput: float  # notices received / seconds
+    steady_rate: float  # between the first and the last arrival
+    lag_p50_s: float
+    lag_p99_s: float
+    lag_max_s: float
+    timed_out: bool
+    cpu: dict[str, float] = field(default_factory=dict)  # share of one core over the run
+    machine_cpu: float = 0.0  # share of all cores
+    rss_kib: dict[str, int | None] = field(default_factory=dict)
+    profiles: list[profiling.Summary] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> int:
+        return self.states.get("delivered", 0)
+
+
+@dataclass
+class WorkerResult:
+    profile: WorkerProfile
+    sweep: list[BatchResult]
+    best_batch_size: int
+    single: BatchResult
+    pair: BatchResult
+    profiled: BatchResult
+    stages: dict[str, Any]
+    rss_kib: dict[str, int | None]
+    elapsed_s: float
+
+
+@dataclass
+class Rig:
+    url: str
+    workdir: Path
+    agreement: api.Server
+    case_api: api.Server
+    receiver: api.Server
+    recipients: list[uuid.UUID]
+    case_ids: list[uuid.UUID]
+    log: Callable[[str], None]
+    batches: int = 0
+    peak: dict[str, int | None] = field(default_factory=dict)
+
+    def next_batch(self) -> int:
+        self.batches += 1
+        return 100 + self.batches  # stored as milestone_days: never one of the real milestones
+
+    def note_peak(self, server: api.Server) -> None:
+        value = server.peak_rss_kib()
+        if value is not None:
+            self.peak[server.name] = max(self.peak.get(server.name) or 0, value)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, math.ceil(fraction * len(ordered)))) - 1]
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    fields = [float(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+async def register_recipients(
+    agreement: api.Server, receiver_port: int, count: int
+) -> tuple[list[uuid.UUID], dict[str, str]]:
+    """Municipalities with one webhook endpoint each, through agreement-api's API as an admin;
+    returns their ids and the receiver's path -> secret map."""
+    headers = {"Authorization": f"Bearer {mint_token(role='admin', subject='bench-admin')}"}
+    numbers = [municipality.kommunenummer for municipality in all_municipalities()][:count]
+    ids: list[uuid.UUID] = []
+    secrets: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=agreement.base_url, headers=headers, timeout=30.0) as client:
+        for index, number in enumerate(numbers):
+            response = await client.post(
+                "/api/v1/organizations",
+                json={"type": "municipality", "name": f"Benchmark kommune {index}", "kommunenummer": number},
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"organization: {response.status_code} {response.text[:300]}")
+            organization_id = response.json()["id"]
+            path = f"/hook/{index}"
+            response = await client.post(
+                f"/api/v1/organizations/{organization_id}/webhooks",
+                json={
+                    "url": f"http://{api.HOST}:{receiver_port}{path}",
+                    "description": "benchmark receiver",
+                    "rate_limit_per_minute": 6000,
+                    "key_kind": "hmac",
+                },
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"webhook endpoint: {response.status_code} {response.text[:300]}")
+            ids.append(uuid.UUID(organization_id))
+            secrets[path] = response.json()["key"]["secret"]
+    return ids, secrets
+
+
+async def _insert_batch(rig: Rig, count: int, batch: int, due: float) -> None:
+    conn = await asyncpg.connect(rig.url)
+    try:
+        await bulk.due_notices(
+            conn,
+            rig.case_ids[:count],
+            recipients=rig.recipients,
+            due_at=datetime.fromtimestamp(due, UTC),
+            batch=batch,
+        )
+    finally:
+        await conn.close()
+
+
+async def _finished(rig: Rig, batch: int) -> int:
+    conn = await asyncpg.connect(rig.url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM notify_notice WHERE milestone_days = $1 AND state IN ('delivered', 'dead')",
+                batch,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def _database_counts(rig: Rig, batch: int) -> dict[str, Any]:
+    conn = await asyncpg.connect(rig.url)
+    try:
+        states = {
+            row["state"]: int(row["n"])
+            for row in await conn.fetch(
+                "SELECT state, count(*) AS n FROM notify_notice WHERE milestone_days = $1 GROUP BY state",
+                batch,
+            )
+        }
+        deliveries = int(
+            await conn.fetchval(
+                "SELECT count(*) FROM notify_delivery d JOIN notify_notice n ON n.id = d.notice_id "
+                "WHERE n.milestone_days = $1",
+                batch,
+            )
+        )
+        attempts = await conn.fetchrow(
+            "SELECT count(*) AS attempts, count(*) FILTER (WHERE a.error_class IS NOT NULL) AS failed "
+            "FROM notify_attempt a JOIN notify_delivery d ON d.id = a.delivery_id "
+            "JOIN notify_notice n ON n.id = d.notice_id WHERE n.milestone_days = $1",
+            batch,
+        )
+        twice = int(
+            await conn.fetchval(
+                "SELECT count(*) FROM (SELECT a.delivery_id FROM notify_attempt a "
+                "JOIN notify_delivery d ON d.id = a.delivery_id JOIN notify_notice n ON n.id = d.notice_id "
+                "WHERE n.milestone_days = $1 GROUP BY a.delivery_id HAVING count(*) > 1) AS repeated",
+                batch,
+            )
+        )
+        ids = [
+            str(row[0])
+            for row in await conn.fetch("SELECT id FROM notify_notice WHERE milestone_days = $1", batch)
+        ]
+    finally:
+        await conn.close()
+    return {
+        "states": states,
+        "deliveries": deliveries,
+        "attempts": int(attempts["attempts"]),
+        "failed_attempts": int(attempts["failed"]),
+        "twice": twice,
+        "ids": ids,
+    }
+
+
+async def _arrivals(rig: Rig) -> tuple[list[tuple[str, str, float]], int]:
+    async with httpx.AsyncClient(base_url=rig.receiver.base_url, timeout=30.0) as client:
+        body = (await client.get("/results")).json()
+    arrivals = [
+        (str(notice_id), str(webhook_id), float(at)) for notice_id, webhook_id, at in body["arrivals"]
+    ]
+    return arrivals, int(body["rejected"])
+
+
+async def run_batch(
+    rig: Rig,
+    label: str,
+    *,
+    workers: int,
+    count: int,
+    batch_size: int,
+    profile_seconds: int = 0,
+) -> BatchResult:
+    """``count`` notices due at once, delivered by ``workers`` worker processes."""
+    batch = rig.next_batch()
+    settings = {
+        "NOTIFY_WORKER_DISPATCH_BATCH_SIZE": str(batch_size),
+        "NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS": str(INTERVAL_S),
+    }
+    rig.log(f"{label}: {count:,} notices due at once, {workers} worker(s), batch size {batch_size}")
+    processes = [
+        api.start_notify_worker(
+            rig.url,
+            rig.workdir,
+            name=f"notify-worker-{index + 1}",
+            agreement_api=rig.agreement,
+            case_api=rig.case_api,
+            settings=settings,
+        )
+        for index in range(workers)
+    ]
+    watched = [*processes, rig.agreement, rig.case_api, rig.receiver]
+    recordings: list[profiling.Recording] = []
+    _, rejected_before = await _arrivals(rig)
+    try:
+        await asyncio.gather(*(api.wait_healthy(process) for process in processes))
+        due = time.time() + LEAD_S
+        await _insert_batch(rig, count, batch, due)
+        await asyncio.sleep(max(0.0, due - time.time()))
+        cpu_before = {server.name: server.cpu_seconds() or 0.0 for server in watched}
+        busy_before = machine_busy()
+        if profile_seconds:
+            for server in (processes[0], rig.agreement, rig.case_api):
+                output = rig.workdir / f"profile-{server.name}-{batch}.txt"
+                recordings.append(profiling.record(server.name, server.pid, output, seconds=profile_seconds))
+        deadline = time.monotonic() + 60 + count / 10
+        timed_out = True
+        while time.monotonic() < deadline:
+            if await _finished(rig, batch) >= count:
+                timed_out = False
+                break
+            for process in processes:
+                if process.process.poll() is not None:
+                    raise RuntimeError(f"{process.name} died; see {process.log_path}")
+            await asyncio.sleep(0.2)
+        ended = time.time()
+        busy_after = machine_busy()
+        wall = max(ended - due, 1e-9)
+        cpu = {
+            server.name: ((server.cpu_seconds() or 0.0) - cpu_before[server.name]) / wall
+            for server in watched
+        }
+        machine_cpu = (busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1e-9)
+        for recording in recordings:
+            await asyncio.to_thread(recording.wait, profile_seconds + 30)
+        rss = {server.name: server.peak_rss_kib() for server in watched}
+        for server in watched:
+            rig.note_peak(server)
+    finally:
+        for process in processes:
+            await asyncio.to_thread(process.stop)
+    counts = await _database_counts(rig, batch)
+    arrivals, rejected = await _arrivals(rig)
+    ours = set(counts["ids"])
+    first_arrival: dict[str, float] = {}
+    posts: dict[str, int] = {}
+    for notice_id, _webhook_id, arrived in arrivals:
+        if notice_id not in ours:
+            continue
+        posts[notice_id] = posts.get(notice_id, 0) + 1
+        first_arrival[notice_id] = min(arrived, first_arrival.get(notice_id, arrived))
+    lags = [arrived - due for arrived in first_arrival.values()]
+    times = sorted(first_arrival.values())
+    seconds = (times[-1] - due) if times else wall
+    result = BatchResult(
+        label=label,
+        workers=workers,
+        batch_size=batch_size,
+        notices=count,
+        states=counts["states"],
+        posts=sum(posts.values()),
+        notices_received=len(first_arrival),
+        notices_posted_twice=sum(1 for n in posts.values() if n > 1),
+        rejected=rejected - rejected_before,
+        deliveries=counts["deliveries"],
+        attempts=counts["attempts"],
+        failed_attempts=counts["failed_attempts"],
+        deliveries_attempted_twice=counts["twice"],
+        seconds=seconds,
+        throughput=len(first_arrival) / seconds if seconds > 0 else 0.0,
+        steady_rate=(len(times) - 1) / (times[-1] - times[0])
+        if len(times) > 1 and times[-1] > times[0]
+        else 0.0,
+        lag_p50_s=percentile(lags, 0.50),
+        lag_p99_s=percentile(lags, 0.99),
+        lag_max_s=max(lags) if lags else 0.0,
+        timed_out=timed_out,
+        cpu=cpu,
+        machine_cpu=machine_cpu,
+        rss_kib=rss,
+        profiles=[profiling.summarize(recording) for recording in recordings],
+    )
+    rig.log(
+        f"  {result.throughput:.0f} deliveries/s (steady {result.steady_rate:.0f}/s), lag p50 "
+        f"{result.lag_p50_s:.2f} s p99 {result.lag_p99_s:.2f} s, {result.notices_received}/{count} received, "
+        f"{result.notices_posted_twice} posted twice, {result.deliveries_attempted_twice} attempted twice, "
+        f"{result.rejected} rejected" + (" (TIMED OUT)" if timed_out else "")
+    )
+    return result
+
+
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A Python child process of this interpreter, its output to ``log_path``."""
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, *args], cwd=api.REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT
+        )
+
+
+async def run_stages(rig: Rig, *, count: int, batch_size: int) -> dict[str, Any]:
+    """The real worker application under benchmarks.stages: wall time per stage."""
+    batch = rig.next_batch()
+    rig.log(f"stage timings: {count:,} notices, the worker application in benchmarks.stages")
+    env = api.notify_worker_env(
+        rig.url,
+        port=api.free_port(),
+        agreement_api=rig.agreement,
+        case_api=rig.case_api,
+        settings={
+            "NOTIFY_WORKER_DISPATCH_BATCH_SIZE": str(batch_size),
+            "NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS": str(INTERVAL_S),
+        },
+    )
+    tag = uuid.uuid4().hex[:8]
+    deadline_s = 60 + count / 10
+    ready = rig.workdir / f"stages-{tag}.ready"
+    due_file = rig.workdir / f"stages-{tag}.due"
+    output = rig.workdir / f"stages-{tag}.json"
+    spec: dict[str, Any] = {
+        "env": env,
+        "database_url": rig.url,
+        "notices": count,
+        "batch": batch,
+        "deadline_s": deadline_s,
+        "ready_file": str(ready),
+        "due_file": str(due_file),
+        "output": str(output),
+    }
+    spec_path = rig.workdir / f"stages-{tag}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    log_path = rig.workdir / f"stages-{tag}.log"
+    process = _spawn(["-m", "benchmarks.stages", str(spec_path)], log_path)
+    try:
+        waited = time.monotonic() + 60
+        while not await asyncio.to_thread(ready.exists):
+            if process.poll() is not None or time.monotonic() > waited:
+                raise RuntimeError(f"the stage harness did not start; see {log_path}")
+            await asyncio.sleep(0.1)
+        due = time.time() + 1.0
+        await _insert_batch(rig, count, batch, due)
+        await asyncio.to_thread(due_file.write_text, repr(due))
+        await asyncio.to_thread(process.wait, deadline_s + 60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode != 0 or not await asyncio.to_thread(output.exists):
+        raise RuntimeError(f"the stage harness failed; see {log_path}")
+    result: dict[str, Any] = json.loads(await asyncio.to_thread(output.read_text))
+    result["notices"] = count
+    result["finished"] = await _finished(rig, batch)
+    result["batch_size"] = batch_size
+    rig.log(f"  {result['finished']}/{count} notices in {result['wall_s']:.1f} s")
+    return result
+
+
+async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None]) -> WorkerResult:
+    started = time.monotonic()
+    name = f"tilbake_bench_worker_{uuid.uuid4().hex[:8]}"
+    log(f"worker: scratch database {name}")
+    url = await api.create_database(name)
+    servers: list[api.Server] = []
+    try:
+        await asyncio.to_thread(api.migrate, url)
+        needed = max(
+            profile.notices,
+            profile.pair_notices,
+            profile.profile_notices,
+            profile.stage_notices,
+            profile.sweep_notices,
+        )
+        conn = await asyncpg.connect(url)
+        try:
+            rng = random.Random(7)
+            loaded = await bulk.load_cases(
+                conn,
+                needed,
+                directory=bulk.Directory.synthetic(rng),
+                now=datetime.now(UTC),
+                rng=rng,
+                label="cases for the notices",
+            )
+        finally:
+            await conn.close()
+        agreement = api.start_agreement_api(url, workdir)
+        servers.append(agreement)
+        case_api = api.start_case_api(url, workdir, log_level="INFO")
+        servers.append(case_api)
+        await asyncio.gather(api.wait_healthy(agreement), api.wait_healthy(case_api))
+        receiver_port = api.free_port()
+        recipients, secrets = await register_recipients(agreement, receiver_port, profile.recipients)
+        receiver = api.start_receiver(secrets, receiver_port, workdir)
+        servers.append(receiver)
+        await api.wait_healthy(receiver)
+        rig = Rig(
+            url=url,
+            workdir=workdir,
+            agreement=agreement,
+            case_api=case_api,
+            receiver=receiver,
+            recipients=recipients,
+            case_ids=[case.id for case in loaded],
+            log=log,
+        )
+        sweep = [
+            await run_batch(
+                rig, f"sweep, batch size {size}", workers=1, count=profile.sweep_notices, batch_size=size
+            )
+            for size in profile.sweep
+        ]
+        best = max(sweep, key=lambda result: result.throughput).batch_size if sweep else DEFAULT_BATCH_SIZE
+        single = await run_batch(
+            rig,
+            "one worker" if profile.profile_separately else "one worker under py-spy",
+            workers=1,
+            count=profile.notices,
+            batch_size=best,
+            profile_seconds=0 if profile.profile_separately else profile.profile_seconds,
+        )
+        pair = await run_batch(rig, "two workers", workers=2, count=profile.pair_notices, batch_size=best)
+        profiled = single
+        if profile.profile_separately:
+            profiled = await run_batch(
+                rig,
+                "one worker under py-spy",
+                workers=1,
+                count=profile.profile_notices,
+                batch_size=best,
+                profile_seconds=profile.profile_seconds,
+            )
+        stages = await run_stages(rig, count=profile.stage_notices, batch_size=best)
+        for server in servers:
+            rig.note_peak(server)
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.name} died during the run; see {server.log_path}")
+        peak = dict(rig.peak)
+    finally:
+        for server in servers:
+            await asyncio.to_thread(server.stop)
+        await api.drop_database(name)
+        log(f"dropped {name}")
+    return WorkerResult(
+        profile=profile,
+        sweep=sweep,
+        best_batch_size=best,
+        single=single,
+        pair=pair,
+        profiled=profiled,
+        stages=stages,
+        rss_kib=peak,
+        elapsed_s=time.monotonic() - started,
+    )

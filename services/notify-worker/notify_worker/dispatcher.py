@@ -34,11 +34,11 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -181,23 +181,35 @@ class Dispatcher:
                     session, worker_id=self.worker_id, now=now, limit=self.batch_size
                 )
             ]
-        facts: dict[uuid.UUID, NoticeFacts | None] = {}  # notices of one case come due together
-        for notice_id, case_id, organization_id, event_type in claimed:
-            asked_at = max(now, utcnow())
-            try:
-                listed = await self.endpoints.endpoints_for(organization_id)
-                endpoints = [e for e in listed if e.wants(event_type)]
-                if endpoints and case_id not in facts:
-                    facts[case_id] = await self.facts.notice_facts(case_id)
-            except (UpstreamError, httpx.HTTPError, ValueError) as exc:
+        if not claimed:
+            return 0
+        # Each recipient's endpoints and each case's facts are asked once a round: a round's notices
+        # mostly share a few recipients, and a case's notices come due together.
+        asked_at = max(now, utcnow())
+        listed = await _ask(self.endpoints.endpoints_for, {organization for _, _, organization, _ in claimed})
+        wanted: dict[uuid.UUID, list[WebhookEndpoint]] = {}
+        for notice_id, _case_id, organization_id, event_type in claimed:
+            endpoints = listed[organization_id]
+            if not isinstance(endpoints, Exception):
+                wanted[notice_id] = [e for e in endpoints if e.wants(event_type)]
+        facts = await _ask(
+            self.facts.notice_facts,
+            {case_id for notice_id, case_id, _, _ in claimed if wanted.get(notice_id)},
+        )
+        active = [
+            e.id for found in listed.values() if isinstance(found, list) for e in found if e.state == "active"
+        ]
+        async with unit_of_work(self.sessionmaker) as session:
+            await health.seen_active(session, active, asked_at=asked_at)
+        for notice_id, case_id, _organization_id, _event_type in claimed:
+            endpoints_of = wanted.get(notice_id)
+            facts_of = facts.get(case_id)
+            if endpoints_of is None or isinstance(facts_of, Exception):
                 # The claim stays; it returns to scheduled after the claim timeout.
-                log.warning("dispatcher.upstream_unavailable", notice_id=str(notice_id), error=str(exc))
+                log.warning("dispatcher.upstream_unavailable", notice_id=str(notice_id))
                 continue
             async with unit_of_work(self.sessionmaker) as session:
-                await health.seen_active(
-                    session, [e.id for e in listed if e.state == "active"], asked_at=asked_at
-                )
-                await self._plan_one(session, notice_id, endpoints, facts.get(case_id), now)
+                await self._plan_one(session, notice_id, endpoints_of, facts_of, now)
         return len(claimed)
 
     async def _plan_one(
@@ -478,6 +490,23 @@ class Dispatcher:
                 error_classes=sorted({error for _, _, error in deliveries if error}),
             )
         log.info("dispatcher.notice_ended", notice_id=str(notice.id), state=notice.state.value)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+async def _ask(question: Callable[[K], Awaitable[V]], keys: set[K]) -> dict[K, V | Exception]:
+    """Ask another service about each key once; an answer is the value or, when the service could
+    not answer, the error (the caller leaves those claims)."""
+    answers: dict[K, V | Exception] = {}
+    for key in keys:
+        try:
+            answers[key] = await question(key)
+        except (UpstreamError, httpx.HTTPError, ValueError) as exc:
+            log.warning("dispatcher.upstream_unavailable", key=str(key), error=str(exc))
+            answers[key] = exc
+    return answers
 
 
 def _insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> Executable:

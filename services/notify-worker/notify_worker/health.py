@@ -52,6 +52,10 @@ NOT_THE_RECEIVERS_DOING = frozenset({"signing_keys_unavailable", "no_signing_key
 # otherwise update (and lock) the same row.
 SUCCESS_RESOLUTION = timedelta(seconds=1)
 
+# Endpoints this process has seen a health row of. Rows are never deleted, so a success of a known
+# endpoint whose row needed no update costs one statement, not two.
+_HAVE_ROWS: set[uuid.UUID] = set()
+
 
 def counts_for_health(error_class: str | None) -> bool:
     return error_class not in NOT_THE_RECEIVERS_DOING
@@ -71,11 +75,7 @@ async def record_attempt(
     if succeeded:
         await _record_success(session, endpoint_id=endpoint_id, organization_id=organization_id, at=at)
         return None
-    await _ensure_row(session, endpoint_id=endpoint_id, organization_id=organization_id, at=at)
-    health = await session.get(
-        NotifyEndpointHealth, endpoint_id, with_for_update=True, populate_existing=True
-    )
-    assert health is not None  # just ensured
+    health = await _locked_row(session, endpoint_id=endpoint_id, organization_id=organization_id, at=at)
     # Attempts of several workers may be recorded out of order: a success seen later than this
     # failure's moment means the endpoint was not failing since then.
     if health.failing_since is None and (health.last_success_at is None or health.last_success_at <= at):
@@ -121,7 +121,7 @@ async def _record_success(
         .values(failing_since=None, last_success_at=at, updated_at=at)
         .execution_options(synchronize_session=False)
     )
-    if int(getattr(result, "rowcount", 0) or 0) == 0:
+    if int(getattr(result, "rowcount", 0) or 0) == 0 and endpoint_id not in _HAVE_ROWS:
         await session.execute(
             _insert_new(
                 session,
@@ -131,14 +131,25 @@ async def _record_success(
                 updated_at=at,
             )
         )
+    _HAVE_ROWS.add(endpoint_id)
 
 
-async def _ensure_row(
+async def _locked_row(
     session: AsyncSession, *, endpoint_id: uuid.UUID, organization_id: uuid.UUID, at: datetime
-) -> None:
-    await session.execute(
-        _insert_new(session, endpoint_id=endpoint_id, organization_id=organization_id, updated_at=at)
+) -> NotifyEndpointHealth:
+    """The endpoint's health row, created if missing, locked for this transaction."""
+    if endpoint_id not in _HAVE_ROWS:
+        await session.execute(
+            _insert_new(session, endpoint_id=endpoint_id, organization_id=organization_id, updated_at=at)
+        )
+    health = await session.get(
+        NotifyEndpointHealth, endpoint_id, with_for_update=True, populate_existing=True
     )
+    if health is None:  # the row this process saw went with a rolled-back transaction
+        _HAVE_ROWS.discard(endpoint_id)
+        return await _locked_row(session, endpoint_id=endpoint_id, organization_id=organization_id, at=at)
+    _HAVE_ROWS.add(endpoint_id)
+    return health
 
 
 def _insert_new(session: AsyncSession, **values: Any) -> Executable:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import httpx
 import uvicorn
@@ -74,27 +74,10 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
     def output(self) -> str:
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log_path.read_text(errors="replace")
-
-    def log_events(self, event: str) -> list[dict[str, Any]]:
-        """The JSON log lines whose ``event`` is ``event``."""
-        found = []
-        for line in self.output().splitlines():
-            if f'"{event}"' not in line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("event") == event:
-                found.append(record)
-        return found
 
     async def wait_ready(self, timeout: float = 40.0) -> None:
         """Until ``/readyz`` answers 200 (database, broker and consumer are up)."""

@@ -140,7 +140,8 @@ async def test_a_new_endpoint_revives_notices_that_died_without_one(world: World
         n for n in await world.notices(case_id) if n.recipient_organization_id == oslo and n.milestone_days == 90
     ]
     assert revived.state is NoticeState.SCHEDULED
-    assert revived.dead_at is None and revived.escalated_at is None
+    assert revived.dead_at is None
+    assert revived.escalated_at is None
     assert revived.due_at >= earlier
     others = [n for n in await world.notices(case_id) if n.recipient_organization_id != oslo]
     assert NoticeState.DEAD not in {n.state for n in others}

@@ -266,6 +266,39 @@ async def test_a_recipient_without_endpoints_is_dead(
     assert setup.facts.asked == [], "no facts are needed for a notice nobody can receive"
 
 
+async def test_the_round_escalates_dead_notices_once_per_interval(
+    setup: Setup, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    def doomed() -> NotifyNotice:
+        return NotifyNotice(
+            case_id=uuid.uuid4(),
+            recipient_organization_id=uuid.uuid4(),  # unknown to agreement-api: no endpoint
+            recipient_kind=RecipientKind.OTHER,
+            agreement_source=AgreementSource.DEFAULT,
+            kind=NoticeKind.MILESTONE,
+            milestone_days=7,
+            release_date=date(2027, 3, 1),
+            due_at=datetime.now(UTC) - timedelta(minutes=1),
+            receipt_deadline_days=5,
+        )
+
+    first, second = doomed(), doomed()
+    async with unit_of_work(sessionmaker) as session:
+        session.add(first)
+    dispatcher = setup.dispatcher(escalation_interval=timedelta(minutes=1))
+    await dispatcher.run_once()  # dies, and the round's escalation tells the coordinator at once
+    assert [e["notice_id"] for e in await setup.events("notice.escalated.v1")] == [str(first.id)]
+
+    async with unit_of_work(sessionmaker) as session:
+        session.add(second)
+    await dispatcher.run_once()  # dies too, but escalation already ran less than a minute ago
+    assert len(await setup.events("notice.escalated.v1")) == 1
+    await dispatcher.run_once(datetime.now(UTC) + timedelta(minutes=2))
+    escalated = await setup.events("notice.escalated.v1")
+    assert [e["notice_id"] for e in escalated] == [str(first.id), str(second.id)], "each once"
+    assert {e["reason"] for e in escalated} == {"not_delivered"}
+
+
 async def test_stop_finishes_the_attempt_in_flight(setup: Setup) -> None:
     setup.receiver.answers = [Answer(200, sleep=0.5)]
     notice_id = await setup.notice()

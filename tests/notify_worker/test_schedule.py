@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.models import HoldReason, NoticeKind, NoticeState, NotifyCase, NotifyNotice, NotifyOutbox
@@ -269,6 +271,49 @@ async def test_an_older_event_never_overwrites_newer_facts(world: World) -> None
         row = await session.get(NotifyCase, case_id)
         assert row is not None
         assert row.status == "planning"
+
+
+async def test_two_first_events_of_a_new_case_at_once_both_commit(
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Both transactions insert the case row; the second waits, then compares times: no
+    duplicate-key error, and the newer facts win whichever commits first."""
+    case_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    facts = {
+        "case_id": str(case_id),
+        "status": "planning",
+        "current_unit_id": str(uuid.uuid4()),
+        "municipality_status": "confirmed",
+        "responsible_kommunenummer": "0301",
+        "effective_release_date": "2027-01-01",
+    }
+    first_in = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def older() -> bool:
+        async with unit_of_work(committed_sessionmaker) as session:
+            recorded = await record_case(session, {**facts, "status": "planning"}, now - timedelta(seconds=1))
+            first_in.set()
+            await release_first.wait()  # hold the transaction open while the newer event inserts
+            return recorded
+
+    async def newer() -> bool:
+        await first_in.wait()
+        async with unit_of_work(committed_sessionmaker) as session:
+            return await record_case(session, {**facts, "status": "release_ready"}, now)
+
+    older_task = asyncio.create_task(older())
+    newer_task = asyncio.create_task(newer())
+    await asyncio.sleep(0.3)
+    assert not newer_task.done(), "the second insert waits for the first transaction"
+    release_first.set()
+    assert await older_task is True
+    assert await newer_task is True
+    async with committed_sessionmaker() as session:
+        row = await session.get(NotifyCase, case_id)
+    assert row is not None
+    assert row.status == "release_ready"
 
 
 def test_milestones_in_business_days_skip_weekends_and_holidays() -> None:

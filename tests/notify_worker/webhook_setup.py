@@ -147,6 +147,7 @@ class Setup:
         read_timeout: float = 5.0,
         schedule: list[float] | None = None,
         failure_period: timedelta | None = None,
+        escalation_interval: timedelta | None = None,
         agreements: Any = None,
     ) -> Dispatcher:
         sender = WebhookSender(connect_timeout=2.0, read_timeout=read_timeout)
@@ -161,6 +162,7 @@ class Setup:
             claim_timeout=timedelta(minutes=5),
             lease=LEASE,
             failure_period=failure_period,
+            escalation_interval=escalation_interval,
         )
 
     async def notice(

@@ -79,6 +79,20 @@ class Settings(ServiceSettings):
         ),
     )
 
+    lease_margin_seconds: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Added to the longest an attempt can take (timeouts) to make a delivery's lease; a worker that "
+            "dies mid-attempt is retried, with the same webhook-id, once the lease has run out."
+        ),
+    )
+    escalation_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often the delivery loop looks for notices past their receipt deadline, or dead.",
+    )
+
     def endpoint_failure_period(self) -> timedelta | None:
         """:attr:`endpoint_failure_disable_seconds` as a period; None when disabling is off."""
         seconds = self.endpoint_failure_disable_seconds

@@ -54,6 +54,7 @@ from notify_worker.clients import EndpointPort, FactsPort, NoticeFacts, Upstream
 from notify_worker.delivery import Outcome, WebhookSender, encode, event_type_for, payload
 from notify_worker.events import NOTICE_DEAD, NOTICE_DELIVERED, emit_notice
 from notify_worker.models import DeliveryState, NoticeState, NotifyAttempt, NotifyDelivery, NotifyNotice
+from notify_worker.receipts.escalation import escalate_overdue
 from shared.db import unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.dispatcher")
@@ -116,6 +117,7 @@ class Dispatcher:
         claim_timeout: timedelta,
         lease: timedelta,
         failure_period: timedelta | None = None,
+        escalation_interval: timedelta | None = None,
         batch_size: int = 20,
         worker_id: str | None = None,
         rng: random.Random | None = None,
@@ -129,6 +131,8 @@ class Dispatcher:
         self.claim_timeout = claim_timeout
         self.lease = lease
         self.failure_period = failure_period
+        self.escalation_interval = escalation_interval
+        self._escalated_at: datetime | None = None
         self.batch_size = batch_size
         self.worker_id = worker_id or worker_name()
         self.rng = rng or random.Random()
@@ -169,7 +173,26 @@ class Dispatcher:
                 break
             worked += 1
         await self.finish_notices(now)
+        worked += await self.escalate(now)
         return worked
+
+    # --- 5. escalation --------------------------------------------------------------------------
+
+    async def escalate(self, now: datetime) -> int:
+        """Every ``escalation_interval`` (when set): escalate notices past their receipt deadline
+        without a final answer, and dead ones (``notify_worker.receipts.escalation``)."""
+        if self.escalation_interval is None:
+            return 0
+        if self._escalated_at is not None and now - self._escalated_at < self.escalation_interval:
+            return 0
+        self._escalated_at = now
+        escalated = 0
+        while not self.stopping:
+            done = await escalate_overdue(self.sessionmaker, now=now, limit=self.batch_size)
+            escalated += done
+            if done < self.batch_size:
+                break
+        return escalated
 
     # --- 2. notices become deliveries -----------------------------------------------------------
 

@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
             case_api_public_url=settings.case_api_public_url,
             retry_schedule=settings.retry_schedule(),
             claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
-            lease=timedelta(seconds=longest + 30),
+            lease=timedelta(seconds=longest + settings.lease_margin_seconds),
+            escalation_interval=timedelta(seconds=settings.escalation_interval_seconds),
             failure_period=settings.endpoint_failure_period(),
             batch_size=settings.dispatch_batch_size,
         )

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -99,10 +100,21 @@ async def record_case(session: AsyncSession, data: Mapping[str, Any], occurred_a
         "last_event_at": occurred_at,
     }
     if row is None:
-        session.add(NotifyCase(case_id=case_id, **facts))
-    else:
-        for key, value in facts.items():
-            setattr(row, key, value)
+        # Two first events of a new case may arrive at once: the loser of the insert waits for the
+        # winner's commit, then reads its row and compares times like any later event.
+        inserted = await session.execute(
+            insert(NotifyCase)
+            .values(case_id=case_id, **facts)
+            .on_conflict_do_nothing(index_elements=["case_id"])
+            .returning(col(NotifyCase.case_id))
+        )
+        if inserted.first() is not None:
+            return True
+        row = await session.get(NotifyCase, case_id, with_for_update=True, populate_existing=True)
+        if row is None or row.last_event_at > occurred_at:
+            return False
+    for key, value in facts.items():
+        setattr(row, key, value)
     await session.flush()
     return True
 

@@ -250,11 +250,12 @@ def all_in(wanted: str, ids: list[uuid.UUID], sessionmaker: async_sessionmaker[A
 async def test_a_worker_killed_mid_delivery_loses_nothing_and_keeps_the_webhook_id(stack: Stack) -> None:
     began = time.monotonic()
     recipient = await register_recipient(stack.agreement.url, stack.receiver, "kill")
-    # Short timeouts give the shortest lease main.py allows: 1 + 0.5 + 2 * 2 + 30 = 35.5 s.
+    # Short timeouts and margin give a short lease: 1 + 0.5 + 2 * 2 + 2 = 7.5 s.
     timeouts = {
         "http_timeout_seconds": "1",
         "delivery_connect_timeout_seconds": "0.5",
         "delivery_read_timeout_seconds": "2",
+        "lease_margin_seconds": "2",
     }
     first = stack.worker("worker-killed", **timeouts)
     await first.wait_ready()
@@ -273,7 +274,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_keeps_the_webhook_
     _, delivery, attempts = await delivery_of(stack.sessionmaker, held_notice)
     assert delivery.state is DeliveryState.PENDING
     assert attempts == [], "the killed attempt left no record"
-    assert delivery.next_attempt_at > datetime.now(UTC) + timedelta(seconds=25), "leased, not due"
+    assert delivery.next_attempt_at > datetime.now(UTC) + timedelta(seconds=3), "leased, not due"
 
     second = stack.worker("worker-restarted", claim_timeout_seconds="2", **timeouts)
     await second.wait_ready()
@@ -291,7 +292,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_keeps_the_webhook_
     again = [item for item in requests if item.notice_id == held.notice_id]
     assert [item.webhook_id for item in again] == [delivery.webhook_id] * 2, "the same webhook-id"
     assert all(item.verified for item in requests), "every POST verifies with standardwebhooks"
-    assert again[1].at - killed_at > 25, "sent again only when the dead worker's lease ran out"
+    assert again[1].at - killed_at > 3, "sent again only when the dead worker's lease ran out"
 
     notice, delivery, attempts = await delivery_of(stack.sessionmaker, held_notice)
     assert notice.state is NoticeState.DELIVERED

@@ -61,7 +61,9 @@ class Settings(ServiceSettings):
             raise ValueError("CASE_API_SERVICE_TOKEN must be set in production")
         from shared.auth import mint_token
 
-        return mint_token(role="service", subject="case-api", ttl_seconds=24 * 3600)
+        # Signed with the public development key, so its lifetime protects nothing; a year keeps a
+        # long-running dev or embedded instance from losing its peers after a day.
+        return mint_token(role="service", subject="case-api", ttl_seconds=365 * 24 * 3600)
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Self:

@@ -107,7 +107,9 @@ class Settings(ServiceSettings):
             raise ValueError("NOTIFY_WORKER_SERVICE_TOKEN must be set in production")
         from shared.auth import mint_token
 
-        return mint_token(role="service", subject="notify-worker", ttl_seconds=24 * 3600)
+        # Signed with the public development key, so its lifetime protects nothing; a year keeps a
+        # long-running dev or embedded instance from losing its peers after a day.
+        return mint_token(role="service", subject="notify-worker", ttl_seconds=365 * 24 * 3600)
 
     def retry_schedule(self) -> list[float]:
         """:attr:`retry_schedule_seconds` as numbers."""

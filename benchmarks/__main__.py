@@ -42,6 +42,7 @@ class Profile:
     persons: int
     read_pool: int
     profile_seconds: int
+    statement_requests: int
 
 
 FULL = Profile(
@@ -53,6 +54,7 @@ FULL = Profile(
     persons=200,
     read_pool=500,
     profile_seconds=10,
+    statement_requests=50,
 )
 QUICK = Profile(
     connections=32,
@@ -63,6 +65,7 @@ QUICK = Profile(
     persons=20,
     read_pool=50,
     profile_seconds=1,
+    statement_requests=5,
 )
 
 
@@ -115,6 +118,37 @@ async def profile_case_api(
     await asyncio.to_thread(recording.wait, seconds + 30)
     log(f"  profiled case-api during {label}")
     return profiling.summarize(recording)
+
+
+def sql_per_request(
+    url: str, workdir: Path, headers: dict[str, str], scenarios: dict[str, dict[str, Any]], requests: int
+) -> dict[str, Any]:
+    """benchmarks.statements in its own process: statements and commits per case-api request."""
+    tag = uuid.uuid4().hex[:8]
+    output = workdir / f"statements-{tag}.json"
+    spec = {
+        "env": api.case_api_env(url, api.free_port()),
+        "headers": headers,
+        "output": str(output),
+        "scenarios": [
+            {**scenarios[label], "label": label, "requests": requests}
+            for label in ("case-api create", "case-api read")
+        ],
+    }
+    spec_path = workdir / f"statements-{tag}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.statements", str(spec_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the statement counter failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(output.read_text())
+    return result
 
 
 async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], list[str]]:
@@ -203,6 +237,10 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
             profiles[label] = await profile_case_api(
                 case_api, {**scenarios[label], **common}, profile.profile_seconds, workdir, label
             )
+        log("counting SQL statements per case-api request (benchmarks.statements)")
+        statements = await asyncio.to_thread(
+            sql_per_request, url, workdir, headers, scenarios, profile.statement_requests
+        )
         rss = {server.name: server.peak_rss_kib() for server in servers}
         for server in servers:
             if server.process.poll() is not None:
@@ -266,6 +304,7 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
         "rss": rss,
         "profiles": profiles,
         "profile_seconds": profile.profile_seconds,
+        "statements": statements,
         "postgres_version": postgres_version,
     }
     return figures, notes

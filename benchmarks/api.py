@@ -173,9 +173,9 @@ def _start(name: str, args: list[str], env: dict[str, str], port: int, log_dir: 
     return Server(name=name, process=process, port=port, log_path=log_path, log=log)
 
 
-def start_case_api(url: str, log_dir: Path, *, log_level: str = "WARNING", name: str = "case-api") -> Server:
-    port = free_port()
-    env = {
+def case_api_env(url: str, port: int, *, log_level: str = "WARNING") -> dict[str, str]:
+    """case-api's environment here: test env, no broker (in-process bus), the outbox relay on."""
+    return {
         "CASE_API_DATABASE_URL": url,
         "CASE_API_PORT": str(port),
         "CASE_API_HOST": HOST,
@@ -185,7 +185,11 @@ def start_case_api(url: str, log_dir: Path, *, log_level: str = "WARNING", name:
         "CASE_API_AMQP_URL": "",
         "CASE_API_OUTBOX_RELAY_ENABLED": "true",
     }
-    return _start(name, ["-m", "case_api"], env, port, log_dir)
+
+
+def start_case_api(url: str, log_dir: Path, *, log_level: str = "WARNING", name: str = "case-api") -> Server:
+    port = free_port()
+    return _start(name, ["-m", "case_api"], case_api_env(url, port, log_level=log_level), port, log_dir)
 
 
 def start_agreement_api(url: str, log_dir: Path) -> Server:

@@ -163,7 +163,14 @@ def summarize(recording: Recording, *, top: int = 12) -> Summary:
         leaves[_short(leaf)] += count
         library[_library(leaf)] += count
         owner = next((frame for frame in reversed(frames) if _is_project(frame)), None)
-        project[_short(owner) if owner else "(no project frame: server or event loop)"] += count
+        if owner is None:
+            label = "(no project frame: server or event loop)"
+        elif "Middleware.__call__" in owner:
+            # The middlewares wrap the whole app: below them and above any handler is the framework.
+            label = "(framework below the middlewares: routing, dependencies, validation, serialization)"
+        else:
+            label = _short(owner)
+        project[label] += count
     total = max(summary.samples, 1)
 
     def shares(counter: Counter[str]) -> list[tuple[str, float]]:

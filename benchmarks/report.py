@@ -153,6 +153,53 @@ def render_api(data: dict[str, Any], add: Any) -> None:
         add(f"**{label}**")
         add("")
         render_profile(summary, add)
+    statements: dict[str, Any] = data.get("statements") or {}
+    if statements:
+        add("### What one case-api request sends to PostgreSQL")
+        add("")
+        add(
+            "`benchmarks/statements.py` runs the case-api application in a process of its own and sends the "
+            "same requests through httpx's ASGI transport, one at a time, counting every statement and "
+            "commit of its engine (the outbox relay stopped, so its polling is not counted). Each statement "
+            "is a round trip to PostgreSQL that the request waits for, and SQLAlchemy and asyncpg work for "
+            "each (the two largest entries of the profiles above)."
+        )
+        add("")
+        for label, counted in statements.items():
+            ping = (
+                f", {counted['checkouts_per_request']:.1f} pool checkouts each preceded by a ping "
+                "(`pool_pre_ping=True` in `shared.db.create_engine`: one more round trip per checkout)"
+                if counted.get("pre_ping")
+                else f", {counted.get('checkouts_per_request', 0.0):.1f} pool checkouts"
+            )
+            add(
+                f"**{label}**: {counted['statements_per_request']:.1f} statements and "
+                f"{counted['commits_per_request']:.1f} commits per request{ping} ({counted['requests']} requests)."
+            )
+            add("")
+            add("| statement | per request |")
+            add("|---|---:|")
+            for name, per_request in counted["statements"][:15]:
+                add(f"| `{name}` | {per_request:.2f} |")
+            add("")
+        repeated = sorted(
+            {
+                (name, per_request, label)
+                for label, counted in statements.items()
+                for name, per_request in counted["statements"]
+                if per_request >= 1.5
+            },
+            key=lambda item: -item[1],
+        )
+        if repeated:
+            listed = "; ".join(
+                f"`{name}` {per_request:.1f}x in {label}" for name, per_request, label in repeated
+            )
+            add(
+                f"Statements sent more than once per request: {listed}. Each repeat is a round trip that a "
+                "per-request cache (or one joined query) saves."
+            )
+            add("")
 
 
 # --- the worker part ---------------------------------------------------------------------------

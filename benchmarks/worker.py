@@ -67,11 +67,11 @@ class WorkerProfile:
 FULL_WORKER = WorkerProfile(
     notices=10_000,
     pair_notices=10_000,
-    profile_notices=3_000,
+    profile_notices=2_000,
     profile_seconds=15,
-    stage_notices=2_000,
+    stage_notices=1_000,
     sweep=(20, 100, 500),
-    sweep_notices=2_000,
+    sweep_notices=1_000,
 )
 QUICK_WORKER = WorkerProfile(
     notices=40,

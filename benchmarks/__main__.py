@@ -316,7 +316,8 @@ def worker_notes() -> list[str]:
         "agreement-api, case-api and receiver; a run's notices carry their own `milestone_days`, so the "
         "figures of one run never count another's notices. The stage timings run the worker application "
         "in a harness process (`benchmarks/stages.py`), the CPU profiles attach py-spy to the running "
-        "processes; neither of those runs is among the headline figures.",
+        "processes; in a full run neither is among the headline figures (`--quick` profiles its one-worker "
+        "run itself).",
     ]
 
 

@@ -392,8 +392,9 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
     add("")
     add(
         f"Settings: `NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS={INTERVAL_S:g}` (an idle worker looks again "
-        f"this often), `NOTIFY_WORKER_DISPATCH_BATCH_SIZE={worker.best_batch_size}` (the best of the sweep "
-        "below), log level INFO as JSON lines to a file (as in production), everything else default. "
+        f"this often), `NOTIFY_WORKER_DISPATCH_BATCH_SIZE={worker.best_batch_size}` "
+        + ("(the best of the sweep below)" if worker.sweep else "(the default)")
+        + ", log level INFO as JSON lines to a file (as in production), everything else default. "
         "CPU columns: share of one core over the run; *machine* is the share of all cores."
     )
     add("")

@@ -244,7 +244,7 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
         rss = {server.name: server.peak_rss_kib() for server in servers}
         for server in servers:
             if server.process.poll() is not None:
-                raise RuntimeError(f"{server.name} died during the run; see {server.log_path}")
+                raise RuntimeError(f"{server.name} died during the run:\n{server.tail()}")
     finally:
         for server in servers:
             server.stop()

@@ -115,6 +115,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
 @dataclass
 class Server:
     name: str
@@ -148,6 +156,10 @@ class Server:
         except OSError:
             return None
         return None
+
+    def tail(self, lines: int = 25) -> str:
+        """The end of the process's log, for an error message (the work directory is removed)."""
+        return log_tail(self.log_path, lines)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -286,12 +298,12 @@ async def wait_healthy(server: Server, timeout: float = 60.0) -> None:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                raise RuntimeError(f"{server.name} exited early; see {server.log_path}")
+                raise RuntimeError(f"{server.name} exited early:\n{server.tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get("/healthz")).status_code == 200:
                     return
             await asyncio.sleep(0.2)
-    raise RuntimeError(f"{server.name} did not become healthy in {timeout:.0f} s; see {server.log_path}")
+    raise RuntimeError(f"{server.name} did not become healthy in {timeout:.0f} s:\n{server.tail()}")
 
 
 def coordinator_headers(orgs: Organizations) -> dict[str, str]:

@@ -10,7 +10,15 @@ from typing import Any
 
 from benchmarks.profiling import Summary
 from benchmarks.scale import TARGET_MS, QueryReport, ScaleResult
-from benchmarks.worker import DELIVERIES_TARGET, INTERVAL_S, LAG_P99_TARGET_S, BatchResult, WorkerResult
+from benchmarks.worker import (
+    ATTEMPTS_AT_ONCE,
+    CACHE_SECONDS,
+    DELIVERIES_TARGET,
+    INTERVAL_S,
+    LAG_P99_TARGET_S,
+    BatchResult,
+    WorkerResult,
+)
 
 TARGETS = {"create": 0.4, "read": 0.6}
 P99_TARGET_MS = 50.0
@@ -307,7 +315,13 @@ STAGE_HINTS = {
 }
 
 
-def _stage_proposals(stages: dict[str, Any], notices: int, worker_cpu: float) -> list[str]:
+def _rate(run: dict[str, Any]) -> float:
+    return float(run["finished"]) / max(float(run["wall_s"]), 1e-9)
+
+
+def _stage_proposals(
+    stages: dict[str, Any], notices: int, worker_cpu_ms: float, sketches: list[dict[str, Any]]
+) -> list[str]:
     """Fix proposals bound to the measured stages (only for the stages the worker has now)."""
     by_name = {stage["stage"]: stage for stage in stages.get("stages", []) if stage["calls"]}
     wall = max(stages["wall_s"], 1e-9)
@@ -321,10 +335,11 @@ def _stage_proposals(stages: dict[str, Any], notices: int, worker_cpu: float) ->
         )
 
     proposals = [
-        f"One worker needed {wall / max(notices, 1) * 1000:.1f} ms of wall time per notice. Its process used "
-        f"{_pct(worker_cpu)} of one core in the headline run: it waits on round trips, to PostgreSQL and to "
-        "the two services, more than it computes, so the fix is fewer round trips per notice and overlapping "
-        "the ones that remain."
+        f"One worker needed {wall / max(notices, 1) * 1000:.1f} ms of wall time per notice here, and "
+        f"{worker_cpu_ms:.1f} ms of its own CPU per notice in the headline run (the CPU table above; "
+        "agreement-api and case-api add theirs). Concurrency shortens the wall time only while there is "
+        "CPU to spare: the first aim is fewer round trips per notice, each of which costs CPU in the "
+        "worker (SQLAlchemy, asyncpg, httpx), in the service it calls and in PostgreSQL."
     ]
     if "AgreementClient.signing_keys" in by_name:
         proposals.append(
@@ -361,17 +376,38 @@ def _stage_proposals(stages: dict[str, Any], notices: int, worker_cpu: float) ->
             "(`FOR UPDATE SKIP LOCKED LIMIT batch`), insert the round's deliveries in one statement and "
             "record the round's attempts in one transaction."
         )
+    cached = next(
+        (run for run in sketches if run.get("caches") and run.get("attempts_at_once", 1) == 1), None
+    )
+    if cached is not None:
+        proposals.append(
+            f"Measured above: the two caches alone took the harness from {_rate(stages):.0f} to "
+            f"{_rate(cached):.0f} notices per second, and spare agreement-api a signing-key request (token "
+            "check, key decryption, a log line) per attempt."
+        )
     if "attempt_next" in by_name:
         attempts = by_name["attempt_next"]
-        if attempts["total_s"] <= wall * 1.05:
-            proposals.append(
-                told("attempt_next")
-                + ": the attempts run one at a time. With the leases taken together, send the leased batch "
-                "concurrently (`asyncio.gather` under a semaphore, say 32 in flight), so key look-ups and "
-                "POSTs overlap and the worker is bound by CPU instead of the sum of round trips."
+        sequential = attempts["total_s"] <= wall * 1.05
+        concurrent = next((run for run in sketches if run.get("attempts_at_once", 1) > 1), None)
+        text = told("attempt_next") + (
+            ": the attempts run one at a time." if sequential else ": attempts already overlap."
+        )
+        if concurrent is not None and cached is not None:
+            text += (
+                f" The sketch with {concurrent['attempts_at_once']} attempts side by side reached "
+                f"{_rate(concurrent):.0f} notices per second against {_rate(cached):.0f} with the caches alone: "
+                "while the path costs this much CPU per notice, overlapping the round trips does not pay on "
+                "two cores. Lease and send a round's deliveries together once the round trips per notice "
+                "are down, not before."
             )
-        else:
-            proposals.append(told("attempt_next") + ": attempts already overlap.")
+        proposals.append(text)
+    proposals.append(
+        "Every transaction checks a connection out of the pool, and `shared.db.create_engine` sets "
+        "`pool_pre_ping=True`, so each one starts with a ping: with several transactions per notice those "
+        "pings are round trips of their own. A round that claims, plans, leases, records and finishes its "
+        "whole batch in a handful of transactions (Core statements over many rows instead of ORM objects "
+        "one by one) is what brings the CPU per notice down by the factor the target needs."
+    )
     return proposals
 
 
@@ -409,6 +445,29 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
     for result in runs:
         add(_batch_row(result))
     add("")
+    add("CPU per notice, from the same runs (process CPU time over the run, divided by its notices):")
+    add("")
+    add("| run | worker(s) ms | agreement-api ms | case-api ms | receiver ms | sum ms | ceiling on 2 cores |")
+    add("|---|---:|---:|---:|---:|---:|---:|")
+    for result in runs:
+        workers = sum(
+            result.cpu_ms_per_notice(name) for name in result.cpu if name.startswith("notify-worker")
+        )
+        others = [result.cpu_ms_per_notice(name) for name in ("agreement-api", "case-api", "receiver")]
+        total = workers + sum(others)
+        ceiling = f"{2000 / total:.0f}/s" if total else "—"
+        add(
+            f"| {result.label} | {workers:.1f} | {others[0]:.1f} | {others[1]:.1f} | {others[2]:.1f} | "
+            f"{total:.1f} | {ceiling} |"
+        )
+    add("")
+    add(
+        "*ceiling* is two cores' worth of milliseconds over the sum, before PostgreSQL's own share: no "
+        "amount of concurrency delivers more notices per second than that on this machine. "
+        f"{DELIVERIES_TARGET:.0f}/s needs the whole path under {2000 / DELIVERIES_TARGET:.0f} ms of CPU per "
+        "notice, PostgreSQL included."
+    )
+    add("")
     add("### Nothing attempted twice (two workers)")
     add("")
     add("| | count |")
@@ -444,6 +503,51 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
             f"{stage['mean_ms']:.2f} | {stage['total_s']:.2f} | {_pct(stage['share'])} |"
         )
     add("")
+    if worker.sketches:
+        harness_runs = [stages, *worker.sketches]
+        add("### Proposed fixes, sketched and measured")
+        add("")
+        add(
+            "The same harness again, with sketches of two proposals applied to the running worker from the "
+            "outside (`benchmarks/stages.py`; the worker's code is unchanged): a cache in front of its "
+            f"agreement-api client that keeps an endpoint's signing keys and an organization's endpoint list "
+            f"{CACHE_SECONDS:g} s; then also {ATTEMPTS_AT_ONCE} attempts side by side wherever the dispatcher "
+            "makes one (each leases its own delivery with `FOR UPDATE SKIP LOCKED` in its own transaction, "
+            "as two workers do)."
+        )
+        add("")
+
+        def heading(run: dict[str, Any]) -> str:
+            parts = []
+            if run.get("caches"):
+                parts.append("caches")
+            if run.get("attempts_at_once", 1) > 1:
+                parts.append(f"{run['attempts_at_once']} attempts at a time")
+            return " + ".join(parts) or "as the worker is"
+
+        def per_notice(run: dict[str, Any]) -> str:
+            return f"{run['wall_s'] / max(run['notices'], 1) * 1000:.1f} ms"
+
+        def rate(run: dict[str, Any]) -> str:
+            return f"{run['finished'] / max(run['wall_s'], 1e-9):.0f}"
+
+        add("| | " + " | ".join(heading(run) for run in harness_runs) + " |")
+        add("|---|" + "---:|" * len(harness_runs))
+        add("| notices | " + " | ".join(f"{run['notices']:,}" for run in harness_runs) + " |")
+        add("| wall time per notice | " + " | ".join(per_notice(run) for run in harness_runs) + " |")
+        add("| notices per second | " + " | ".join(rate(run) for run in harness_runs) + " |")
+        for name in ("AgreementClient.signing_keys", "AgreementClient.endpoints_for", "attempt_next", "plan"):
+            cells = []
+            for run in harness_runs:
+                stage = next((item for item in run["stages"] if item["stage"] == name), None)
+                cells.append(f"{stage['calls']:,} calls, {stage['total_s']:.1f} s" if stage else "—")
+            add(f"| `{name}` | " + " | ".join(cells) + " |")
+        add("")
+        add(
+            "(*calls* are the dispatcher's calls; behind the cache most never reach agreement-api. With "
+            "attempts side by side, one `attempt_next` call stands for that many attempts.)"
+        )
+        add("")
     add("### Where the CPU goes (py-spy)")
     add("")
     add(
@@ -460,10 +564,10 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
         "measured stages point at these changes in the worker's code:"
     )
     add("")
-    worker_cpu = max(
-        (value for name, value in single.cpu.items() if name.startswith("notify-worker")), default=0.0
+    worker_cpu_ms = sum(
+        single.cpu_ms_per_notice(name) for name in single.cpu if name.startswith("notify-worker")
     )
-    for proposal in _stage_proposals(stages, stages["notices"], worker_cpu):
+    for proposal in _stage_proposals(stages, stages["notices"], worker_cpu_ms, worker.sketches):
         add(f"- {proposal}")
     add("")
 

@@ -12,6 +12,13 @@ Stages nest (``attempt_next`` includes the lease, the send and the record), so t
 wall time add up to more than 100 %. The spec names the database, the environment, how many
 notices to wait for, a deadline, a file that says "ready" once the dispatcher is running, and the
 output file for the timings.
+
+A spec may also ask for ``caches``: a sketch of a proposed fix, applied to the running worker from
+the outside before the timers go on, so its effect can be measured before anyone changes the
+worker's code. ``signing_keys`` keeps an endpoint's keys, ``endpoints`` an organization's endpoint
+list, for ``cache_seconds``. ``attempts_at_once`` makes each of the dispatcher's ``attempt_next``
+calls run that many attempts side by side (each leases its own delivery with ``FOR UPDATE SKIP
+LOCKED`` in its own transaction, exactly as two workers would), a sketch of concurrent attempts.
 """
 
 from __future__ import annotations
@@ -59,6 +66,48 @@ def _coroutine_methods(target: Any) -> list[str]:
         if inspect.iscoroutinefunction(getattr(type(target), name, None)):
             names.append(name)
     return names
+
+
+CACHEABLE = {"signing_keys": "signing_keys", "endpoints": "endpoints_for"}
+
+
+def cached(function: Callable[..., Awaitable[Any]], seconds: float) -> Callable[..., Awaitable[Any]]:
+    """``function``'s answer per first argument (an endpoint or organization id), kept ``seconds``.
+    Callers that miss at the same moment share one request (a failed one is not kept)."""
+    kept: dict[Any, tuple[float, asyncio.Future[Any]]] = {}
+
+    @functools.wraps(function)
+    async def lookup(key: Any, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        hit = kept.get(key)
+        if hit is None or now - hit[0] >= seconds or (hit[1].done() and hit[1].exception() is not None):
+            hit = (now, asyncio.ensure_future(function(key, *args, **kwargs)))
+            kept[key] = hit
+        return await asyncio.shield(hit[1])
+
+    return lookup
+
+
+def apply_caches(app: Any, caches: list[str], seconds: float) -> None:
+    """Put the named caches in front of the dispatcher's agreement-api client."""
+    endpoints = app.state.dispatcher.endpoints
+    for name in caches:
+        method = CACHEABLE[name]
+        setattr(endpoints, method, cached(getattr(endpoints, method), seconds))
+
+
+def apply_concurrency(app: Any, at_once: int) -> None:
+    """``attempt_next`` runs ``at_once`` attempts side by side; True when any of them had work."""
+    if at_once <= 1:
+        return
+    dispatcher = app.state.dispatcher
+    attempt = dispatcher.attempt_next
+
+    @functools.wraps(attempt)
+    async def attempts(*args: Any, **kwargs: Any) -> bool:
+        return any(await asyncio.gather(*(attempt(*args, **kwargs) for _ in range(at_once))))
+
+    dispatcher.attempt_next = attempts
 
 
 def instrument(app: Any, timers: Timers) -> list[str]:
@@ -132,6 +181,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     async with app.router.lifespan_context(app):
         if getattr(app.state, "dispatcher", None) is None:
             raise RuntimeError("the dispatcher did not start")
+        apply_caches(app, spec.get("caches", []), float(spec.get("cache_seconds", 5.0)))
+        apply_concurrency(app, int(spec.get("attempts_at_once", 1)))
         wrapped = instrument(app, timers)
         await asyncio.to_thread(Path(spec["ready_file"]).write_text, "ready")
         deadline = time.monotonic() + spec["deadline_s"]

@@ -47,6 +47,8 @@ LEAD_S = 1.0  # notices are inserted this long before they all fall due
 DELIVERIES_TARGET = 500.0
 LAG_P99_TARGET_S = 2.0
 DEFAULT_BATCH_SIZE = 20
+CACHE_SECONDS = 5.0  # the proposed caches of signing keys and endpoint lists, tried in benchmarks.stages
+ATTEMPTS_AT_ONCE = 16  # the proposed concurrent attempts, tried in benchmarks.stages
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class BatchResult:
     failed_attempts: int
     deliveries_attempted_twice: int
     seconds: float  # due_at to the last arrival
+    wall_s: float  # due_at to the moment every notice had ended: what the CPU shares are of
     throughput: float  # notices received / seconds
     steady_rate: float  # between the first and the last arrival
     lag_p50_s: float
@@ -116,6 +119,10 @@ class BatchResult:
     def delivered(self) -> int:
         return self.states.get("delivered", 0)
 
+    def cpu_ms_per_notice(self, name: str) -> float:
+        """CPU milliseconds the named process spent per notice of this run."""
+        return self.cpu.get(name, 0.0) * self.wall_s / max(self.notices, 1) * 1000
+
 
 @dataclass
 class WorkerResult:
@@ -126,6 +133,7 @@ class WorkerResult:
     pair: BatchResult
     profiled: BatchResult
     stages: dict[str, Any]
+    sketches: list[dict[str, Any]]  # the stage run again with sketches of the proposed fixes
     rss_kib: dict[str, int | None]
     elapsed_s: float
 
@@ -335,7 +343,7 @@ async def run_batch(
                 break
             for process in processes:
                 if process.process.poll() is not None:
-                    raise RuntimeError(f"{process.name} died; see {process.log_path}")
+                    raise RuntimeError(f"{process.name} died:\n{process.tail()}")
             await asyncio.sleep(0.2)
         ended = time.time()
         busy_after = machine_busy()
@@ -381,6 +389,7 @@ async def run_batch(
         failed_attempts=counts["failed_attempts"],
         deliveries_attempted_twice=counts["twice"],
         seconds=seconds,
+        wall_s=wall,
         throughput=len(first_arrival) / seconds if seconds > 0 else 0.0,
         steady_rate=(len(times) - 1) / (times[-1] - times[0])
         if len(times) > 1 and times[-1] > times[0]
@@ -411,10 +420,17 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def run_stages(rig: Rig, *, count: int, batch_size: int) -> dict[str, Any]:
-    """The real worker application under benchmarks.stages: wall time per stage."""
+async def run_stages(
+    rig: Rig, *, count: int, batch_size: int, caches: tuple[str, ...] = (), attempts_at_once: int = 1
+) -> dict[str, Any]:
+    """The real worker application under benchmarks.stages: wall time per stage (``caches`` and
+    ``attempts_at_once``: with sketches of the proposed fixes applied from the outside)."""
     batch = rig.next_batch()
-    rig.log(f"stage timings: {count:,} notices, the worker application in benchmarks.stages")
+    rig.log(
+        f"stage timings: {count:,} notices, the worker application in benchmarks.stages"
+        + (f", with the proposed caches: {', '.join(caches)}" if caches else "")
+        + (f", {attempts_at_once} attempts at a time" if attempts_at_once > 1 else "")
+    )
     env = api.notify_worker_env(
         rig.url,
         port=api.free_port(),
@@ -436,6 +452,9 @@ async def run_stages(rig: Rig, *, count: int, batch_size: int) -> dict[str, Any]
         "notices": count,
         "batch": batch,
         "deadline_s": deadline_s,
+        "caches": list(caches),
+        "cache_seconds": CACHE_SECONDS,
+        "attempts_at_once": attempts_at_once,
         "ready_file": str(ready),
         "due_file": str(due_file),
         "output": str(output),
@@ -448,7 +467,7 @@ async def run_stages(rig: Rig, *, count: int, batch_size: int) -> dict[str, Any]
         waited = time.monotonic() + 60
         while not await asyncio.to_thread(ready.exists):
             if process.poll() is not None or time.monotonic() > waited:
-                raise RuntimeError(f"the stage harness did not start; see {log_path}")
+                raise RuntimeError(f"the stage harness did not start:\n{api.log_tail(log_path)}")
             await asyncio.sleep(0.1)
         due = time.time() + 1.0
         await _insert_batch(rig, count, batch, due)
@@ -459,11 +478,13 @@ async def run_stages(rig: Rig, *, count: int, batch_size: int) -> dict[str, Any]
             process.kill()
             process.wait()
     if process.returncode != 0 or not await asyncio.to_thread(output.exists):
-        raise RuntimeError(f"the stage harness failed; see {log_path}")
+        raise RuntimeError(f"the stage harness failed:\n{api.log_tail(log_path)}")
     result: dict[str, Any] = json.loads(await asyncio.to_thread(output.read_text))
     result["notices"] = count
     result["finished"] = await _finished(rig, batch)
     result["batch_size"] = batch_size
+    result["caches"] = list(caches)
+    result["attempts_at_once"] = attempts_at_once
     rig.log(f"  {result['finished']}/{count} notices in {result['wall_s']:.1f} s")
     return result
 
@@ -543,10 +564,21 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
                 profile_seconds=profile.profile_seconds,
             )
         stages = await run_stages(rig, count=profile.stage_notices, batch_size=best)
+        caches = ("signing_keys", "endpoints")
+        sketches = [
+            await run_stages(rig, count=profile.stage_notices, batch_size=best, caches=caches),
+            await run_stages(
+                rig,
+                count=profile.stage_notices,
+                batch_size=best,
+                caches=caches,
+                attempts_at_once=ATTEMPTS_AT_ONCE,
+            ),
+        ]
         for server in servers:
             rig.note_peak(server)
             if server.process.poll() is not None:
-                raise RuntimeError(f"{server.name} died during the run; see {server.log_path}")
+                raise RuntimeError(f"{server.name} died during the run:\n{server.tail()}")
         peak = dict(rig.peak)
     finally:
         for server in servers:
@@ -561,6 +593,7 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
         pair=pair,
         profiled=profiled,
         stages=stages,
+        sketches=sketches,
         rss_kib=peak,
         elapsed_s=time.monotonic() - started,
     )

@@ -149,7 +149,12 @@ class Setup:
         failure_period: timedelta | None = None,
         escalation_interval: timedelta | None = None,
         agreements: Any = None,
+        concurrency: int = 1,
     ) -> Dispatcher:
+        """A dispatcher on the test transaction. One attempt at a time by default: the worker and
+        the in-process agreement-api share the test's one connection, which cannot hold two
+        transactions at once (tests/notify_worker/test_throughput.py runs attempts side by side on
+        committed connections)."""
         sender = WebhookSender(connect_timeout=2.0, read_timeout=read_timeout)
         self.senders.append(sender)
         return Dispatcher(
@@ -163,6 +168,7 @@ class Setup:
             lease=LEASE,
             failure_period=failure_period,
             escalation_interval=escalation_interval,
+            concurrency=concurrency,
         )
 
     async def notice(

@@ -7,10 +7,12 @@ injectable :class:`httpx.AsyncClient`, so tests can hand in ASGI transports.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Generic, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -242,6 +244,90 @@ class AgreementClient(_Client):
         if response.status_code != 200:
             raise UpstreamError(f"agreement-api disable answered {response.status_code}")
         return True
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _TtlCache(Generic[K, V]):
+    """Answers kept for ``ttl`` seconds; concurrent misses of one key share a single request.
+
+    Errors are not kept: every waiter of the failed request gets the error, and the next ask tries
+    again."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._kept: dict[K, tuple[float, V]] = {}
+        self._asking: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, ask: Callable[[], Awaitable[V]]) -> V:
+        kept = self._kept.get(key)
+        if kept is not None and self._clock() < kept[0]:
+            return kept[1]
+        asking = self._asking.get(key)
+        if asking is not None:
+            return await asyncio.shield(asking)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._asking[key] = future
+        try:
+            value = await ask()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        else:
+            self._kept[key] = (self._clock() + self._ttl, value)
+            future.set_result(value)
+            return value
+        finally:
+            del self._asking[key]
+
+    def forget(self, key: K | None = None) -> None:
+        """Drop one key's answer, or every answer."""
+        if key is None:
+            self._kept.clear()
+        else:
+            self._kept.pop(key, None)
+
+
+class CachedEndpoints:
+    """An :class:`EndpointPort` that keeps an organization's endpoint list and an endpoint's signing
+    keys for ``ttl`` seconds (``NOTIFY_WORKER_ENDPOINT_CACHE_SECONDS``).
+
+    Without it every attempt asks agreement-api for the keys, the largest single cost of a delivery.
+    Kept keys stay verifiable: a rotation keeps the old key valid for an overlap period far longer
+    than the cache. The trade-off: an endpoint disabled or removed in agreement-api may still be
+    planned and attempted for up to ``ttl``; recording such an attempt finds the delivery ended
+    or the receiver refusing, as it does for an attempt in flight when the endpoint is disabled.
+    Disabling through this port forgets the kept answers at once."""
+
+    def __init__(
+        self, port: EndpointPort, *, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._port = port
+        self._endpoints: _TtlCache[uuid.UUID, list[WebhookEndpoint]] = _TtlCache(ttl, clock)
+        self._keys: _TtlCache[uuid.UUID, list[SigningKey]] = _TtlCache(ttl, clock)
+
+    async def endpoints_for(self, organization_id: uuid.UUID) -> list[WebhookEndpoint]:
+        return await self._endpoints.get(organization_id, lambda: self._port.endpoints_for(organization_id))
+
+    async def signing_keys(self, endpoint_id: uuid.UUID, at: datetime) -> list[SigningKey]:
+        # Keys valid when first asked; still valid within the TTL thanks to the rotation overlap.
+        return await self._keys.get(endpoint_id, lambda: self._port.signing_keys(endpoint_id, at))
+
+    async def disable_endpoint(self, endpoint_id: uuid.UUID, reason: str) -> bool:
+        try:
+            return await self._port.disable_endpoint(endpoint_id, reason)
+        finally:
+            self._keys.forget(endpoint_id)
+            self._endpoints.forget()  # the organization is not known here; lists are cheap to ask again
+
+
+def cached(port: EndpointPort, ttl: float) -> EndpointPort:
+    """``port`` behind a :class:`CachedEndpoints` of ``ttl`` seconds; ``port`` itself when 0."""
+    return CachedEndpoints(port, ttl=ttl) if ttl > 0 else port
 
 
 class CaseClient(_Client):

@@ -57,6 +57,24 @@ class Settings(ServiceSettings):
         5.0, gt=0, description="Pause of the delivery loop when it found nothing to do."
     )
     dispatch_batch_size: int = Field(20, ge=1, le=500, description="Notices or deliveries taken per round.")
+    delivery_concurrency: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description=(
+            "Deliveries leased together (one transaction, FOR UPDATE SKIP LOCKED) and attempted side by "
+            "side; each attempt is recorded in its own transaction, so keep it near the database pool."
+        ),
+    )
+    endpoint_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "How long the delivery loop keeps an organization's endpoint list and an endpoint's signing "
+            "keys from agreement-api (0: ask for every attempt). A disabled endpoint may still get "
+            "attempts for up to this long."
+        ),
+    )
     delivery_connect_timeout_seconds: float = Field(
         5.0, gt=0, description="Connect timeout of a webhook delivery."
     )

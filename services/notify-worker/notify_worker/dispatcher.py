@@ -5,17 +5,19 @@ One round (:meth:`Dispatcher.run_once`):
 
 1. claims of notices that never got deliveries and are older than the claim timeout return to
    ``scheduled``;
-2. due notices are claimed; for each, the recipient's endpoints (agreement-api) and the notice facts
-   (case-api: the release date's certainty and the coordinator's contact) are fetched, and in one
-   transaction the facts are stored on the notice and one ``notify_delivery`` is created per active
-   endpoint that takes the notice's type (each with its own ``webhook_id``, kept for every retry).
+2. due notices are claimed; the recipients' endpoints (agreement-api) and the notice facts
+   (case-api: the release date's certainty and the coordinator's contact) are fetched, side by
+   side, and in one transaction for the round the facts are stored on each notice and one
+   ``notify_delivery`` is created per active endpoint that takes the notice's type (each with its
+   own ``webhook_id``, kept for every retry; one INSERT for the round).
    Either service unreachable: the claim is left and returns to ``scheduled`` after the timeout;
 3. endpoints the worker decided to disable but could not (agreement-api was down) are disabled;
-4. due pending deliveries are taken one by one (``FOR UPDATE SKIP LOCKED``), leased by moving
-   ``next_attempt_at`` past the longest the attempt can take, committed, sent, and the attempt is
-   recorded in a second transaction with the endpoint's health (notify_worker.health). A worker
-   that dies mid-attempt leaves the delivery pending; when the lease runs out it is sent again with
-   the same ``webhook_id``. A 410, or failures for too long, disable the endpoint after the commit;
+4. due pending deliveries are taken up to ``concurrency`` at a time in one transaction (``FOR
+   UPDATE SKIP LOCKED``), leased by moving ``next_attempt_at`` past the longest an attempt can
+   take, committed, sent side by side (each once), and each attempt is recorded in a transaction of
+   its own with the endpoint's health (notify_worker.health). A worker that dies mid-attempt
+   leaves the delivery pending; when the lease runs out it is sent again with the same
+   ``webhook_id``. A 410, or failures for too long, disable the endpoint after the commit;
 5. claimed notices whose deliveries have all ended are marked: ``delivered`` when at least one
    succeeded (``notice.delivered.v1``, with the receipt deadline), else ``dead``
    (``notice.dead.v1``). This runs after the attempt's commit, in its own transaction.
@@ -60,6 +62,7 @@ from shared.db import unit_of_work, utcnow
 log = structlog.get_logger("notify_worker.dispatcher")
 
 MAX_RETRY_AFTER = timedelta(days=1)
+INSERT_CHUNK = 1000  # deliveries per INSERT: well under PostgreSQL's 32,767 bind parameters
 
 # notice.dead.v1 reasons
 NO_ENDPOINT = "no_endpoint"  # the recipient has no active endpoint that takes the notice's type
@@ -119,6 +122,7 @@ class Dispatcher:
         failure_period: timedelta | None = None,
         escalation_interval: timedelta | None = None,
         batch_size: int = 20,
+        concurrency: int = 16,
         worker_id: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -134,6 +138,7 @@ class Dispatcher:
         self.escalation_interval = escalation_interval
         self._escalated_at: datetime | None = None
         self.batch_size = batch_size
+        self.concurrency = max(1, concurrency)
         self.worker_id = worker_id or worker_name()
         self.rng = rng or random.Random()
         self._stop = asyncio.Event()
@@ -141,7 +146,7 @@ class Dispatcher:
     # --- the loop -------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Finish the attempt in flight, then leave the loop."""
+        """Finish the attempts in flight, then leave the loop."""
         self._stop.set()
 
     @property
@@ -168,10 +173,14 @@ class Dispatcher:
             await release_stale_claims(session, timeout=self.claim_timeout, now=now)
         worked = await self.plan(now)
         await self.retry_disables(now)
-        for _ in range(self.batch_size):
-            if self.stopping or not await self.attempt_next(now):
-                break
-            worked += 1
+        attempted = 0
+        while attempted < self.batch_size and not self.stopping:
+            wanted = min(self.concurrency, self.batch_size - attempted)
+            done = await self.attempt_due(now, wanted)
+            attempted += done
+            if done < wanted:
+                break  # nothing more is due
+        worked += attempted
         await self.finish_notices(now)
         worked += await self.escalate(now)
         return worked
@@ -209,7 +218,11 @@ class Dispatcher:
         # Each recipient's endpoints and each case's facts are asked once a round: a round's notices
         # mostly share a few recipients, and a case's notices come due together.
         asked_at = max(now, utcnow())
-        listed = await _ask(self.endpoints.endpoints_for, {organization for _, _, organization, _ in claimed})
+        listed = await _ask(
+            self.endpoints.endpoints_for,
+            {organization for _, _, organization, _ in claimed},
+            self.concurrency,
+        )
         wanted: dict[uuid.UUID, list[WebhookEndpoint]] = {}
         for notice_id, _case_id, organization_id, event_type in claimed:
             endpoints = listed[organization_id]
@@ -218,12 +231,14 @@ class Dispatcher:
         facts = await _ask(
             self.facts.notice_facts,
             {case_id for notice_id, case_id, _, _ in claimed if wanted.get(notice_id)},
+            self.concurrency,
         )
         active = [
             e.id for found in listed.values() if isinstance(found, list) for e in found if e.state == "active"
         ]
         async with unit_of_work(self.sessionmaker) as session:
             await health.seen_active(session, active, asked_at=asked_at)
+        ready: dict[uuid.UUID, tuple[list[WebhookEndpoint], NoticeFacts | None]] = {}
         for notice_id, case_id, _organization_id, _event_type in claimed:
             endpoints_of = wanted.get(notice_id)
             facts_of = facts.get(case_id)
@@ -231,23 +246,67 @@ class Dispatcher:
                 # The claim stays; it returns to scheduled after the claim timeout.
                 log.warning("dispatcher.upstream_unavailable", notice_id=str(notice_id))
                 continue
+            ready[notice_id] = (endpoints_of, facts_of)
+        if ready:
+            # One transaction and one INSERT for the round: every statement is local to the
+            # database, so a failure leaves all these claims to the claim timeout, as before.
             async with unit_of_work(self.sessionmaker) as session:
-                await self._plan_one(session, notice_id, endpoints_of, facts_of, now)
+                await self._plan_all(session, ready, now)
         return len(claimed)
 
-    async def _plan_one(
+    async def _plan_all(
         self,
         session: AsyncSession,
-        notice_id: uuid.UUID,
+        ready: dict[uuid.UUID, tuple[list[WebhookEndpoint], NoticeFacts | None]],
+        now: datetime,
+    ) -> None:
+        ids = list(ready)
+        notices = (
+            (
+                await session.execute(
+                    select(NotifyNotice)
+                    .where(
+                        col(NotifyNotice.id).in_(ids),
+                        # Otherwise the claim went stale and another worker has it.
+                        col(NotifyNotice.state) == NoticeState.CLAIMED,
+                        col(NotifyNotice.claimed_by) == self.worker_id,
+                    )
+                    .order_by(col(NotifyNotice.id))
+                    .with_for_update()
+                )
+            )
+            .scalars()
+            .all()
+        )
+        planned = set(
+            (
+                await session.execute(
+                    select(col(NotifyDelivery.notice_id))
+                    .where(col(NotifyDelivery.notice_id).in_(ids))
+                    .distinct()
+                )
+            )
+            .scalars()
+            .all()
+        )
+        rows: list[dict[str, Any]] = []
+        for notice in notices:
+            if notice.id not in planned:
+                endpoints, facts = ready[notice.id]
+                rows.extend(self._plan_one(session, notice, endpoints, facts, now))
+        for start in range(0, len(rows), INSERT_CHUNK):
+            await session.execute(_insert_deliveries(session, rows[start : start + INSERT_CHUNK]))
+
+    def _plan_one(
+        self,
+        session: AsyncSession,
+        notice: NotifyNotice,
         endpoints: list[WebhookEndpoint],
         facts: NoticeFacts | None,
         now: datetime,
-    ) -> None:
-        notice = await session.get(NotifyNotice, notice_id, with_for_update=True)
-        if notice is None or notice.state is not NoticeState.CLAIMED or notice.claimed_by != self.worker_id:
-            return  # the claim went stale and another worker has it
-        if await session.scalar(select(exists().where(col(NotifyDelivery.notice_id) == notice_id))):
-            return  # planned already
+    ) -> list[dict[str, Any]]:
+        """Mark one locked, unplanned notice; the deliveries to insert for it."""
+        notice_id = notice.id
         notice.updated_at = now
         if not endpoints:
             notice.state = NoticeState.DEAD
@@ -258,32 +317,27 @@ class Dispatcher:
                 notice_id=str(notice_id),
                 organization_id=str(notice.recipient_organization_id),
             )
-            return
+            return []
         if facts is None:
             log.warning("dispatcher.case_unknown_to_case_api", notice_id=str(notice_id))
         # Stored with the deliveries, so every attempt sends the same bytes.
         notice.release_date_certainty, notice.coordinator_contact = stored_facts(facts, notice.release_date)
-        await session.execute(
-            _insert_deliveries(
-                session,
-                [
-                    {
-                        "id": uuid.uuid4(),
-                        "notice_id": notice_id,
-                        "endpoint_id": endpoint.id,
-                        "organization_id": endpoint.organization_id,
-                        "url": endpoint.url,
-                        "webhook_id": new_webhook_id(),
-                        "state": DeliveryState.PENDING,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for endpoint in endpoints
-                ],
-            )
-        )
+        return [
+            {
+                "id": uuid.uuid4(),
+                "notice_id": notice_id,
+                "endpoint_id": endpoint.id,
+                "organization_id": endpoint.organization_id,
+                "url": endpoint.url,
+                "webhook_id": new_webhook_id(),
+                "state": DeliveryState.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for endpoint in endpoints
+        ]
 
     async def retry_disables(self, now: datetime) -> int:
         """Disable the endpoints whose disabling agreement-api could not take before; how many."""
@@ -300,9 +354,10 @@ class Dispatcher:
 
     # --- 3. attempts ----------------------------------------------------------------------------
 
-    async def _lease(self, now: datetime) -> _Leased | None:
+    async def _lease(self, now: datetime, limit: int) -> list[_Leased]:
+        """Lease up to ``limit`` due deliveries in one transaction, earliest first."""
         async with unit_of_work(self.sessionmaker) as session:
-            row = (
+            rows = (
                 await session.execute(
                     select(NotifyDelivery, NotifyNotice)
                     .join(NotifyNotice, col(NotifyNotice.id) == col(NotifyDelivery.notice_id))
@@ -311,29 +366,49 @@ class Dispatcher:
                         col(NotifyDelivery.next_attempt_at) <= now,
                     )
                     .order_by(col(NotifyDelivery.next_attempt_at), col(NotifyDelivery.id))
-                    .limit(1)
+                    .limit(limit)
                     .with_for_update(of=NotifyDelivery, skip_locked=True)
                 )
-            ).first()
-            if row is None:
-                return None
-            delivery, notice = row
+            ).all()
             # From the real clock: a round's earlier attempts may have taken a while. updated_at
             # stays: it marks the start of the delivery's current run of attempts.
-            delivery.next_attempt_at = max(now, utcnow()) + self.lease
-            return _Leased(
-                delivery_id=delivery.id,
-                endpoint_id=delivery.endpoint_id,
-                url=delivery.url,
-                webhook_id=delivery.webhook_id,
-                body=encode(payload(notice, case_api_public_url=self.case_api_public_url)),
-            )
+            until = max(now, utcnow()) + self.lease
+            leased: list[_Leased] = []
+            for delivery, notice in rows:
+                delivery.next_attempt_at = until
+                leased.append(
+                    _Leased(
+                        delivery_id=delivery.id,
+                        endpoint_id=delivery.endpoint_id,
+                        url=delivery.url,
+                        webhook_id=delivery.webhook_id,
+                        body=encode(payload(notice, case_api_public_url=self.case_api_public_url)),
+                    )
+                )
+            return leased
 
     async def attempt_next(self, now: datetime) -> bool:
         """Send the earliest due delivery and record the attempt; False when none is due."""
-        leased = await self._lease(now)
-        if leased is None:
-            return False
+        return await self.attempt_due(now, 1) > 0
+
+    async def attempt_due(self, now: datetime, limit: int) -> int:
+        """Lease up to ``limit`` due deliveries together and attempt them side by side, each once;
+        how many were leased.
+
+        Each attempt is recorded in its own transaction, so one that cannot be recorded loses
+        no other's record: its lease runs out and it is sent again with the same webhook-id."""
+        leased = await self._lease(now, limit)
+        results = await asyncio.gather(*(self._attempt(one, now) for one in leased), return_exceptions=True)
+        for one, result in zip(leased, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "dispatcher.attempt_not_recorded",
+                    delivery_id=str(one.delivery_id),
+                    error=repr(result),
+                )
+        return len(leased)
+
+    async def _attempt(self, leased: _Leased, now: datetime) -> None:
         outcome = await self._send(leased)
         recorded = await self._record(leased, outcome, now)
         if recorded is not None:
@@ -348,7 +423,6 @@ class Dispatcher:
                     reason=recorded.disable_reason,
                     now=now,
                 )
-        return True
 
     async def _send(self, leased: _Leased) -> Outcome:
         try:
@@ -467,17 +541,22 @@ class Dispatcher:
                 .scalars()
                 .all()
             )
+            if not notices:
+                return 0
+            ended: dict[uuid.UUID, list[tuple[DeliveryState, datetime | None, str | None]]] = {}
+            for notice_id, state, ended_at, error_class in (
+                await session.execute(
+                    select(
+                        col(NotifyDelivery.notice_id),
+                        col(NotifyDelivery.state),
+                        col(NotifyDelivery.ended_at),
+                        col(NotifyDelivery.last_error_class),
+                    ).where(col(NotifyDelivery.notice_id).in_([notice.id for notice in notices]))
+                )
+            ).all():
+                ended.setdefault(notice_id, []).append((state, ended_at, error_class))
             for notice in notices:
-                ended = (
-                    await session.execute(
-                        select(
-                            col(NotifyDelivery.state),
-                            col(NotifyDelivery.ended_at),
-                            col(NotifyDelivery.last_error_class),
-                        ).where(col(NotifyDelivery.notice_id) == notice.id)
-                    )
-                ).all()
-                self._end_notice(session, notice, [(row[0], row[1], row[2]) for row in ended], now)
+                self._end_notice(session, notice, ended[notice.id], now)
             return len(notices)
 
     @staticmethod
@@ -519,17 +598,21 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-async def _ask(question: Callable[[K], Awaitable[V]], keys: set[K]) -> dict[K, V | Exception]:
-    """Ask another service about each key once; an answer is the value or, when the service could
-    not answer, the error (the caller leaves those claims)."""
-    answers: dict[K, V | Exception] = {}
-    for key in keys:
-        try:
-            answers[key] = await question(key)
-        except (UpstreamError, httpx.HTTPError, ValueError) as exc:
-            log.warning("dispatcher.upstream_unavailable", key=str(key), error=str(exc))
-            answers[key] = exc
-    return answers
+async def _ask(question: Callable[[K], Awaitable[V]], keys: set[K], at_once: int) -> dict[K, V | Exception]:
+    """Ask another service about each key once, up to ``at_once`` questions side by side; an answer
+    is the value or, when the service could not answer, the error (the caller leaves those claims)."""
+    limit = asyncio.Semaphore(at_once)
+
+    async def one(key: K) -> V | Exception:
+        async with limit:
+            try:
+                return await question(key)
+            except (UpstreamError, httpx.HTTPError, ValueError) as exc:
+                log.warning("dispatcher.upstream_unavailable", key=str(key), error=str(exc))
+                return exc
+
+    ordered = list(keys)
+    return dict(zip(ordered, await asyncio.gather(*(one(key) for key in ordered)), strict=True))
 
 
 def _insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> Executable:

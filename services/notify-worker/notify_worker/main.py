@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from notify_worker import __version__
 from notify_worker.api import api_router
-from notify_worker.clients import clients_from_settings
+from notify_worker.clients import cached, clients_from_settings
 from notify_worker.config import Settings, get_settings
 from notify_worker.consumer import make_handler
 from notify_worker.delivery import WebhookSender
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         )
         dispatcher = Dispatcher(
             app.state.sessionmaker,
-            app.state.ports.agreements,
+            cached(app.state.ports.agreements, settings.endpoint_cache_seconds),
             sender,
             facts=app.state.ports.cases,
             case_api_public_url=settings.case_api_public_url,
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
             escalation_interval=timedelta(seconds=settings.escalation_interval_seconds),
             failure_period=settings.endpoint_failure_period(),
             batch_size=settings.dispatch_batch_size,
+            concurrency=settings.delivery_concurrency,
         )
         app.state.dispatcher = dispatcher
         task = asyncio.create_task(dispatcher.run(settings.dispatch_interval_seconds))

@@ -137,7 +137,9 @@ async def test_a_new_endpoint_revives_notices_that_died_without_one(world: World
     await _feed_agreement_events(world)
 
     [revived] = [
-        n for n in await world.notices(case_id) if n.recipient_organization_id == oslo and n.milestone_days == 90
+        n
+        for n in await world.notices(case_id)
+        if n.recipient_organization_id == oslo and n.milestone_days == 90
     ]
     assert revived.state is NoticeState.SCHEDULED
     assert revived.dead_at is None

@@ -297,6 +297,12 @@ def _batch_row(result: BatchResult) -> str:
 
 
 STAGE_HINTS = {
+    "_plan_all": "the round's endpoints and facts, deliveries inserted",
+    "attempt_due": "the round's due deliveries: lease, then attempts",
+    "_attempt": "one attempt: send + record",
+    "CachedEndpoints.endpoints_for": "the worker's own cache in front of agreement-api",
+    "CachedEndpoints.signing_keys": "the worker's own cache in front of agreement-api",
+    "escalate_overdue": "receipts overdue: escalation",
     "run_once": "one whole round",
     "plan": "claim the due notices, then per notice: endpoints, facts, deliveries",
     "claim_due": "the claim transaction",
@@ -322,7 +328,7 @@ def _rate(run: dict[str, Any]) -> float:
 def _stage_proposals(
     stages: dict[str, Any], notices: int, worker_cpu_ms: float, sketches: list[dict[str, Any]]
 ) -> list[str]:
-    """Fix proposals bound to the measured stages (only for the stages the worker has now)."""
+    """Fix proposals bound to the measured stages: only for what the worker does now, per notice."""
     by_name = {stage["stage"]: stage for stage in stages.get("stages", []) if stage["calls"]}
     wall = max(stages["wall_s"], 1e-9)
 
@@ -334,6 +340,9 @@ def _stage_proposals(
             f"{stage['total_s']:.1f} s in all against {wall:.1f} s of wall time{overlap}"
         )
 
+    def per_notice(name: str) -> bool:
+        return name in by_name and by_name[name]["calls"] >= 0.9 * notices
+
     proposals = [
         f"One worker needed {wall / max(notices, 1) * 1000:.1f} ms of wall time per notice here, and "
         f"{worker_cpu_ms:.1f} ms of its own CPU per notice in the headline run (the CPU table above; "
@@ -341,40 +350,34 @@ def _stage_proposals(
         "CPU to spare: the first aim is fewer round trips per notice, each of which costs CPU in the "
         "worker (SQLAlchemy, asyncpg, httpx), in the service it calls and in PostgreSQL."
     ]
-    if "AgreementClient.signing_keys" in by_name:
+    if per_notice("AgreementClient.signing_keys"):
         proposals.append(
             told("AgreementClient.signing_keys")
-            + ". `Dispatcher._send` fetches the keys for every attempt: cache them per endpoint for a few "
-            "seconds (keys change only on rotation, and a rotation overlaps the old and the new key, so a "
-            "short cache never signs with a retired key alone)."
+            + ". The keys are fetched for every attempt: cache them per endpoint for a few seconds (keys "
+            "change only on rotation, and a rotation overlaps the old and the new key, so a short cache "
+            "never signs with a retired key alone)."
         )
-    if "AgreementClient.endpoints_for" in by_name:
-        per_notice = by_name["AgreementClient.endpoints_for"]["calls"] >= 0.9 * notices
+    if per_notice("AgreementClient.endpoints_for"):
         proposals.append(
             told("AgreementClient.endpoints_for")
-            + (
-                ". `Dispatcher.plan` asks per notice although a round has few distinct recipients: ask once "
-                "per organization per round, or cache for a few seconds."
-                if per_notice
-                else ". Already asked once per organization and round; a cache of a few seconds would also "
-                "spare the rounds after the first."
-            )
+            + ". Asked per notice although a round has few distinct recipients: ask once per organization "
+            "per round, or cache for a few seconds."
         )
-    if "CaseClient.notice_facts" in by_name:
+    if per_notice("CaseClient.notice_facts"):
         proposals.append(
             told("CaseClient.notice_facts")
             + ". One case-api request per case: a batch endpoint (facts for up to the batch size of cases "
             "in one request) would turn them into one round trip per round."
         )
     transactions = [
-        name for name in ("_plan_one", "_lease", "_record", "health.record_attempt") if name in by_name
+        name for name in ("_plan_one", "_lease", "_record", "health.record_attempt") if per_notice(name)
     ]
     if transactions:
         listed = "; ".join(told(name) for name in transactions)
         proposals.append(
-            f"Transactions per notice: {listed}. Lease the round's due deliveries in one transaction "
-            "(`FOR UPDATE SKIP LOCKED LIMIT batch`), insert the round's deliveries in one statement and "
-            "record the round's attempts in one transaction."
+            f"Transactions per notice: {listed}. Each is a pool checkout, statements, a commit and ORM "
+            "work; done once per round for the round's rows (Core statements over many rows) they cost a "
+            "fraction."
         )
     cached = next(
         (run for run in sketches if run.get("caches") and run.get("attempts_at_once", 1) == 1), None
@@ -385,28 +388,21 @@ def _stage_proposals(
             f"{_rate(cached):.0f} notices per second, and spare agreement-api a signing-key request (token "
             "check, key decryption, a log line) per attempt."
         )
-    if "attempt_next" in by_name:
-        attempts = by_name["attempt_next"]
-        sequential = attempts["total_s"] <= wall * 1.05
-        concurrent = next((run for run in sketches if run.get("attempts_at_once", 1) > 1), None)
-        text = told("attempt_next") + (
-            ": the attempts run one at a time." if sequential else ": attempts already overlap."
+    concurrent = next((run for run in sketches if run.get("attempts_at_once", 1) > 1), None)
+    if concurrent is not None and "attempt_next" in by_name:
+        baseline = cached or stages
+        proposals.append(
+            told("attempt_next")
+            + f": the attempts run one at a time. The sketch with {concurrent['attempts_at_once']} attempts "
+            f"side by side reached {_rate(concurrent):.0f} notices per second against {_rate(baseline):.0f} "
+            "without: where that gains little, the CPU per notice, not the waiting, is the limit on two cores."
         )
-        if concurrent is not None and cached is not None:
-            text += (
-                f" The sketch with {concurrent['attempts_at_once']} attempts side by side reached "
-                f"{_rate(concurrent):.0f} notices per second against {_rate(cached):.0f} with the caches alone: "
-                "while the path costs this much CPU per notice, overlapping the round trips does not pay on "
-                "two cores. Lease and send a round's deliveries together once the round trips per notice "
-                "are down, not before."
-            )
-        proposals.append(text)
     proposals.append(
         "Every transaction checks a connection out of the pool, and `shared.db.create_engine` sets "
-        "`pool_pre_ping=True`, so each one starts with a ping: with several transactions per notice those "
-        "pings are round trips of their own. A round that claims, plans, leases, records and finishes its "
-        "whole batch in a handful of transactions (Core statements over many rows instead of ORM objects "
-        "one by one) is what brings the CPU per notice down by the factor the target needs."
+        "`pool_pre_ping=True`, so each one starts with a ping, a round trip of its own. A round that claims, "
+        "plans, leases, records and finishes its whole batch in a handful of transactions (Core statements "
+        "over many rows instead of ORM objects one by one) is what brings the CPU per notice down by the "
+        "factor the target needs."
     )
     return proposals
 
@@ -418,7 +414,7 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
     add(
         "Real processes: `python -m notify_worker` (dispatch on, no broker), agreement-api (the "
         f"{worker.profile.recipients} recipient municipalities and their webhook endpoints registered through "
-        "its API; the worker asks it for endpoints and for the signing keys of every attempt), case-api "
+        "its API; the worker asks it for endpoints and for the signing keys it signs with), case-api "
         "(the worker asks it for each notice's facts) and a receiver (`benchmarks/receiver.py`) that "
         "verifies every signature with the `standardwebhooks` package and records each arrival. A batch of "
         "scheduled notices is COPYed into `notify_notice`, all due at the same moment; lag is arrival "
@@ -508,12 +504,12 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
         add("### Proposed fixes, sketched and measured")
         add("")
         add(
-            "The same harness again, with sketches of two proposals applied to the running worker from the "
-            "outside (`benchmarks/stages.py`; the worker's code is unchanged): a cache in front of its "
-            f"agreement-api client that keeps an endpoint's signing keys and an organization's endpoint list "
-            f"{CACHE_SECONDS:g} s; then also {ATTEMPTS_AT_ONCE} attempts side by side wherever the dispatcher "
-            "makes one (each leases its own delivery with `FOR UPDATE SKIP LOCKED` in its own transaction, "
-            "as two workers do)."
+            "The same harness again, with sketches of the proposals the worker does not follow yet, applied "
+            "to the running worker from the outside (`benchmarks/stages.py`; the worker's code is "
+            "unchanged). *caches*: a cache in front of its agreement-api client that keeps an endpoint's "
+            f"signing keys and an organization's endpoint list {CACHE_SECONDS:g} s. *attempts at a time*: "
+            f"{ATTEMPTS_AT_ONCE} attempts side by side wherever the dispatcher makes one (each leases its own "
+            "delivery with `FOR UPDATE SKIP LOCKED` in its own transaction, as two workers do)."
         )
         add("")
 

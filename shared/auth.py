@@ -4,6 +4,14 @@ Tokens are checked against an explicit algorithm allow-list (``none`` is never a
 configured issuer and audience, and ``exp``/``nbf`` (both required to be present where a token
 carries them; ``exp`` is mandatory). Keys come from a PEM public key (or an HMAC secret for HS*
 allow-lists) or a JWKS document, selected by ``kid``. Swapping the JOSE library touches this file.
+
+A client sends the same token with every request until it expires, and checking an RS256 signature
+is the dearest step of a request that is otherwise a few indexed statements. So the principal of a
+verified token is kept per token string (:class:`PrincipalCache`): a bounded LRU whose entries end
+at the token's ``exp`` and at most :data:`PRINCIPAL_CACHE_SECONDS` after they were verified. A
+token is never accepted longer than it would have been without the cache; a key withdrawn from the
+JWKS stops tokens already seen at most that many seconds later (the key set itself is refetched at
+most every five minutes, so the window was already there). Failed verifications are not cached.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +35,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import Forbidden, Unauthorized
 from shared.settings import DEV_JWT_ISSUER, DEV_JWT_PRIVATE_KEY_FILE, ServiceSettings
+
+PRINCIPAL_CACHE_SECONDS = 120.0
+PRINCIPAL_CACHE_SIZE = 1024
 
 _SYMMETRIC = {"HS256", "HS384", "HS512"}
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
@@ -57,6 +69,49 @@ class Principal(BaseModel):
     token_id: str | None = None
 
 
+class PrincipalCache:
+    """Principals of verified tokens by token string: least recently used out first, each entry
+    until its token's ``exp`` or ``max_age`` seconds after it was stored, whichever comes first."""
+
+    def __init__(
+        self,
+        *,
+        size: int = PRINCIPAL_CACHE_SIZE,
+        max_age: float = PRINCIPAL_CACHE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.size = size
+        self.max_age = max_age
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        until, principal = entry
+        if self.clock() >= until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return principal
+
+    def put(self, token: str, principal: Principal, *, expires_at: float) -> None:
+        until = min(expires_at, self.clock() + self.max_age)
+        if until <= self.clock() or self.size <= 0:
+            return
+        self._entries[token] = (until, principal)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class TokenVerifier:
     """Verifies bearer tokens for one service's settings."""
 
@@ -76,6 +131,7 @@ class TokenVerifier:
         self._jwks: dict[str, Any] | None = None
         self._jwks_fetched_at = 0.0
         self._http = http_client
+        self.principals = PrincipalCache()
 
     async def _jwks_keys(self, *, refresh: bool = False) -> list[dict[str, Any]]:
         assert self.jwks_url is not None
@@ -147,6 +203,10 @@ class TokenVerifier:
         return claims
 
     async def principal(self, token: str) -> Principal:
+        """The caller a token names: from the cache when this token was verified recently."""
+        cached = self.principals.get(token)
+        if cached is not None:
+            return cached
         claims = await self.verify(token)
         try:
             role = Role(claims.get("role", ""))
@@ -155,9 +215,13 @@ class TokenVerifier:
         scope = claims.get("scope", "")
         consumer = claims.get("consumer")
         try:
-            return self._principal(claims, role, scope, consumer)
+            principal = self._principal(claims, role, scope, consumer)
         except ValidationError as exc:
             raise Unauthorized("Token claims have the wrong shape") from exc
+        expires_at = claims.get("exp")
+        if isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
+            self.principals.put(token, principal, expires_at=float(expires_at))
+        return principal
 
     @staticmethod
     def _principal(claims: dict[str, Any], role: Role, scope: Any, consumer: Any) -> Principal:

@@ -83,14 +83,28 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+# A pooled connection older than this is replaced at its next checkout: connections do not
+# outlive a server-side or proxy idle timeout by much, nor keep a restarted server's old session.
+POOL_RECYCLE_SECONDS = 1800
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """Build the async engine for a PostgreSQL or SQLite URL."""
+    """Build the async engine for a PostgreSQL or SQLite URL.
+
+    No ``pool_pre_ping``: with asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) before
+    every transaction, about as many as a whole read request sends otherwise. What it guards
+    against is a pooled connection the server has dropped (a restart, an idle timeout). Without
+    it, the first statement on such a connection fails, SQLAlchemy sees a disconnect and discards
+    every connection of the pool made before it, so a restarted database costs the requests in
+    flight at that moment (at most the pool's connections), not one per stale connection later;
+    the readiness check (:func:`ping`) fails once and so clears the pool even while no request
+    comes. ``pool_recycle`` bounds a connection's age for timeouts nobody reports."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, poolclass=NullPool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS
     )
 
 

@@ -80,14 +80,19 @@ class Viewer:
 
 
 async def get_viewer(principal: PrincipalDep, session: SessionDep) -> Viewer:
-    organization = None
+    """The caller and its organization's facts (cached per organization for a few seconds: see
+    :mod:`case_api.organizations.service`). Each request gets its own transient organization."""
+    facts = None
     if principal.organization_id:
         try:
-            organization = await organizations.get(session, uuid.UUID(principal.organization_id))
+            organization_id = uuid.UUID(principal.organization_id)
         except ValueError:
-            organization = None
-    region_id = await organizations.region_of(session, organization) if organization else None
-    return Viewer(principal=principal, organization=organization, region_id=region_id)
+            organization_id = None
+        if organization_id is not None:
+            facts = await organizations.facts(session, organization_id)
+    if facts is None:
+        return Viewer(principal=principal, organization=None, region_id=None)
+    return Viewer(principal=principal, organization=facts.ref(), region_id=facts.region_id)
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]

@@ -30,6 +30,10 @@ def make_handler(sessionmaker: async_sessionmaker[AsyncSession]) -> Handler:
                 await organizations.upsert_from_event(session, event.data)
             elif event.type == receipts.NOTICE_RECEIPT_ACCEPTED:
                 await receipts.add_contacts(session, event.data, event_id=str(event.id))
+        if event.type in ORGANIZATION_EVENTS:
+            # Committed now: drop the cached facts again, in case a request cached the old row
+            # between the upsert (which dropped them first) and the commit.
+            organizations.forget()
         EVENTS_CONSUMED.labels("case-api", event.type, "handled").inc()
 
     return handle

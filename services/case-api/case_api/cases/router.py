@@ -85,8 +85,7 @@ async def open_case(
     """Open a case for a registered person in a unit of the caller's scope. Send `Idempotency-Key` to retry safely."""
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
-    case = await service.open_case(session, viewer=viewer, data=body)
-    person = await service.person_of(session, case)
+    case, person = await service.open_case(session, viewer=viewer, data=body)
     return await idempotency.respond(
         to_read(case, person),
         status_code=201,

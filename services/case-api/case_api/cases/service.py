@@ -45,8 +45,8 @@ async def _check_unit_in_scope(
     session: AsyncSession, viewer: Viewer, unit_id: uuid.UUID, *, field: str
 ) -> uuid.UUID | None:
     """The unit's region, after checking the unit exists and the viewer may place a case there."""
-    unit = await organizations.require(session, unit_id, field=field, types=set(UNIT_TYPES))
-    region_id = await organizations.region_of(session, unit)
+    unit = await organizations.require_facts(session, unit_id, field=field, types=set(UNIT_TYPES))
+    region_id = unit.region_id
     if viewer.role is Role.COORDINATOR and (viewer.region_id is None or region_id != viewer.region_id):
         raise UnitOutsideScope("The unit is not in your region")
     if viewer.role is Role.PRISON_STAFF and unit.id != viewer.organization_id:
@@ -54,8 +54,11 @@ async def _check_unit_in_scope(
     return region_id
 
 
-async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) -> Case:
-    """Open a case for a registered person in a unit, with every domain not yet assessed."""
+async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) -> tuple[Case, Person]:
+    """Open a case for a registered person in a unit, with every domain not yet assessed.
+
+    Returns the person too: the answer shows it, and the session holds its objects only weakly,
+    so asking again would read the row a second time."""
     require_writer(viewer)
     person = await session.get(Person, data.person_id)
     if person is None:
@@ -102,7 +105,7 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
         opened_at=opened_at.isoformat(),
     )
     await session.flush()
-    return case
+    return case, person
 
 
 async def update_case(session: AsyncSession, *, viewer: Viewer, case: Case, data: CaseUpdate) -> Case:

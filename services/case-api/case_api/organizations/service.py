@@ -1,8 +1,20 @@
-"""The local organization read model: upserted from agreement-api's events."""
+"""The local organization read model: upserted from agreement-api's events.
+
+Every request needs its caller's organization and region, and opening a case needs its unit's.
+They change only with directory events, so :func:`facts` keeps them per organization in this
+process for :data:`FACTS_SECONDS`. A region is found through the parents, so a change to one
+organization can move others: :func:`upsert` drops every entry at once and the consumer drops them
+again after its transaction commits (so a request between the two cannot keep the old row). The
+directory changes seldom, so this costs nothing worth counting. Another replica, whose consumer
+did not get the event, sees the change at most that many seconds later.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,9 +23,82 @@ from case_api.organizations.models import OrganizationRef
 from shared.db import utcnow
 from shared.errors import UnprocessableEntity
 
+FACTS_SECONDS = 5.0
+FACTS_SIZE = 4096
+
 
 class UnknownOrganization(UnprocessableEntity):
     title = "Unknown organization"
+
+
+@dataclass(frozen=True)
+class OrganizationFacts:
+    """An organization's row and its region, detached from any session (safe to share)."""
+
+    id: uuid.UUID
+    type: str
+    name: str
+    parent_id: uuid.UUID | None
+    kommunenummer: str | None
+    enhetsnummer: str | None
+    updated_at: datetime
+    region_id: uuid.UUID | None
+
+    def ref(self) -> OrganizationRef:
+        """A fresh, transient :class:`OrganizationRef` (one per request: never shared)."""
+        return OrganizationRef(
+            id=self.id,
+            type=self.type,
+            name=self.name,
+            parent_id=self.parent_id,
+            kommunenummer=self.kommunenummer,
+            enhetsnummer=self.enhetsnummer,
+            updated_at=self.updated_at,
+        )
+
+
+class _FactsCache:
+    """Facts by organization id until their deadline; ``generation`` counts the drops, so a read
+    that began before a drop does not store what it read."""
+
+    def __init__(self) -> None:
+        self.entries: dict[uuid.UUID, tuple[float, OrganizationFacts]] = {}
+        self.generation = 0
+
+
+_cache = _FactsCache()
+
+
+def forget() -> None:
+    """Drop every organization's cached facts (the directory changed)."""
+    _cache.entries.clear()
+    _cache.generation += 1
+
+
+async def facts(session: AsyncSession, organization_id: uuid.UUID) -> OrganizationFacts | None:
+    """The organization and its region, from the cache when read in the last few seconds."""
+    entry = _cache.entries.get(organization_id)
+    if entry is not None and entry[0] > time.monotonic():
+        return entry[1]
+    generation = _cache.generation
+    ref = await session.get(OrganizationRef, organization_id)
+    if ref is None:
+        return None
+    found = OrganizationFacts(
+        id=ref.id,
+        type=ref.type,
+        name=ref.name,
+        parent_id=ref.parent_id,
+        kommunenummer=ref.kommunenummer,
+        enhetsnummer=ref.enhetsnummer,
+        updated_at=ref.updated_at,
+        region_id=await region_of(session, ref),
+    )
+    if generation == _cache.generation:
+        if len(_cache.entries) >= FACTS_SIZE:
+            _cache.entries.clear()
+        _cache.entries[organization_id] = (time.monotonic() + FACTS_SECONDS, found)
+    return found
 
 
 async def upsert(
@@ -26,6 +111,7 @@ async def upsert(
     kommunenummer: str | None = None,
     enhetsnummer: str | None = None,
 ) -> OrganizationRef:
+    forget()
     ref = await session.get(OrganizationRef, organization_id)
     if ref is None:
         ref = OrganizationRef(id=organization_id, type=type, name=name)
@@ -61,14 +147,29 @@ async def require(
 ) -> OrganizationRef:
     """The organization, which must be known and of one of ``types`` (422 naming ``field`` otherwise)."""
     ref = await session.get(OrganizationRef, organization_id)
-    if ref is None:
+    _check_known(organization_id, ref.type if ref else None, field=field, types=types)
+    assert ref is not None
+    return ref
+
+
+async def require_facts(
+    session: AsyncSession, organization_id: uuid.UUID, *, field: str, types: set[str]
+) -> OrganizationFacts:
+    """As :func:`require`, from the cached facts (with the region) when only they are needed."""
+    found = await facts(session, organization_id)
+    _check_known(organization_id, found.type if found else None, field=field, types=types)
+    assert found is not None
+    return found
+
+
+def _check_known(organization_id: uuid.UUID, type: str | None, *, field: str, types: set[str]) -> None:
+    if type is None:
         raise UnknownOrganization(f"No organization {organization_id} in the directory", field=field)
-    if ref.type not in types:
+    if type not in types:
         raise UnknownOrganization(
-            f"Organization {organization_id} is a {ref.type}, expected {' or '.join(sorted(types))}",
+            f"Organization {organization_id} is a {type}, expected {' or '.join(sorted(types))}",
             field=field,
         )
-    return ref
 
 
 async def region_of(session: AsyncSession, unit: OrganizationRef) -> uuid.UUID | None:

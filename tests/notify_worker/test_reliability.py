@@ -288,7 +288,12 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_keeps_the_webhook_
     per_notice = collections.Counter(item.notice_id for item in requests)
     assert set(per_notice) == {str(notice_id) for notice_id in notice_ids}, "no notice lost"
     assert per_notice[held.notice_id] == 2, "the interrupted delivery was sent again, once"
-    assert all(n == 1 for notice_id, n in per_notice.items() if notice_id != held.notice_id)
+    # Attempts run side by side: others of the killed worker's batch may have reached the receiver
+    # without being recorded. They are sent again too, at most once more, each with its own id.
+    assert set(per_notice.values()) <= {1, 2}
+    for notice_id in per_notice:
+        ids = {item.webhook_id for item in requests if item.notice_id == notice_id}
+        assert len(ids) == 1, f"every retry of {notice_id} carries the same webhook-id"
     again = [item for item in requests if item.notice_id == held.notice_id]
     assert [item.webhook_id for item in again] == [delivery.webhook_id] * 2, "the same webhook-id"
     assert all(item.verified for item in requests), "every POST verifies with standardwebhooks"

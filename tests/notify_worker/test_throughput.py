@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -264,7 +263,7 @@ async def _attempts_per_delivery(sessionmaker: async_sessionmaker[AsyncSession])
 SLOW_RECEIVER_S = 0.5
 
 
-async def test_due_deliveries_to_a_slow_receiver_take_about_one_receiver_delay(
+async def test_due_deliveries_to_a_slow_receiver_are_sent_side_by_side(
     committed_sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
 ) -> None:
     n = 8
@@ -275,13 +274,13 @@ async def test_due_deliveries_to_a_slow_receiver_take_about_one_receiver_delay(
     sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
     dispatcher = _dispatcher(committed_sessionmaker, port, sender, concurrency=n, batch_size=n)
     try:
-        started = time.monotonic()
         await dispatcher.run_once()
-        took = time.monotonic() - started
     finally:
         await sender.aclose()
 
-    assert took < 2.5 * SLOW_RECEIVER_S, f"{n} attempts took {took:.2f} s: not side by side"
+    # One at a time, the receiver would never answer two at once; side by side it answers several
+    # (counted at the receiver, so a slow machine cannot make this pass or fail by timing).
+    assert receiver.most_in_flight >= 2, "attempts were not side by side"
     assert receiver.verified == [True] * n
     sent = [headers["webhook-id"] for headers in receiver.headers]
     assert len(set(sent)) == n

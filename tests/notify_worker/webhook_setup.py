@@ -65,6 +65,8 @@ class Receiver:
     bodies: list[bytes] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     verified: list[bool] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0  # the most requests the receiver was answering at one time
 
 
 @contextlib.asynccontextmanager
@@ -86,8 +88,13 @@ async def start_receiver() -> AsyncIterator[Receiver]:
         except Exception:
             state.verified.append(False)
         answer = state.answers.pop(0) if state.answers else state.default
-        if answer.sleep:
-            await asyncio.sleep(answer.sleep)
+        state.in_flight += 1
+        state.most_in_flight = max(state.most_in_flight, state.in_flight)
+        try:
+            if answer.sleep:
+                await asyncio.sleep(answer.sleep)
+        finally:
+            state.in_flight -= 1
         extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
         return Response(status_code=answer.status, headers=extra)
 

@@ -8,8 +8,6 @@ injectable :class:`httpx.AsyncClient`, so tests can hand in ASGI transports.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
@@ -20,17 +18,6 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from notify_worker.config import Settings
-
-
-def _spare_failed_imports() -> None:
-    """httpcore tries ``import sniffio`` on every lock and event it makes, several per request;
-    without sniffio installed (anyio 4 no longer needs it) each try searches ``sys.path`` again,
-    about 60 µs. A ``None`` in ``sys.modules`` makes the same failed import answer at once."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-_spare_failed_imports()
 
 
 class UpstreamError(Exception):

@@ -287,7 +287,7 @@ def _batch_row(result: BatchResult) -> str:
     cpu = result.cpu
     workers = [value for name, value in cpu.items() if name.startswith("notify-worker")]
     return (
-        f"| {result.label} | {result.workers} | {result.batch_size} | {result.notices:,} | "
+        f"| {result.label} | {result.workers} | {result.tuning.label} | {result.notices:,} | "
         f"{result.notices_received:,} | {result.throughput:.0f} | {result.steady_rate:.0f} | "
         f"{result.lag_p50_s:.2f} | {result.lag_p99_s:.2f} | {result.lag_max_s:.2f} | "
         f"{' + '.join(_pct(value) for value in workers)} | {_pct(cpu.get('agreement-api', 0.0))} | "
@@ -379,6 +379,14 @@ def _stage_proposals(
             "work; done once per round for the round's rows (Core statements over many rows) they cost a "
             "fraction."
         )
+    if per_notice("health.record_attempt"):
+        proposals.append(
+            told("health.record_attempt")
+            + ". Inside each attempt's record transaction the endpoint's `notify_endpoint_health` row is "
+            "updated, after a success too, so every attempt to one endpoint, from every worker, queues on "
+            "that one row lock while holding its connection. Writing `last_success_at` only when the "
+            "endpoint was failing, or at most every few seconds per endpoint, removes the queue."
+        )
     cached = next(
         (run for run in sketches if run.get("caches") and run.get("attempts_at_once", 1) == 1), None
     )
@@ -424,14 +432,17 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
     add("")
     add(
         f"Settings: `NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS={INTERVAL_S:g}` (an idle worker looks again "
-        f"this often), `NOTIFY_WORKER_DISPATCH_BATCH_SIZE={worker.best_batch_size}` "
-        + ("(the best of the sweep below)" if worker.sweep else "(the default)")
+        "this often), "
+        + ", ".join(
+            f"`{name}={value}`" for name, value in worker.best.env().items() if "INTERVAL" not in name
+        )
+        + (" (the best of the sweep below)" if worker.sweep else " (the defaults)")
         + ", log level INFO as JSON lines to a file (as in production), everything else default. "
         "CPU columns: share of one core over the run; *machine* is the share of all cores."
     )
     add("")
     add(
-        "| run | workers | batch size | notices | received | deliveries/s | steady/s | lag p50 s | lag p99 s "
+        "| run | workers | settings | notices | received | deliveries/s | steady/s | lag p50 s | lag p99 s "
         "| lag max s | worker CPU | agreement-api CPU | case-api CPU | machine CPU | |"
     )
     add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -476,6 +487,9 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
     add(f"| deliveries attempted more than once | {pair.deliveries_attempted_twice:,} |")
     add(f"| POSTs the receiver verified | {pair.posts:,} |")
     add(f"| notices POSTed more than once | {pair.notices_posted_twice:,} |")
+    add(
+        f"| of those, the same `webhook-id` each time (one delivery sent again) | {pair.repeats_with_one_webhook_id:,} |"
+    )
     add(f"| requests refused for a bad signature | {pair.rejected:,} |")
     add("")
     stages = worker.stages
@@ -483,7 +497,7 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
     add("")
     add(
         f"The real worker application run under `benchmarks/stages.py` ({stages['notices']:,} notices due "
-        f"at once, batch size {stages['batch_size']}; {stages['finished']:,} finished in "
+        f"at once, {stages['settings']}; {stages['finished']:,} finished in "
         f"{stages['wall_s']:.1f} s): every coroutine method of the running dispatcher, of its clients and "
         "of the worker modules it calls is timed. Stages nest (a round holds everything) and concurrent "
         "calls overlap, so shares add up to more than 100 %."
@@ -556,7 +570,7 @@ def render_worker(worker: WorkerResult, add: Any) -> None:
     add("### What would reach the target")
     add("")
     add(
-        "Only settings were changed here (the batch-size sweep above, a second worker process). The "
+        "Only settings were changed here (the sweep above, a second worker process). The "
         "measured stages point at these changes in the worker's code:"
     )
     add("")

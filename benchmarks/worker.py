@@ -12,8 +12,8 @@ From that moment on the clock runs: lag is the receiver's arrival time minus ``d
 throughput is the batch size over the time from ``due_at`` to the last arrival. The worker's own
 figures (notices by state, attempts per delivery) are read from the database afterwards.
 
-Runs, in order: a short sweep of ``NOTIFY_WORKER_DISPATCH_BATCH_SIZE`` (the one setting that
-changes how much work a round takes); the headline run with one worker at the best batch size;
+Runs, in order: a short sweep of settings (batch size, delivery concurrency, pool size: how much
+work a round takes and how much of it overlaps); the headline run with one worker at the best settings;
 the same with two workers (to prove no notice is attempted twice); one run with py-spy attached to
 the worker, agreement-api and case-api (CPU profiles); one run of the real worker application
 under benchmarks.stages (wall time per stage).
@@ -25,8 +25,10 @@ import asyncio
 import json
 import math
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -52,13 +54,45 @@ ATTEMPTS_AT_ONCE = 16  # the proposed concurrent attempts, tried in benchmarks.s
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """Settings the sweep tries (environment only; a setting the worker does not know is ignored)."""
+
+    batch_size: int = DEFAULT_BATCH_SIZE
+    concurrency: int | None = None  # NOTIFY_WORKER_DELIVERY_CONCURRENCY; None: the worker's default
+    pool: int | None = None  # NOTIFY_WORKER_DATABASE_POOL_SIZE; None: the default
+
+    @property
+    def label(self) -> str:
+        parts = [f"batch {self.batch_size}"]
+        if self.concurrency is not None:
+            parts.append(f"concurrency {self.concurrency}")
+        if self.pool is not None:
+            parts.append(f"pool {self.pool}")
+        return ", ".join(parts)
+
+    def env(self) -> dict[str, str]:
+        settings = {
+            "NOTIFY_WORKER_DISPATCH_BATCH_SIZE": str(self.batch_size),
+            "NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS": str(INTERVAL_S),
+        }
+        if self.concurrency is not None:
+            settings["NOTIFY_WORKER_DELIVERY_CONCURRENCY"] = str(self.concurrency)
+        if self.pool is not None:
+            settings["NOTIFY_WORKER_DATABASE_POOL_SIZE"] = str(self.pool)
+        return settings
+
+
+DEFAULTS = Tuning()
+
+
+@dataclass(frozen=True)
 class WorkerProfile:
     notices: int  # due at once for one worker: throughput and lag
     pair_notices: int  # due at once for two workers: nothing attempted twice
     profile_notices: int  # the py-spy run
     profile_seconds: int
     stage_notices: int  # the benchmarks.stages run
-    sweep: tuple[int, ...]  # batch sizes tried before the headline run
+    sweep: tuple[Tuning, ...]  # settings tried before the headline run
     sweep_notices: int
     recipients: int = 8
     # False: py-spy samples the headline run itself (quick mode: one run fewer; the profiler's
@@ -72,7 +106,12 @@ FULL_WORKER = WorkerProfile(
     profile_notices=2_000,
     profile_seconds=15,
     stage_notices=1_000,
-    sweep=(20, 100, 500),
+    sweep=(
+        DEFAULTS,
+        Tuning(batch_size=100),
+        Tuning(batch_size=100, concurrency=32, pool=20),
+        Tuning(batch_size=500, concurrency=64, pool=40),
+    ),
     sweep_notices=1_000,
 )
 QUICK_WORKER = WorkerProfile(
@@ -91,12 +130,13 @@ QUICK_WORKER = WorkerProfile(
 class BatchResult:
     label: str
     workers: int
-    batch_size: int
+    tuning: Tuning
     notices: int
     states: dict[str, int]
     posts: int
     notices_received: int
     notices_posted_twice: int
+    repeats_with_one_webhook_id: int  # the same delivery sent again (not a second delivery)
     rejected: int
     deliveries: int
     attempts: int
@@ -128,7 +168,7 @@ class BatchResult:
 class WorkerResult:
     profile: WorkerProfile
     sweep: list[BatchResult]
-    best_batch_size: int
+    best: Tuning
     single: BatchResult
     pair: BatchResult
     profiled: BatchResult
@@ -300,16 +340,13 @@ async def run_batch(
     *,
     workers: int,
     count: int,
-    batch_size: int,
+    tuning: Tuning,
     profile_seconds: int = 0,
 ) -> BatchResult:
     """``count`` notices due at once, delivered by ``workers`` worker processes."""
     batch = rig.next_batch()
-    settings = {
-        "NOTIFY_WORKER_DISPATCH_BATCH_SIZE": str(batch_size),
-        "NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS": str(INTERVAL_S),
-    }
-    rig.log(f"{label}: {count:,} notices due at once, {workers} worker(s), batch size {batch_size}")
+    settings = tuning.env()
+    rig.log(f"{label}: {count:,} notices due at once, {workers} worker(s), {tuning.label}")
     processes = [
         api.start_notify_worker(
             rig.url,
@@ -366,23 +403,42 @@ async def run_batch(
     ours = set(counts["ids"])
     first_arrival: dict[str, float] = {}
     posts: dict[str, int] = {}
-    for notice_id, _webhook_id, arrived in arrivals:
+    webhook_ids: dict[str, set[str]] = {}
+    for notice_id, webhook_id, arrived in arrivals:
         if notice_id not in ours:
             continue
         posts[notice_id] = posts.get(notice_id, 0) + 1
+        webhook_ids.setdefault(notice_id, set()).add(webhook_id)
         first_arrival[notice_id] = min(arrived, first_arrival.get(notice_id, arrived))
+    repeated = [notice_id for notice_id, n in posts.items() if n > 1]
+    if repeated:
+        # Evidence for whoever looks into it: the work directory goes when the suite ends.
+        kept = Path(tempfile.mkdtemp(prefix="tilbake-bench-repeated-"))
+        for process in processes:
+            shutil.copy(process.log_path, kept / process.log_path.name)
+        (kept / "repeated.json").write_text(
+            json.dumps(
+                {
+                    notice_id: {"posts": posts[notice_id], "webhook_ids": sorted(webhook_ids[notice_id])}
+                    for notice_id in repeated
+                },
+                indent=2,
+            )
+        )
+        rig.log(f"  {len(repeated)} notices were POSTed more than once; worker logs kept in {kept}")
     lags = [arrived - due for arrived in first_arrival.values()]
     times = sorted(first_arrival.values())
     seconds = (times[-1] - due) if times else wall
     result = BatchResult(
         label=label,
         workers=workers,
-        batch_size=batch_size,
+        tuning=tuning,
         notices=count,
         states=counts["states"],
         posts=sum(posts.values()),
         notices_received=len(first_arrival),
-        notices_posted_twice=sum(1 for n in posts.values() if n > 1),
+        notices_posted_twice=len(repeated),
+        repeats_with_one_webhook_id=sum(1 for notice_id in repeated if len(webhook_ids[notice_id]) == 1),
         rejected=rejected - rejected_before,
         deliveries=counts["deliveries"],
         attempts=counts["attempts"],
@@ -434,7 +490,7 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
 
 
 async def run_stages(
-    rig: Rig, *, count: int, batch_size: int, caches: tuple[str, ...] = (), attempts_at_once: int = 1
+    rig: Rig, *, count: int, tuning: Tuning, caches: tuple[str, ...] = (), attempts_at_once: int = 1
 ) -> dict[str, Any]:
     """The real worker application under benchmarks.stages: wall time per stage (``caches`` and
     ``attempts_at_once``: with sketches of the proposed fixes applied from the outside)."""
@@ -449,10 +505,7 @@ async def run_stages(
         port=api.free_port(),
         agreement_api=rig.agreement,
         case_api=rig.case_api,
-        settings={
-            "NOTIFY_WORKER_DISPATCH_BATCH_SIZE": str(batch_size),
-            "NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS": str(INTERVAL_S),
-        },
+        settings=tuning.env(),
     )
     tag = uuid.uuid4().hex[:8]
     deadline_s = 60 + count / 10
@@ -495,7 +548,7 @@ async def run_stages(
     result: dict[str, Any] = json.loads(await asyncio.to_thread(output.read_text))
     result["notices"] = count
     result["finished"] = await _finished(rig, batch)
-    result["batch_size"] = batch_size
+    result["settings"] = tuning.label
     result["caches"] = list(caches)
     result["attempts_at_once"] = attempts_at_once
     rig.log(f"  {result['finished']}/{count} notices in {result['wall_s']:.1f} s")
@@ -552,20 +605,20 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
         )
         sweep = [
             await run_batch(
-                rig, f"sweep, batch size {size}", workers=1, count=profile.sweep_notices, batch_size=size
+                rig, f"sweep: {tuning.label}", workers=1, count=profile.sweep_notices, tuning=tuning
             )
-            for size in profile.sweep
+            for tuning in profile.sweep
         ]
-        best = max(sweep, key=lambda result: result.throughput).batch_size if sweep else DEFAULT_BATCH_SIZE
+        best = max(sweep, key=lambda result: result.throughput).tuning if sweep else DEFAULTS
         single = await run_batch(
             rig,
             "one worker" if profile.profile_separately else "one worker under py-spy",
             workers=1,
             count=profile.notices,
-            batch_size=best,
+            tuning=best,
             profile_seconds=0 if profile.profile_separately else profile.profile_seconds,
         )
-        pair = await run_batch(rig, "two workers", workers=2, count=profile.pair_notices, batch_size=best)
+        pair = await run_batch(rig, "two workers", workers=2, count=profile.pair_notices, tuning=best)
         profiled = single
         if profile.profile_separately:
             profiled = await run_batch(
@@ -573,20 +626,18 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
                 "one worker under py-spy",
                 workers=1,
                 count=profile.profile_notices,
-                batch_size=best,
+                tuning=best,
                 profile_seconds=profile.profile_seconds,
             )
-        stages = await run_stages(rig, count=profile.stage_notices, batch_size=best)
+        stages = await run_stages(rig, count=profile.stage_notices, tuning=best)
         sketches = []
         caches, at_once = sketches_that_apply(stages)
         if caches:
-            sketches.append(
-                await run_stages(rig, count=profile.stage_notices, batch_size=best, caches=caches)
-            )
+            sketches.append(await run_stages(rig, count=profile.stage_notices, tuning=best, caches=caches))
         if at_once > 1:
             sketches.append(
                 await run_stages(
-                    rig, count=profile.stage_notices, batch_size=best, caches=caches, attempts_at_once=at_once
+                    rig, count=profile.stage_notices, tuning=best, caches=caches, attempts_at_once=at_once
                 )
             )
         for server in servers:
@@ -602,7 +653,7 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
     return WorkerResult(
         profile=profile,
         sweep=sweep,
-        best_batch_size=best,
+        best=best,
         single=single,
         pair=pair,
         profiled=profiled,

@@ -33,6 +33,7 @@ from case_api.consents.models import Consent, ConsentDomain, ConsentRecipient
 from case_api.domains.models import Domain
 from case_api.organizations import service as organizations
 from case_api.organizations.models import OrganizationRef
+from case_api.persons.models import Person
 from shared.auth import Principal, PrincipalDep, Role
 from shared.db import SessionDep, utcnow
 from shared.directory import UNIT_TYPES
@@ -182,6 +183,22 @@ async def load_case(
     if case is None:
         raise CaseNotFound(f"No case {case_id} that you may see")
     return case
+
+
+async def load_case_with_person(
+    session: AsyncSession, viewer: Viewer, case_id: uuid.UUID
+) -> tuple[Case, Person]:
+    """As :func:`load_case`, with the case's person in the same statement (for reads that show it)."""
+    require_reader(viewer)
+    query = (
+        select(Case, Person)
+        .join(Person, col(Person.id) == col(Case.person_id))
+        .where(col(Case.id) == case_id, case_visibility(viewer))
+    )
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise CaseNotFound(f"No case {case_id} that you may see")
+    return row[0], row[1]
 
 
 async def load_case_unscoped(session: AsyncSession, case_id: uuid.UUID) -> Case:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from case_api.access import ViewerDep, load_case, load_case_for_change, require_reader
+from case_api.access import ViewerDep, load_case_for_change, load_case_with_person, require_reader
 from case_api.audit import service as audit
 from case_api.cases import service
 from case_api.cases.lifecycle import allowed_next
@@ -66,8 +66,11 @@ def to_read(case: Case, person: Person) -> CaseRead:
     )
 
 
-async def case_response(session: SessionDep, case: Case, *, status_code: int = 200) -> JSONResponse:
-    person = await service.person_of(session, case)
+async def case_response(
+    session: SessionDep, case: Case, *, person: Person | None = None, status_code: int = 200
+) -> JSONResponse:
+    if person is None:
+        person = await service.person_of(session, case)
     body = to_read(case, person).model_dump(mode="json")
     return JSONResponse(body, status_code=status_code, headers={"ETag": case_etag(case)})
 
@@ -138,9 +141,9 @@ async def list_cases(
 )
 async def get_case(case_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     """One case, with its `ETag` for later changes."""
-    case = await load_case(session, viewer, case_id)
+    case, person = await load_case_with_person(session, viewer, case_id)
     await audit.record_access(session, viewer, reads=[(case.person_id, case.id)], what="case")
-    return await case_response(session, case)
+    return await case_response(session, case, person=person)
 
 
 @router.patch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -26,7 +26,7 @@ from case_api.domains.models import CaseDomain, Domain, DomainStatus
 from case_api.organizations import service as organizations
 from case_api.persons.models import Person
 from shared.auth import Role
-from shared.db import utcnow
+from shared.db import new_id, utcnow
 from shared.errors import NotFound
 from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
@@ -84,10 +84,7 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
         created_by=viewer.subject,
     )
     session.add(case)
-    await session.flush()
-    session.add_all(
-        CaseDomain(case_id=case.id, domain=domain, updated_by=viewer.subject) for domain in Domain
-    )
+    await session.flush()  # the rows below refer to it, and the unit of work does not order by table
     audit.record_change(
         session,
         viewer,
@@ -105,6 +102,26 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
         opened_at=opened_at.isoformat(),
     )
     await session.flush()
+    # One row per domain that nothing in this request reads back: a single INSERT of plain rows
+    # rather than eleven ORM objects through the unit of work (the largest part of its cost).
+    await session.execute(
+        insert(CaseDomain),
+        [
+            {
+                "id": new_id(),
+                "case_id": case.id,
+                "domain": domain,
+                "status": DomainStatus.NOT_ASSESSED,
+                "needs": None,
+                "goals": None,
+                "hostel_only": False,
+                "updated_at": now,
+                "updated_by": viewer.subject,
+                "version": 1,
+            }
+            for domain in Domain
+        ],
+    )
     return case, person
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,7 @@ def run_load(workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
         text=True,
         timeout=limit,
         check=False,
+        **api.child_options(),
     )
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
@@ -144,6 +146,7 @@ def sql_per_request(
         text=True,
         timeout=300,
         check=False,
+        **api.child_options(),
     )
     if done.returncode != 0:
         raise RuntimeError(f"the statement counter failed: {done.stderr[-2000:]}")
@@ -333,6 +336,12 @@ async def suite(
     profile: Profile, quick: bool, workdir: Path, parts: set[str], keep_scale: str | None
 ) -> dict[str, Any]:
     started = time.monotonic()
+    # SIGTERM or SIGINT (a CI timeout, Ctrl-C) cancels the run, so every part's finally block stops
+    # its servers and drops its scratch database on the way out.
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    if task is not None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
     notes: list[str] = []
     data: dict[str, Any] = {"api": None, "worker": None, "scale": None}
     postgres_version = str(await api.query_value(api.server_url(), "SHOW server_version"))

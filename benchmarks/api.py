@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from shared.settings import REPO_ROOT, normalize_database_url
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PR_SET_PDEATHSIG = 1
 
 
 def server_url() -> str:
@@ -115,6 +118,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the suite's process dies, so a suite
+    killed from outside (a CI timeout) leaves no server behind."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def child_options() -> dict[str, Any]:
+    """Keyword arguments for every child process the suite starts."""
+    return {"preexec_fn": _die_with_parent} if sys.platform == "linux" else {}
+
+
 def log_tail(path: Path, lines: int = 25) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -181,6 +199,7 @@ def _start(name: str, args: list[str], env: dict[str, str], port: int, log_dir: 
         cwd=REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
+        **child_options(),
     )
     return Server(name=name, process=process, port=port, log_path=log_path, log=log)
 

@@ -24,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.api import child_options
+
 PROJECT_PACKAGES = ("notify_worker/", "case_api/", "agreement_api/", "shared/", "benchmarks/")
 LIBRARIES = (
     ("sqlalchemy/", "SQLAlchemy"),
@@ -102,6 +104,7 @@ def record(name: str, pid: int, output: Path, *, seconds: int, rate: int = 100) 
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        **child_options(),
     )
     return Recording(name, pid, output, process)
 

@@ -485,7 +485,11 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     """A Python child process of this interpreter, its output to ``log_path``."""
     with log_path.open("wb") as log_file:
         return subprocess.Popen(
-            [sys.executable, *args], cwd=api.REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT
+            [sys.executable, *args],
+            cwd=api.REPO_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            **api.child_options(),
         )
 
 

@@ -126,6 +126,8 @@ class NotifyNotice(SQLModel, table=True):
             sqlite_where=text(_DEAD_UNESCALATED),
         ),
         Index("ix_notify_notice_recipient_state", "recipient_organization_id", "state"),
+        # Lists by state (the ops surface) and the claim query's generic plan (state as a parameter).
+        Index("ix_notify_notice_state_due", "state", "due_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

@@ -58,6 +58,8 @@ class Case(SQLModel, table=True):
     __tablename__ = "case_case"
     __table_args__ = (
         Index("ix_case_case_list", "region_id", "opened_at", "id"),
+        # The list without a region (admin, auditor, other filters): newest first by keyset.
+        Index("ix_case_case_opened", "opened_at", "id"),
         Index("ix_case_case_release", "effective_release_date", "id"),
     )
 

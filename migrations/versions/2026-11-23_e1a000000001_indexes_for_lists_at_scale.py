@@ -7,10 +7,8 @@ Create Date: 2026-11-23 16:14:28.952379
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 import sqlmodel
 from alembic import op
-
 
 import shared.db
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -218,12 +218,29 @@ async def _handle_integrity(request: Request, _exc: Exception) -> JSONResponse:
     return problem_response(request, status=409, detail="The change conflicts with existing data")
 
 
+async def _handle_dbapi(request: Request, exc: Exception) -> JSONResponse:
+    # The engine does not ping before each transaction (shared.db.create_engine): a connection the
+    # database dropped (a restart) fails its first statement. SQLAlchemy has then discarded the
+    # pool's old connections, so the same request again succeeds: say so, with 503 + Retry-After.
+    assert isinstance(exc, DBAPIError)
+    if not exc.connection_invalidated:
+        raise exc
+    return problem_response(
+        request,
+        status=503,
+        detail="The database connection was lost; try again",
+        headers={"Retry-After": "1"},
+        extensions={"retryable": True},
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _handle_problem)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StaleDataError, _handle_stale)
     app.add_exception_handler(IntegrityError, _handle_integrity)
+    app.add_exception_handler(DBAPIError, _handle_dbapi)
     # Unexpected exceptions are rendered by shared.logging.RequestContextMiddleware, which
     # still knows the request's correlation id.
 

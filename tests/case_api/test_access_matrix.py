@@ -425,6 +425,7 @@ ENDPOINTS: dict[str, tuple[Call, dict[str, int]]] = {
     "GET /cases/{id}/access-log": (_get(lambda s: f"{s.case}/access-log"), ACCESS_LOG),
     "GET /cases/{id}/notice-facts": (_get(lambda s: f"{s.case}/notice-facts"), NOTICE_FACTS),
     "GET /cases/{id}/notice-detail": (_notice_detail, NOTICE_DETAIL),
+    "GET /notice-facts": (_get(lambda s: f"/api/v1/notice-facts?case_id={s.case_id}"), NOTICE_FACTS),
 }
 
 

@@ -413,6 +413,41 @@ async def test_an_unreachable_case_api_leaves_the_claim(setup: Setup) -> None:
     assert json.loads(setup.receiver.bodies[0])["release_date_certainty"] == "probable"
 
 
+async def test_a_round_of_many_cases_asks_case_api_once(setup: Setup) -> None:
+    case_ids = [uuid.uuid4() for _ in range(5)]
+    notice_ids = [await setup.notice(case_id=case_id) for case_id in case_ids]
+    notice_ids.append(await setup.notice(case_id=case_ids[0], kind=NoticeKind.CHANGE))
+    await setup.dispatcher().run_once()
+    assert len(setup.facts.calls) == 1, "one facts question for the round"
+    assert sorted(setup.facts.calls[0]) == sorted(case_ids), "each case once"
+    for notice_id in notice_ids:
+        notice, _, _ = await setup.state(notice_id)
+        assert notice.state is NoticeState.DELIVERED
+        assert notice.release_date_certainty == "probable"
+
+
+async def test_a_case_missing_from_the_answer_is_delivered_without_its_facts(setup: Setup) -> None:
+    class Unknown(FixedFacts):
+        async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
+            self.asked.append(case_id)
+            return None if case_id == missing else await super().notice_facts(case_id)
+
+    missing = uuid.uuid4()
+    setup.facts = Unknown()
+    unknown_id = await setup.notice(case_id=missing)
+    known_id = await setup.notice()
+    await setup.dispatcher().run_once()
+    unknown, delivery, _ = await setup.state(unknown_id)
+    assert unknown.state is NoticeState.DELIVERED
+    assert delivery.state is DeliveryState.SUCCEEDED
+    assert (unknown.release_date_certainty, unknown.coordinator_contact) == (None, None)
+    known, _, _ = await setup.state(known_id)
+    assert known.release_date_certainty == "probable"
+    bodies = {json.loads(body)["notice_id"]: json.loads(body) for body in setup.receiver.bodies}
+    assert bodies[str(unknown_id)]["coordinator"] is None
+    assert bodies[str(known_id)]["coordinator"]["name"] == "Kari Koordinator"
+
+
 async def test_the_payload_carries_case_api_s_facts(
     database_url: str, world: World, receiver: Receiver
 ) -> None:
@@ -453,7 +488,7 @@ async def test_the_payload_carries_case_api_s_facts(
         world.sessionmaker,
         world.ports.agreements,
         sender,
-        facts=world.ports.cases,  # type: ignore[arg-type]  # CaseClient answers notice_facts too
+        facts=world.ports.cases,
         case_api_public_url=PUBLIC_CASE_API,
         retry_schedule=[30],
         claim_timeout=timedelta(minutes=5),

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -119,6 +119,7 @@ class FixedFacts:
 
     def __init__(self) -> None:
         self.asked: list[uuid.UUID] = []
+        self.calls: list[list[uuid.UUID]] = []  # the cases of each notice_facts_many question
 
     async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
         self.asked.append(case_id)
@@ -129,12 +130,23 @@ class FixedFacts:
             coordinator=COORDINATOR,
         )
 
+    async def notice_facts_many(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, NoticeFacts]:
+        """Each case as :meth:`notice_facts` answers it; a case it answers None for is absent."""
+        asked = list(case_ids)
+        self.calls.append(asked)
+        found: dict[uuid.UUID, NoticeFacts] = {}
+        for case_id in asked:
+            facts = await self.notice_facts(case_id)
+            if facts is not None:
+                found[case_id] = facts
+        return found
+
 
 class UnreachableFacts:
     """case-api down: every question fails like a refused connection."""
 
-    async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
-        raise httpx.ConnectError(f"case-api is down (asked about {case_id})")
+    async def notice_facts_many(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, NoticeFacts]:
+        raise httpx.ConnectError(f"case-api is down (asked about {len(list(case_ids))} cases)")
 
 
 @dataclass

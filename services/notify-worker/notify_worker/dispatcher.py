@@ -5,9 +5,9 @@ One round (:meth:`Dispatcher.run_once`):
 
 1. claims of notices that never got deliveries and are older than the claim timeout return to
    ``scheduled``;
-2. due notices are claimed; the recipients' endpoints (agreement-api) and the notice facts
-   (case-api: the release date's certainty and the coordinator's contact) are fetched, side by
-   side, and in one transaction for the round the facts are stored on each notice and one
+2. due notices are claimed; the recipients' endpoints (agreement-api, side by side) and the
+   notice facts (case-api: the release date's certainty and the coordinator's contact; one
+   ``GET /api/v1/notice-facts`` for the round's cases) are fetched, and in one transaction for the round the facts are stored on each notice and one
    ``notify_delivery`` is created per active endpoint that takes the notice's type (each with its
    own ``webhook_id``, kept for every retry; one INSERT for the round).
    Either service unreachable: the claim is left and returns to ``scheduled`` after the timeout;
@@ -228,11 +228,7 @@ class Dispatcher:
             endpoints = listed[organization_id]
             if not isinstance(endpoints, Exception):
                 wanted[notice_id] = [e for e in endpoints if e.wants(event_type)]
-        facts = await _ask(
-            self.facts.notice_facts,
-            {case_id for notice_id, case_id, _, _ in claimed if wanted.get(notice_id)},
-            self.concurrency,
-        )
+        facts = await self._facts({case_id for notice_id, case_id, _, _ in claimed if wanted.get(notice_id)})
         active = [
             e.id for found in listed.values() if isinstance(found, list) for e in found if e.state == "active"
         ]
@@ -241,18 +237,29 @@ class Dispatcher:
         ready: dict[uuid.UUID, tuple[list[WebhookEndpoint], NoticeFacts | None]] = {}
         for notice_id, case_id, _organization_id, _event_type in claimed:
             endpoints_of = wanted.get(notice_id)
-            facts_of = facts.get(case_id)
-            if endpoints_of is None or isinstance(facts_of, Exception):
+            if endpoints_of is None or (endpoints_of and facts is None):
                 # The claim stays; it returns to scheduled after the claim timeout.
                 log.warning("dispatcher.upstream_unavailable", notice_id=str(notice_id))
                 continue
-            ready[notice_id] = (endpoints_of, facts_of)
+            # A case missing from the answer is unknown to case-api: delivered without its facts.
+            ready[notice_id] = (endpoints_of, facts.get(case_id) if facts is not None else None)
         if ready:
             # One transaction and one INSERT for the round: every statement is local to the
             # database, so a failure leaves all these claims to the claim timeout, as before.
             async with unit_of_work(self.sessionmaker) as session:
                 await self._plan_all(session, ready, now)
         return len(claimed)
+
+    async def _facts(self, case_ids: set[uuid.UUID]) -> dict[uuid.UUID, NoticeFacts] | None:
+        """The round's cases' facts in one question (chunks of 200); None when case-api could not
+        answer, which leaves the claims of notices that have endpoints."""
+        if not case_ids:
+            return {}
+        try:
+            return await self.facts.notice_facts_many(case_ids)
+        except (UpstreamError, httpx.HTTPError, ValueError) as exc:
+            log.warning("dispatcher.upstream_unavailable", key="notice_facts", error=str(exc))
+            return None
 
     async def _plan_all(
         self,

@@ -14,7 +14,7 @@ from case_api.cases.models import Case
 from case_api.notices import service
 from case_api.notices.agreements import AgreementApi, AgreementApiUnavailable
 from case_api.notices.errors import NoNoticeDetail, RulesUnavailable, ViewOrganizationRequired
-from case_api.notices.schemas import NoticeDetail, NoticeFacts
+from case_api.notices.schemas import NoticeDetail, NoticeFacts, NoticeFactsList
 from case_api.organizations import service as organizations
 from case_api.organizations.models import OrganizationRef
 from case_api.organizations.service import UnknownOrganization
@@ -22,7 +22,8 @@ from shared.auth import Role
 from shared.db import SessionDep
 from shared.errors import Forbidden, problem_responses
 
-router = APIRouter(prefix="/cases/{case_id}", tags=["notices"])
+# No prefix: the batch question is not about one case.
+router = APIRouter(tags=["notices"])
 
 # Roles a notice recipient's staff or systems act in. They read their own organization's view.
 RECIPIENT_ROLES = frozenset({Role.MUNICIPALITY, Role.NAV, Role.HEALTH})
@@ -30,10 +31,12 @@ RECIPIENT_ROLES = frozenset({Role.MUNICIPALITY, Role.NAV, Role.HEALTH})
 SUPPORT_ROLES = frozenset({Role.ADMIN, Role.AUDITOR})
 # One answer for an unknown case, a caller that is no recipient and one without covered domains.
 NO_DETAIL = "No notice detail for this case that you may see"
+# Cases one batch question may name: a dispatcher round's cases, and a URL of ~8 kB at most.
+MAX_FACTS_CASES = 200
 
 
 @router.get(
-    "/notice-facts",
+    "/cases/{case_id}/notice-facts",
     response_model=NoticeFacts,
     responses=problem_responses(401, 403, 404),
     summary="What a notice says about the case (notify-worker only)",
@@ -49,6 +52,34 @@ async def get_notice_facts(case_id: uuid.UUID, session: SessionDep, viewer: View
         raise Forbidden(f"Role {viewer.role.value!r} may not read notice facts")
     case = await load_case_unscoped(session, case_id)
     return await service.notice_facts(session, case)
+
+
+@router.get(
+    "/notice-facts",
+    response_model=NoticeFactsList,
+    responses=problem_responses(401, 403, 422),
+    summary="What notices say about many cases at once (notify-worker only)",
+)
+async def list_notice_facts(
+    session: SessionDep,
+    viewer: ViewerDep,
+    case_id: Annotated[
+        list[uuid.UUID],
+        Query(
+            min_length=1,
+            max_length=MAX_FACTS_CASES,
+            description=f"The cases, repeated (`?case_id=…&case_id=…`), 1 to {MAX_FACTS_CASES}.",
+        ),
+    ],
+) -> NoticeFactsList:
+    """``GET /cases/{id}/notice-facts`` for up to 200 cases in one request, answered with a fixed
+    number of queries: notify-worker asks once per round instead of once per case. Cases case-api
+    does not know are left out of ``items`` (the worker treats them as a 404 of the single
+    question). The ids are case ids, never personal data. Only the `service` role may ask; not
+    written to the access log, for the reasons the single question gives."""
+    if viewer.role is not Role.SERVICE:
+        raise Forbidden(f"Role {viewer.role.value!r} may not read notice facts")
+    return NoticeFactsList(items=await service.notice_facts_many(session, case_id))
 
 
 async def _whose_view(
@@ -78,7 +109,7 @@ async def _whose_view(
 
 
 @router.get(
-    "/notice-detail",
+    "/cases/{case_id}/notice-detail",
     response_model=NoticeDetail,
     response_model_exclude_unset=True,
     responses=problem_responses(401, 403, 404, 422, 503),

@@ -53,6 +53,12 @@ class NoticeFacts(BaseModel):
     )
 
 
+class NoticeFactsList(BaseModel):
+    """The notice facts of the asked cases that exist; an unknown id is simply not in ``items``."""
+
+    items: list[NoticeFacts]
+
+
 class Unit(BaseModel):
     id: uuid.UUID
     name: str | None = Field(

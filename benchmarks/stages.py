@@ -1,24 +1,22 @@
 """Where a notify-worker's wall time goes: ``python -m benchmarks.stages SPEC.json``.
 
 A sampling profiler sees CPU, but a delivery worker mostly waits: on PostgreSQL, on agreement-api,
-on the receiver. This harness runs the real worker application (``notify_worker.main.create_app``
-with the same ``NOTIFY_WORKER_*`` environment the worker process gets, its real lifespan, its real
-dispatcher and clients) in a process of its own, and wraps every coroutine method of the running
-dispatcher, of its ports (agreement-api and case-api clients, the webhook sender) and the
-coroutine functions the dispatcher module calls (``claim_due``, ``release_stale_claims``, those of
-the worker's modules it calls through, such as ``health``) with a timer. Nothing else changes: the timers only add two clock reads per call.
+on case-api, on the receiver. This harness runs the real worker application
+(``notify_worker.main.create_app`` with the same ``NOTIFY_WORKER_*`` environment the worker process
+gets, its real lifespan, its real dispatcher, endpoint cache and clients) in a process of its own,
+and wraps with a timer every coroutine method of the running dispatcher (``run_once``, ``plan``,
+``_plan_all``, ``attempt_due``, ``_lease``, ``_attempt``, ``_send``, ``_record``,
+``finish_notices``, ...), of its ports (the endpoint cache, the agreement-api and case-api clients
+behind it, the webhook sender) and the coroutine functions the dispatcher module calls (its own
+``_ask``, ``claim_due``, ``release_stale_claims``, ``escalate_overdue``, those of the worker's modules
+it calls through, such as ``health``). Whatever the dispatcher has now is timed by name, so a
+renamed step shows up under its new name rather than going missing. Nothing else changes: the
+timers only add two clock reads per call.
 
-Stages nest (``attempt_next`` includes the lease, the send and the record), so their shares of the
-wall time add up to more than 100 %. The spec names the database, the environment, how many
-notices to wait for, a deadline, a file that says "ready" once the dispatcher is running, and the
-output file for the timings.
-
-A spec may also ask for ``caches``: a sketch of a proposed fix, applied to the running worker from
-the outside before the timers go on, so its effect can be measured before anyone changes the
-worker's code. ``signing_keys`` keeps an endpoint's keys, ``endpoints`` an organization's endpoint
-list, for ``cache_seconds``. ``attempts_at_once`` makes each of the dispatcher's ``attempt_next``
-calls run that many attempts side by side (each leases its own delivery with ``FOR UPDATE SKIP
-LOCKED`` in its own transaction, exactly as two workers would), a sketch of concurrent attempts.
+Stages nest (``attempt_due`` includes the lease and the attempts, each ``_attempt`` its send and
+its record) and attempts run side by side, so their shares of the wall time add up to more than
+100 %. The spec names the database, the environment, how many notices to wait for, a deadline, a
+file that says "ready" once the dispatcher is running, and the output file for the timings.
 """
 
 from __future__ import annotations
@@ -68,48 +66,6 @@ def _coroutine_methods(target: Any) -> list[str]:
     return names
 
 
-CACHEABLE = {"signing_keys": "signing_keys", "endpoints": "endpoints_for"}
-
-
-def cached(function: Callable[..., Awaitable[Any]], seconds: float) -> Callable[..., Awaitable[Any]]:
-    """``function``'s answer per first argument (an endpoint or organization id), kept ``seconds``.
-    Callers that miss at the same moment share one request (a failed one is not kept)."""
-    kept: dict[Any, tuple[float, asyncio.Future[Any]]] = {}
-
-    @functools.wraps(function)
-    async def lookup(key: Any, *args: Any, **kwargs: Any) -> Any:
-        now = time.monotonic()
-        hit = kept.get(key)
-        if hit is None or now - hit[0] >= seconds or (hit[1].done() and hit[1].exception() is not None):
-            hit = (now, asyncio.ensure_future(function(key, *args, **kwargs)))
-            kept[key] = hit
-        return await asyncio.shield(hit[1])
-
-    return lookup
-
-
-def apply_caches(app: Any, caches: list[str], seconds: float) -> None:
-    """Put the named caches in front of the dispatcher's agreement-api client."""
-    endpoints = app.state.dispatcher.endpoints
-    for name in caches:
-        method = CACHEABLE[name]
-        setattr(endpoints, method, cached(getattr(endpoints, method), seconds))
-
-
-def apply_concurrency(app: Any, at_once: int) -> None:
-    """``attempt_next`` runs ``at_once`` attempts side by side; True when any of them had work."""
-    if at_once <= 1:
-        return
-    dispatcher = app.state.dispatcher
-    attempt = dispatcher.attempt_next
-
-    @functools.wraps(attempt)
-    async def attempts(*args: Any, **kwargs: Any) -> bool:
-        return any(await asyncio.gather(*(attempt(*args, **kwargs) for _ in range(at_once))))
-
-    dispatcher.attempt_next = attempts
-
-
 def instrument(app: Any, timers: Timers) -> list[str]:
     """Wrap the running dispatcher, its ports and its module's coroutine functions; what was wrapped."""
     import notify_worker.dispatcher as module
@@ -117,11 +73,10 @@ def instrument(app: Any, timers: Timers) -> list[str]:
     dispatcher = app.state.dispatcher
     wrapped: list[str] = []
     for name, value in list(vars(module).items()):
-        if (
-            inspect.iscoroutinefunction(value)
-            and getattr(value, "__module__", "").startswith("notify_worker.")
-            and value.__module__ != module.__name__
+        if inspect.iscoroutinefunction(value) and getattr(value, "__module__", "").startswith(
+            "notify_worker."
         ):
+            # Imported ones (``claim_due``) and the module's own (``_ask``): looked up at each call.
             setattr(module, name, timers.wrap(name, value))
             wrapped.append(name)
         elif inspect.ismodule(value) and value.__name__.startswith("notify_worker."):
@@ -181,8 +136,6 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     async with app.router.lifespan_context(app):
         if getattr(app.state, "dispatcher", None) is None:
             raise RuntimeError("the dispatcher did not start")
-        apply_caches(app, spec.get("caches", []), float(spec.get("cache_seconds", 5.0)))
-        apply_concurrency(app, int(spec.get("attempts_at_once", 1)))
         wrapped = instrument(app, timers)
         await asyncio.to_thread(Path(spec["ready_file"]).write_text, "ready")
         deadline = time.monotonic() + spec["deadline_s"]

@@ -71,7 +71,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         commits += 1
 
     def on_checkout(*_args: Any) -> None:
-        # shared.db.create_engine sets pool_pre_ping: every checkout first pings the server.
+        # Counted so a pre-ping would show: with one, every checkout first pings the server.
         nonlocal checkouts
         checkouts += 1
 

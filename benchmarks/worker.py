@@ -49,8 +49,6 @@ LEAD_S = 1.0  # notices are inserted this long before they all fall due
 DELIVERIES_TARGET = 500.0
 LAG_P99_TARGET_S = 2.0
 DEFAULT_BATCH_SIZE = 20
-CACHE_SECONDS = 5.0  # the proposed caches of signing keys and endpoint lists, tried in benchmarks.stages
-ATTEMPTS_AT_ONCE = 16  # the proposed concurrent attempts, tried in benchmarks.stages
 
 
 @dataclass(frozen=True)
@@ -173,7 +171,6 @@ class WorkerResult:
     pair: BatchResult
     profiled: BatchResult
     stages: dict[str, Any]
-    sketches: list[dict[str, Any]]  # the stage run again with sketches of the proposed fixes
     rss_kib: dict[str, int | None]
     elapsed_s: float
 
@@ -468,19 +465,6 @@ async def run_batch(
     return result
 
 
-def sketches_that_apply(stages: dict[str, Any]) -> tuple[tuple[str, ...], int]:
-    """Which sketched fixes the measured worker still lacks: the caches when it asks agreement-api
-    for signing keys on (nearly) every attempt, concurrent attempts when ``attempt_next`` runs one
-    attempt at a time. Nothing when the worker does these already."""
-    by_name = {stage["stage"]: stage for stage in stages["stages"] if stage["calls"]}
-    notices = max(int(stages["notices"]), 1)
-    keys = by_name.get("AgreementClient.signing_keys")
-    caches: tuple[str, ...] = ("signing_keys", "endpoints") if keys and keys["calls"] >= 0.9 * notices else ()
-    attempts = by_name.get("attempt_next")
-    sequential = attempts is not None and attempts["total_s"] <= stages["wall_s"] * 1.05
-    return caches, ATTEMPTS_AT_ONCE if sequential else 1
-
-
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     """A Python child process of this interpreter, its output to ``log_path``."""
     with log_path.open("wb") as log_file:
@@ -493,17 +477,10 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def run_stages(
-    rig: Rig, *, count: int, tuning: Tuning, caches: tuple[str, ...] = (), attempts_at_once: int = 1
-) -> dict[str, Any]:
-    """The real worker application under benchmarks.stages: wall time per stage (``caches`` and
-    ``attempts_at_once``: with sketches of the proposed fixes applied from the outside)."""
+async def run_stages(rig: Rig, *, count: int, tuning: Tuning) -> dict[str, Any]:
+    """The real worker application under benchmarks.stages: wall time per stage."""
     batch = rig.next_batch()
-    rig.log(
-        f"stage timings: {count:,} notices, the worker application in benchmarks.stages"
-        + (f", with the proposed caches: {', '.join(caches)}" if caches else "")
-        + (f", {attempts_at_once} attempts at a time" if attempts_at_once > 1 else "")
-    )
+    rig.log(f"stage timings: {count:,} notices, the worker application in benchmarks.stages")
     env = api.notify_worker_env(
         rig.url,
         port=api.free_port(),
@@ -522,9 +499,6 @@ async def run_stages(
         "notices": count,
         "batch": batch,
         "deadline_s": deadline_s,
-        "caches": list(caches),
-        "cache_seconds": CACHE_SECONDS,
-        "attempts_at_once": attempts_at_once,
         "ready_file": str(ready),
         "due_file": str(due_file),
         "output": str(output),
@@ -553,8 +527,6 @@ async def run_stages(
     result["notices"] = count
     result["finished"] = await _finished(rig, batch)
     result["settings"] = tuning.label
-    result["caches"] = list(caches)
-    result["attempts_at_once"] = attempts_at_once
     rig.log(f"  {result['finished']}/{count} notices in {result['wall_s']:.1f} s")
     return result
 
@@ -634,16 +606,6 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
                 profile_seconds=profile.profile_seconds,
             )
         stages = await run_stages(rig, count=profile.stage_notices, tuning=best)
-        sketches = []
-        caches, at_once = sketches_that_apply(stages)
-        if caches:
-            sketches.append(await run_stages(rig, count=profile.stage_notices, tuning=best, caches=caches))
-        if at_once > 1:
-            sketches.append(
-                await run_stages(
-                    rig, count=profile.stage_notices, tuning=best, caches=caches, attempts_at_once=at_once
-                )
-            )
         for server in servers:
             rig.note_peak(server)
             if server.process.poll() is not None:
@@ -662,7 +624,6 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
         pair=pair,
         profiled=profiled,
         stages=stages,
-        sketches=sketches,
         rss_kib=peak,
         elapsed_s=time.monotonic() - started,
     )

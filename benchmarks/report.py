@@ -181,9 +181,9 @@ def _api_limits(data: dict[str, Any]) -> list[str]:
         "The baseline answers a request with one prepared statement on an open connection and about "
         "0.3 ms of CPU. case-api's read is a transaction that must stay one: `BEGIN`, the case and "
         "person in one `SELECT`, the `INSERT` of the access-log row (who read which case is the point of "
-        f"the log, so it is written with the read), `COMMIT` ({round_trips}); with the token check, "
+        f"the log, so it is written with the read), `COMMIT` ({round_trips}, `BEGIN` not counted); with the token check, "
         "the viewer's access rules and the problem+json error handling it used about 2.6 ms of CPU per "
-        "read in-process in the earlier runs (table below). At one process per core the ratio is close "
+        "read in-process in the earlier runs (*What was tried, before and after*). At one process per core the ratio is close "
         "to the ratio of CPU per request, so 0.6x would need case-api under about 0.5 ms per read: "
         "less than the database driver and the ORM alone take today.",
         "Where the remaining CPU goes (py-spy, read, the earlier short runs of 2026-11-23 after the "
@@ -361,6 +361,9 @@ STAGE_HINTS = {
     "WebhookSender.send": "sign and POST to the receiver",
     "_record": "record transaction (attempt row, delivery state, endpoint health)",
     "health.record_attempt": "the endpoint's health row, inside the record transaction",
+    "health._record_success": "the endpoint's health row after a success",
+    "_record_in": "one attempt's rows, inside a record transaction",
+    "_attempts_this_run": "attempts since a redelivery (a query only after one)",
     "finish_notices": "mark ended notices delivered/dead",
     "escalate": "receipts overdue: escalation, at its interval",
     "escalate_overdue": "receipts overdue: escalation",
@@ -410,7 +413,7 @@ def _stage_proposals(stages: dict[str, Any], notices: int, worker_cpu_ms: float)
             + ". One case-api request per case: the round's facts should come in one request "
             "(`GET /api/v1/notice-facts`)."
         )
-    transactions = [name for name in ("_record", "health.record_attempt") if per_notice(name)]
+    transactions = [name for name in ("_record",) if per_notice(name)]
     if transactions:
         listed = "; ".join(told(name) for name in transactions)
         proposals.append(

@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.clients import CachedEndpoints, EndpointPort, SigningKey, WebhookEndpoint, cached
-from notify_worker.delivery import WebhookSender
+from notify_worker.delivery import Outcome, WebhookSender
 from notify_worker.dispatcher import Dispatcher
 from notify_worker.models import (
     AgreementSource,
@@ -319,3 +319,102 @@ async def test_two_workers_leasing_batches_never_attempt_a_delivery_twice(
     assert len(set(sent)) == n
     assert receiver.verified == [True] * n
     assert await _attempts_per_delivery(committed_sessionmaker) == dict.fromkeys(sent, 1)
+
+
+async def _planned(
+    committed_sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver, n: int, seed: bytes
+) -> OneEndpoint:
+    """``n`` notices for the receiver, its endpoint answering at once."""
+    receiver.secret = "whsec_" + base64.b64encode(seed * 24).decode()
+    port = OneEndpoint(receiver.url, receiver.secret)
+    await _notices(committed_sessionmaker, port.organization_id, n)
+    return port
+
+
+async def _delivery_ids(sessionmaker: async_sessionmaker[AsyncSession]) -> list[uuid.UUID]:
+    async with sessionmaker() as session:
+        return list((await session.execute(select(col(NotifyDelivery.id)))).scalars().all())
+
+
+async def test_a_chunk_s_attempts_are_recorded_in_one_transaction(
+    committed_sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver, engine: AsyncEngine
+) -> None:
+    n = 6
+    port = await _planned(committed_sessionmaker, receiver, n, b"u")
+    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
+    dispatcher = _dispatcher(committed_sessionmaker, port, sender, concurrency=n, batch_size=n)
+    now = datetime.now(UTC)
+    commits: list[object] = []
+
+    def committed(connection: object) -> None:
+        commits.append(connection)
+
+    try:
+        assert await dispatcher.plan(now) == n
+        event.listen(engine.sync_engine, "commit", committed)
+        try:
+            assert await dispatcher.attempt_due(now, n) == n
+        finally:
+            event.remove(engine.sync_engine, "commit", committed)
+    finally:
+        await sender.aclose()
+
+    assert len(commits) == 2, "one commit for the lease, one for the chunk's records"
+    sent = [headers["webhook-id"] for headers in receiver.headers]
+    assert await _attempts_per_delivery(committed_sessionmaker) == dict.fromkeys(sent, 1)
+    async with committed_sessionmaker() as session:
+        states = (await session.execute(select(col(NotifyDelivery.state)))).scalars().all()
+    assert states == [DeliveryState.SUCCEEDED] * n
+
+
+class OneBadRow(Dispatcher):
+    """A dispatcher for which one delivery's record always fails, as a bad row would."""
+
+    bad: uuid.UUID | None = None
+
+    async def _record_in(
+        self, session: AsyncSession, delivery: NotifyDelivery, outcome: Outcome, now: datetime
+    ) -> Any:
+        if delivery.id == self.bad:
+            raise RuntimeError("this row cannot be recorded")
+        return await super()._record_in(session, delivery, outcome, now)
+
+
+async def test_one_attempt_that_cannot_be_recorded_loses_no_other_s_record(
+    committed_sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> None:
+    n = 4
+    port = await _planned(committed_sessionmaker, receiver, n, b"v")
+    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
+    dispatcher = OneBadRow(
+        committed_sessionmaker,
+        port,
+        sender,
+        facts=FixedFacts(),
+        case_api_public_url=PUBLIC_CASE_API,
+        retry_schedule=[30],
+        claim_timeout=timedelta(minutes=5),
+        lease=LEASE,
+        concurrency=n,
+        batch_size=n,
+    )
+    now = datetime.now(UTC)
+    try:
+        await dispatcher.plan(now)
+        dispatcher.bad = (await _delivery_ids(committed_sessionmaker))[0]
+        assert await dispatcher.attempt_due(now, n) == n
+    finally:
+        await sender.aclose()
+
+    assert len(receiver.headers) == n, "every delivery was sent"
+    async with committed_sessionmaker() as session:
+        deliveries = {
+            delivery.id: delivery for delivery in (await session.execute(select(NotifyDelivery))).scalars()
+        }
+        recorded = set((await session.execute(select(col(NotifyAttempt.delivery_id)))).scalars().all())
+    assert recorded == set(deliveries) - {dispatcher.bad}, "the others' records were kept"
+    bad = deliveries[dispatcher.bad]
+    assert (bad.state, bad.attempts) == (DeliveryState.PENDING, 0)
+    assert bad.next_attempt_at > now, "left to its lease, to be sent again with the same webhook-id"
+    others = [delivery for delivery in deliveries.values() if delivery.id != dispatcher.bad]
+    assert [(d.state, d.attempts) for d in others] == [(DeliveryState.SUCCEEDED, 1)] * (n - 1)

@@ -14,8 +14,9 @@ One round (:meth:`Dispatcher.run_once`):
 3. endpoints the worker decided to disable but could not (agreement-api was down) are disabled;
 4. due pending deliveries are taken up to ``concurrency`` at a time in one transaction (``FOR
    UPDATE SKIP LOCKED``), leased by moving ``next_attempt_at`` past the longest an attempt can
-   take, committed, sent side by side (each once), and each attempt is recorded in a transaction of
-   its own with the endpoint's health (notify_worker.health). A worker that dies mid-attempt
+   take, committed, sent side by side (each once), and the attempts are recorded together in one
+   transaction with the endpoints' health (notify_worker.health); when that transaction fails,
+   each in a transaction of its own. A worker that dies mid-attempt
    leaves the delivery pending; when the lease runs out it is sent again with the same
    ``webhook_id``. A 410, or failures for too long, disable the endpoint after the commit;
 5. claimed notices whose deliveries have all ended are marked: ``delivered`` when at least one
@@ -94,6 +95,25 @@ class _Recorded:
     state: DeliveryState | None  # None: the delivery had ended while the attempt was in flight
     error_class: str | None
     disable_reason: str | None
+    delivery_id: uuid.UUID | None = None
+    webhook_id: str | None = None
+    status_code: int | None = None
+    attempts: int = 0
+
+    def log(self) -> None:
+        """The attempt's log line, once its record is committed (not again after a fallback)."""
+        if self.state is None:
+            log.info("dispatcher.attempt_after_end", delivery_id=str(self.delivery_id))
+            return
+        log.info(
+            "dispatcher.attempt",
+            delivery_id=str(self.delivery_id),
+            webhook_id=self.webhook_id,
+            status_code=self.status_code,
+            error_class=self.error_class,
+            state=self.state.value,
+            attempts=self.attempts,
+        )
 
 
 def stored_facts(facts: NoticeFacts | None, release_date: date) -> tuple[str | None, dict[str, Any] | None]:
@@ -399,37 +419,41 @@ class Dispatcher:
         return await self.attempt_due(now, 1) > 0
 
     async def attempt_due(self, now: datetime, limit: int) -> int:
-        """Lease up to ``limit`` due deliveries together and attempt them side by side, each once;
-        how many were leased.
+        """Lease up to ``limit`` due deliveries together, attempt them side by side, each once, and
+        record the attempts together; how many were leased.
 
-        Each attempt is recorded in its own transaction, so one that cannot be recorded loses
-        no other's record: its lease runs out and it is sent again with the same webhook-id."""
+        The chunk's attempts are recorded in one transaction (one commit instead of one each: most
+        of what recording cost). Should that transaction fail, each is recorded in a transaction of
+        its own, so one that cannot be recorded loses no other's record: its lease runs out and it
+        is sent again with the same webhook-id."""
         leased = await self._lease(now, limit)
-        results = await asyncio.gather(*(self._attempt(one, now) for one in leased), return_exceptions=True)
-        for one, result in zip(leased, results, strict=True):
-            if isinstance(result, BaseException):
-                log.error(
-                    "dispatcher.attempt_not_recorded",
-                    delivery_id=str(one.delivery_id),
-                    error=repr(result),
+        outcomes = await asyncio.gather(*(self._send(one) for one in leased), return_exceptions=True)
+        sent: list[tuple[_Leased, Outcome]] = []
+        for one, outcome in zip(leased, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                self._not_recorded(one, outcome)
+            else:
+                sent.append((one, outcome))
+        recorded = await self._record(sent, now)
+        disables: dict[uuid.UUID, str] = {}
+        for result in recorded:
+            if result.state is not None:
+                metrics.count_outcome(result.state, result.error_class)
+            if result.disable_reason is not None:
+                disables.setdefault(result.endpoint_id, result.disable_reason)
+        for endpoint_id, reason in disables.items():
+            # After the commit, outside any transaction: agreement-api first, then the record.
+            try:
+                await health.disable(
+                    self.sessionmaker, self.endpoints, endpoint_id=endpoint_id, reason=reason, now=now
                 )
+            except Exception as exc:  # the next round's retry_disables asks again
+                log.error("dispatcher.disable_failed", endpoint_id=str(endpoint_id), error=repr(exc))
         return len(leased)
 
-    async def _attempt(self, leased: _Leased, now: datetime) -> None:
-        outcome = await self._send(leased)
-        recorded = await self._record(leased, outcome, now)
-        if recorded is not None:
-            if recorded.state is not None:
-                metrics.count_outcome(recorded.state, recorded.error_class)
-            if recorded.disable_reason is not None:
-                # After the commit, outside any transaction: agreement-api first, then the record.
-                await health.disable(
-                    self.sessionmaker,
-                    self.endpoints,
-                    endpoint_id=recorded.endpoint_id,
-                    reason=recorded.disable_reason,
-                    now=now,
-                )
+    @staticmethod
+    def _not_recorded(leased: _Leased, error: BaseException) -> None:
+        log.error("dispatcher.attempt_not_recorded", delivery_id=str(leased.delivery_id), error=repr(error))
 
     async def _send(self, leased: _Leased) -> Outcome:
         try:
@@ -463,66 +487,126 @@ class Dispatcher:
             or 0
         )
 
-    async def _record(self, leased: _Leased, outcome: Outcome, now: datetime) -> _Recorded | None:
+    async def _record(self, sent: list[tuple[_Leased, Outcome]], now: datetime) -> list[_Recorded]:
+        """Record the chunk's attempts in one transaction; each in its own when that fails. What
+        was recorded, its log lines written after the commit."""
+        if not sent:
+            return []
+        # Endpoint order: the health rows are locked in the same order by every worker.
+        ordered = sorted(sent, key=lambda pair: (pair[0].endpoint_id, pair[0].delivery_id))
+        try:
+            async with unit_of_work(self.sessionmaker) as session:
+                locked = {
+                    delivery.id: delivery
+                    for delivery in (
+                        await session.execute(
+                            select(NotifyDelivery)
+                            .where(col(NotifyDelivery.id).in_([one.delivery_id for one, _ in ordered]))
+                            .order_by(col(NotifyDelivery.id))
+                            .with_for_update()
+                        )
+                    ).scalars()
+                }
+                recorded: list[_Recorded] = []
+                for one, outcome in ordered:
+                    delivery = locked.get(one.delivery_id)
+                    if delivery is not None:
+                        recorded.append(await self._record_in(session, delivery, outcome, now))
+                        # The health row is read back with populate_existing: what this attempt
+                        # changed must be in the database before the next attempt's health.
+                        await session.flush()
+        except Exception as exc:
+            if len(ordered) == 1:
+                self._not_recorded(ordered[0][0], exc)
+                return []
+            log.warning("dispatcher.batch_record_failed", attempts=len(ordered), error=repr(exc))
+            return await self._record_each(ordered, now)
+        for result in recorded:
+            result.log()
+        return recorded
+
+    async def _record_each(self, sent: list[tuple[_Leased, Outcome]], now: datetime) -> list[_Recorded]:
+        """Each attempt in a transaction of its own, in order; one that fails is left to its lease."""
+        recorded: list[_Recorded] = []
+        for one, outcome in sent:
+            try:
+                result = await self._record_one(one, outcome, now)
+            except Exception as exc:
+                self._not_recorded(one, exc)
+                continue
+            if result is not None:
+                result.log()
+                recorded.append(result)
+        return recorded
+
+    async def _record_one(self, leased: _Leased, outcome: Outcome, now: datetime) -> _Recorded | None:
         async with unit_of_work(self.sessionmaker) as session:
             delivery = await session.get(NotifyDelivery, leased.delivery_id, with_for_update=True)
             if delivery is None:
                 return None
-            at = max(utcnow(), now)
-            earlier = await self._attempts_this_run(session, delivery)
-            session.add(
-                NotifyAttempt(
-                    delivery_id=delivery.id,
-                    at=at,
-                    status_code=outcome.status_code,
-                    duration_ms=outcome.duration_ms,
-                    error_class=outcome.error_class,
-                )
-            )
-            disable_reason = None
-            if health.counts_for_health(outcome.error_class):
-                disable_reason = await health.record_attempt(
-                    session,
-                    endpoint_id=delivery.endpoint_id,
-                    organization_id=delivery.organization_id,
-                    at=at,
-                    succeeded=outcome.succeeded,
-                    status_code=outcome.status_code,
-                    failure_period=self.failure_period,
-                )
-            if delivery.state is not DeliveryState.PENDING:
-                # Ended while the attempt was in flight (its endpoint was disabled): the attempt is
-                # part of the history all the same.
-                log.info("dispatcher.attempt_after_end", delivery_id=str(delivery.id))
-                return _Recorded(delivery.endpoint_id, None, outcome.error_class, disable_reason)
-            delivery.attempts += 1
-            delivery.last_status = outcome.status_code
-            delivery.last_error_class = outcome.error_class
-            if outcome.succeeded:
-                delivery.state = DeliveryState.SUCCEEDED
-            elif outcome.status_code == 410:
-                delivery.state = DeliveryState.FAILED_PERMANENTLY
-            else:
-                pause = self._backoff(earlier + 1)
-                if pause is None:
-                    delivery.state = DeliveryState.DEAD
-                else:
-                    if outcome.retry_after_seconds is not None:
-                        pause = min(timedelta(seconds=outcome.retry_after_seconds), MAX_RETRY_AFTER)
-                    delivery.next_attempt_at = at + pause
-            if delivery.state is not DeliveryState.PENDING:
-                delivery.ended_at = at
-                delivery.updated_at = at
-            log.info(
-                "dispatcher.attempt",
-                delivery_id=str(delivery.id),
-                webhook_id=delivery.webhook_id,
+            return await self._record_in(session, delivery, outcome, now)
+
+    async def _record_in(
+        self, session: AsyncSession, delivery: NotifyDelivery, outcome: Outcome, now: datetime
+    ) -> _Recorded:
+        """Record one attempt of the locked ``delivery`` in ``session``: the attempt row, the
+        endpoint's health and the delivery's next state."""
+        at = max(utcnow(), now)
+        earlier = await self._attempts_this_run(session, delivery)
+        session.add(
+            NotifyAttempt(
+                delivery_id=delivery.id,
+                at=at,
                 status_code=outcome.status_code,
+                duration_ms=outcome.duration_ms,
                 error_class=outcome.error_class,
-                state=delivery.state.value,
-                attempts=delivery.attempts,
             )
-            return _Recorded(delivery.endpoint_id, delivery.state, outcome.error_class, disable_reason)
+        )
+        disable_reason = None
+        if health.counts_for_health(outcome.error_class):
+            disable_reason = await health.record_attempt(
+                session,
+                endpoint_id=delivery.endpoint_id,
+                organization_id=delivery.organization_id,
+                at=at,
+                succeeded=outcome.succeeded,
+                status_code=outcome.status_code,
+                failure_period=self.failure_period,
+            )
+        if delivery.state is not DeliveryState.PENDING:
+            # Ended while the attempt was in flight (its endpoint was disabled): the attempt is
+            # part of the history all the same.
+            return _Recorded(
+                delivery.endpoint_id, None, outcome.error_class, disable_reason, delivery_id=delivery.id
+            )
+        delivery.attempts += 1
+        delivery.last_status = outcome.status_code
+        delivery.last_error_class = outcome.error_class
+        if outcome.succeeded:
+            delivery.state = DeliveryState.SUCCEEDED
+        elif outcome.status_code == 410:
+            delivery.state = DeliveryState.FAILED_PERMANENTLY
+        else:
+            pause = self._backoff(earlier + 1)
+            if pause is None:
+                delivery.state = DeliveryState.DEAD
+            else:
+                if outcome.retry_after_seconds is not None:
+                    pause = min(timedelta(seconds=outcome.retry_after_seconds), MAX_RETRY_AFTER)
+                delivery.next_attempt_at = at + pause
+        if delivery.state is not DeliveryState.PENDING:
+            delivery.ended_at = at
+            delivery.updated_at = at
+        return _Recorded(
+            delivery.endpoint_id,
+            delivery.state,
+            outcome.error_class,
+            disable_reason,
+            delivery_id=delivery.id,
+            webhook_id=delivery.webhook_id,
+            status_code=outcome.status_code,
+            attempts=delivery.attempts,
+        )
 
     # --- 4. notices end -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from shared.auth import mint_token
 from shared.db import unit_of_work
 from tests.case_api.conftest import register_person
 from tests.conftest import auth, running, test_settings
+from tests.notify_worker.webhook_setup import Receiver, Setup, start_receiver, start_setup
 
 ADMIN = auth("admin")
 
@@ -201,3 +202,19 @@ async def world(database_url: str, sessionmaker: async_sessionmaker[AsyncSession
 
 def days(n: int) -> timedelta:
     return timedelta(days=n)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real local webhook receiver (tests.notify_worker.webhook_setup)."""
+    async with start_receiver() as started:
+        yield started
+
+
+@pytest.fixture
+async def setup(
+    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
+) -> AsyncIterator[Setup]:
+    """agreement-api with the receiver registered as an endpoint, and a dispatcher factory."""
+    async with start_setup(database_url, sessionmaker, receiver) as ready:
+        yield ready

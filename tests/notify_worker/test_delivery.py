@@ -8,7 +8,6 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,23 +39,7 @@ from tests.notify_worker.webhook_setup import (
     Receiver,
     Setup,
     UnreachableFacts,
-    start_receiver,
-    start_setup,
 )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with start_receiver() as started:
-        yield started
-
-
-@pytest.fixture
-async def setup(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
-) -> AsyncIterator[Setup]:
-    async with start_setup(database_url, sessionmaker, receiver) as ready:
-        yield ready
 
 
 async def test_a_due_notice_is_delivered_signed_and_thin(setup: Setup) -> None:

@@ -5,34 +5,16 @@ agreement-api is asked again next round. Real receiver, real agreement-api, real
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify_worker import health
 from notify_worker.clients import AgreementClient, SigningKey, WebhookEndpoint
 from notify_worker.models import DeliveryState, NoticeState, NotifyEndpointHealth
 from shared.auth import mint_token
-from tests.notify_worker.webhook_setup import Answer, Receiver, Setup, start_receiver, start_setup
+from tests.notify_worker.webhook_setup import Answer, Setup
 
 DISABLED = "notice.endpoint_disabled.v1"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with start_receiver() as started:
-        yield started
-
-
-@pytest.fixture
-async def setup(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
-) -> AsyncIterator[Setup]:
-    async with start_setup(database_url, sessionmaker, receiver) as ready:
-        yield ready
 
 
 class PartlyDown:

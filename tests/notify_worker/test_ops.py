@@ -4,7 +4,6 @@ ports and token."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,7 +11,6 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify_worker.clients import AgreementClient, CaseClient, UpstreamError
 from notify_worker.main import create_app
@@ -21,7 +19,7 @@ from shared.auth import Role, TokenVerifier
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings
 from tests.notify_worker.conftest import World, days, today
-from tests.notify_worker.webhook_setup import Answer, Receiver, Setup, ops_client, start_receiver, start_setup
+from tests.notify_worker.webhook_setup import Answer, Setup, ops_client
 
 ADMIN = auth("admin")
 
@@ -98,20 +96,6 @@ async def test_the_ports_send_the_token_and_map_upstream_answers() -> None:
 
 
 # --- redelivery and metrics -----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with start_receiver() as started:
-        yield started
-
-
-@pytest.fixture
-async def setup(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
-) -> AsyncIterator[Setup]:
-    async with start_setup(database_url, sessionmaker, receiver) as ready:
-        yield ready
 
 
 async def test_a_dead_letter_is_redelivered_with_the_same_webhook_id_and_a_fresh_schedule(

@@ -4,33 +4,17 @@ page; one notice with its deliveries; a delivery's attempt history; and who may 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify_worker.models import NoticeKind
 from tests.conftest import auth
-from tests.notify_worker.webhook_setup import Answer, Receiver, Setup, ops_client, start_receiver, start_setup
+from tests.notify_worker.webhook_setup import Answer, Setup, ops_client
 
 ADMIN = auth("admin")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with start_receiver() as started:
-        yield started
-
-
-@pytest.fixture
-async def setup(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
-) -> AsyncIterator[Setup]:
-    async with start_setup(database_url, sessionmaker, receiver) as ready:
-        yield ready
 
 
 async def walk(client: httpx.AsyncClient, url: str, **params: Any) -> list[dict[str, Any]]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -36,23 +34,7 @@ from tests.notify_worker.webhook_setup import (
     FixedFacts,
     Receiver,
     Setup,
-    start_receiver,
-    start_setup,
 )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with start_receiver() as started:
-        yield started
-
-
-@pytest.fixture
-async def setup(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
-) -> AsyncIterator[Setup]:
-    async with start_setup(database_url, sessionmaker, receiver) as ready:
-        yield ready
 
 
 class Counting:

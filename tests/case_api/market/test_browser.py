@@ -146,7 +146,7 @@ async def seed(
                 vault=vault,
                 data=PersonCreate(identity_number=identity_number(), given_name=given, family_name=family),
             )
-            case = await cases.open_case(
+            case, _person = await cases.open_case(
                 session,
                 viewer=staff,
                 data=CaseCreate(person_id=person.id, current_unit_id=unit, planning_basis="final_judgment"),

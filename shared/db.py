@@ -19,6 +19,8 @@ from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, event, text
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -106,6 +108,16 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     return create_async_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS
     )
+
+
+def insert_ignoring_conflicts(
+    session: AsyncSession, table: Any, values: dict[str, Any] | list[dict[str, Any]], *, key: list[str]
+) -> Any:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` for the session's database (PostgreSQL, or SQLite in
+    embedded mode). Add ``.returning(...)`` to learn whether a row was inserted."""
+    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).values(values).on_conflict_do_nothing(index_elements=key)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

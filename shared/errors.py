@@ -225,13 +225,13 @@ async def _handle_dbapi(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     if not exc.connection_invalidated:
         raise exc
-    return problem_response(
-        request,
-        status=503,
-        detail="The database connection was lost; try again",
+    lost = ServiceUnavailable(
+        "The database connection was lost; try again",
         headers={"Retry-After": "1"},
-        extensions={"retryable": True},
+        retryable=True,
+        retry_after_seconds=1,
     )
+    return await _handle_problem(request, lost)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -18,13 +18,11 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Index, delete, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col
 
 from shared.bus import MessageBus
-from shared.db import JSONType, UTCDateTime, unit_of_work, utcnow
+from shared.db import JSONType, UTCDateTime, insert_ignoring_conflicts, unit_of_work, utcnow
 from shared.events import EventEnvelope
 from shared.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 
@@ -128,9 +126,7 @@ async def first_delivery(session: AsyncSession, model: type[InboxRecord], event:
     """Record ``event`` as handled; False when it was handled before (a redelivery)."""
     table = model.__table__  # type: ignore[attr-defined]
     values = {"event_id": event.id, "type": event.type, "received_at": utcnow()}
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
+    statement = insert_ignoring_conflicts(session, table, values, key=["event_id"])
     result = await session.execute(statement.returning(table.c.event_id))
     return result.first() is not None
 

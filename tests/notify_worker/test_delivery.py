@@ -290,6 +290,7 @@ async def test_stop_finishes_the_attempt_in_flight(setup: Setup) -> None:
         if setup.receiver.bodies:
             break
         await asyncio.sleep(0.02)
+    assert setup.receiver.bodies, "the attempt is in flight when the stop comes"
     dispatcher.stop()
     await asyncio.wait_for(task, timeout=5)
 

@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, Literal, Protocol, TypeVar
 
 import httpx
@@ -61,15 +61,6 @@ class AgreementRef(BaseModel):
     version: int
 
 
-class Endpoint(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    url: str
-    event_types: list[str] = Field(default_factory=list)
-
-
 class WebhookEndpoint(BaseModel):
     """An endpoint as ``GET /api/v1/organizations/{id}/webhooks`` lists it."""
 
@@ -105,7 +96,6 @@ class Resolution(BaseModel):
     explanation: str | None = None
     agreements: list[AgreementRef] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
-    endpoints: list[Endpoint] = Field(default_factory=list)
 
     def agreement_version(self, agreement_id: uuid.UUID | None) -> int | None:
         for agreement in self.agreements:
@@ -310,6 +300,7 @@ class CachedEndpoints:
         self, port: EndpointPort, *, ttl: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._port = port
+        self.max_age = timedelta(seconds=ttl)  # how old a kept answer may be
         self._endpoints: _TtlCache[uuid.UUID, list[WebhookEndpoint]] = _TtlCache(ttl, clock)
         self._keys: _TtlCache[uuid.UUID, list[SigningKey]] = _TtlCache(ttl, clock)
 

@@ -63,7 +63,7 @@ class Settings(ServiceSettings):
         le=256,
         description=(
             "Deliveries leased together (one transaction, FOR UPDATE SKIP LOCKED) and attempted side by "
-            "side; each attempt is recorded in its own transaction, so keep it near the database pool."
+            "side; a chunk's attempts are recorded together in one transaction."
         ),
     )
     endpoint_cache_seconds: float = Field(

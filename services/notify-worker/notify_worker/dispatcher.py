@@ -45,9 +45,7 @@ from typing import Any, TypeVar
 
 import httpx
 import structlog
-from sqlalchemy import Executable, exists, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -58,7 +56,7 @@ from notify_worker.delivery import Outcome, WebhookSender, encode, event_type_fo
 from notify_worker.events import NOTICE_DEAD, NOTICE_DELIVERED, emit_notice
 from notify_worker.models import DeliveryState, NoticeState, NotifyAttempt, NotifyDelivery, NotifyNotice
 from notify_worker.receipts.escalation import escalate_overdue
-from shared.db import unit_of_work, utcnow
+from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.dispatcher")
 
@@ -237,7 +235,8 @@ class Dispatcher:
             return 0
         # Each recipient's endpoints and each case's facts are asked once a round: a round's notices
         # mostly share a few recipients, and a case's notices come due together.
-        asked_at = max(now, utcnow())
+        # An answer may come from the endpoint cache: it says "active" as of up to max_age ago.
+        asked_at = max(now, utcnow()) - getattr(self.endpoints, "max_age", timedelta(0))
         listed = await _ask(
             self.endpoints.endpoints_for,
             {organization for _, _, organization, _ in claimed},
@@ -322,7 +321,14 @@ class Dispatcher:
                 endpoints, facts = ready[notice.id]
                 rows.extend(self._plan_one(session, notice, endpoints, facts, now))
         for start in range(0, len(rows), INSERT_CHUNK):
-            await session.execute(_insert_deliveries(session, rows[start : start + INSERT_CHUNK]))
+            await session.execute(
+                insert_ignoring_conflicts(
+                    session,
+                    NotifyDelivery,
+                    rows[start : start + INSERT_CHUNK],
+                    key=["notice_id", "endpoint_id"],
+                )
+            )
 
     def _plan_one(
         self,
@@ -413,10 +419,6 @@ class Dispatcher:
                     )
                 )
             return leased
-
-    async def attempt_next(self, now: datetime) -> bool:
-        """Send the earliest due delivery and record the attempt; False when none is due."""
-        return await self.attempt_due(now, 1) > 0
 
     async def attempt_due(self, now: datetime, limit: int) -> int:
         """Lease up to ``limit`` due deliveries together, attempt them side by side, each once, and
@@ -528,23 +530,9 @@ class Dispatcher:
     async def _record_each(self, sent: list[tuple[_Leased, Outcome]], now: datetime) -> list[_Recorded]:
         """Each attempt in a transaction of its own, in order; one that fails is left to its lease."""
         recorded: list[_Recorded] = []
-        for one, outcome in sent:
-            try:
-                result = await self._record_one(one, outcome, now)
-            except Exception as exc:
-                self._not_recorded(one, exc)
-                continue
-            if result is not None:
-                result.log()
-                recorded.append(result)
+        for pair in sent:
+            recorded += await self._record([pair], now)
         return recorded
-
-    async def _record_one(self, leased: _Leased, outcome: Outcome, now: datetime) -> _Recorded | None:
-        async with unit_of_work(self.sessionmaker) as session:
-            delivery = await session.get(NotifyDelivery, leased.delivery_id, with_for_update=True)
-            if delivery is None:
-                return None
-            return await self._record_in(session, delivery, outcome, now)
 
     async def _record_in(
         self, session: AsyncSession, delivery: NotifyDelivery, outcome: Outcome, now: datetime
@@ -704,15 +692,3 @@ async def _ask(question: Callable[[K], Awaitable[V]], keys: set[K], at_once: int
 
     ordered = list(keys)
     return dict(zip(ordered, await asyncio.gather(*(one(key) for key in ordered)), strict=True))
-
-
-def _insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> Executable:
-    """INSERT the deliveries, skipping any the notice already has for an endpoint (PostgreSQL, or
-    SQLite in embedded mode)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (
-        insert(NotifyDelivery)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["notice_id", "endpoint_id"])
-    )

@@ -27,9 +27,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Executable, exists, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -37,7 +35,7 @@ from notify_worker import metrics
 from notify_worker.clients import EndpointPort, UpstreamError
 from notify_worker.events import ENDPOINT_DELIVERY_DISABLED, emit
 from notify_worker.models import DeliveryState, NotifyDelivery, NotifyEndpointHealth
-from shared.db import unit_of_work, utcnow
+from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.health")
 
@@ -121,7 +119,10 @@ async def _record_success(
         .values(failing_since=None, last_success_at=at, updated_at=at)
         .execution_options(synchronize_session=False)
     )
-    if int(getattr(result, "rowcount", 0) or 0) == 0 and endpoint_id not in _HAVE_ROWS:
+    if int(getattr(result, "rowcount", 0) or 0) > 0:
+        _HAVE_ROWS.add(endpoint_id)  # an update found the row: it exists beyond this transaction
+    elif endpoint_id not in _HAVE_ROWS:
+        # Not remembered only after a row was seen, so a rolled-back insert is not taken for one.
         await session.execute(
             _insert_new(
                 session,
@@ -131,7 +132,6 @@ async def _record_success(
                 updated_at=at,
             )
         )
-    _HAVE_ROWS.add(endpoint_id)
 
 
 async def _locked_row(
@@ -152,13 +152,9 @@ async def _locked_row(
     return health
 
 
-def _insert_new(session: AsyncSession, **values: Any) -> Executable:
-    """INSERT a health row unless the endpoint has one (PostgreSQL, or SQLite in embedded mode)."""
-    table = NotifyEndpointHealth.__table__  # type: ignore[attr-defined]
-    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    if dialect == "postgresql":
-        return pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=["endpoint_id"])
-    return sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=["endpoint_id"])
+def _insert_new(session: AsyncSession, **values: Any) -> Any:
+    """INSERT a health row unless the endpoint has one."""
+    return insert_ignoring_conflicts(session, NotifyEndpointHealth, values, key=["endpoint_id"])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -35,7 +34,7 @@ from notify_worker.models import (
 )
 from shared.business_days import milestone_due_date
 from shared.clock import OSLO
-from shared.db import utcnow
+from shared.db import insert_ignoring_conflicts, utcnow
 from shared.outbox import add_event
 
 log = structlog.get_logger("notify_worker.schedule")
@@ -103,10 +102,9 @@ async def record_case(session: AsyncSession, data: Mapping[str, Any], occurred_a
         # Two first events of a new case may arrive at once: the loser of the insert waits for the
         # winner's commit, then reads its row and compares times like any later event.
         inserted = await session.execute(
-            insert(NotifyCase)
-            .values(case_id=case_id, **facts)
-            .on_conflict_do_nothing(index_elements=["case_id"])
-            .returning(col(NotifyCase.case_id))
+            insert_ignoring_conflicts(
+                session, NotifyCase, {"case_id": case_id, **facts}, key=["case_id"]
+            ).returning(col(NotifyCase.case_id))
         )
         if inserted.first() is not None:
             return True

@@ -1,5 +1,5 @@
 """The organization facts every request needs are read once per few seconds, and a directory
-event applied by the consumer takes effect at the next request."""
+event handed to case-api's consumer handler takes effect at the next request."""
 
 from __future__ import annotations
 
@@ -19,6 +19,16 @@ from shared.events import EventEnvelope
 from tests.case_api.conftest import Directory, open_case, register_person
 
 ORGANIZATION_READ = re.compile(r"\bFROM case_organization_ref\b")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with an empty cache whose entries outlive a slow machine: only a directory
+    change may end them here, never the clock."""
+    monkeypatch.setattr(organizations, "FACTS_SECONDS", 3600.0)
+    organizations.forget()
+    yield
+    organizations.forget()
 
 
 @pytest.fixture

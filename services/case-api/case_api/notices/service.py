@@ -21,6 +21,7 @@ from case_api.access import consent_conditions
 from case_api.cases.models import Case, ReleaseDestination
 from case_api.consents.models import Consent, ConsentDomain
 from case_api.domains.models import HEALTH_DOMAINS, CaseDomain, Domain, DomainAction
+from case_api.domains.service import DOMAIN_ORDER
 from case_api.group.models import HEALTH_ROLES, GroupMember, GroupRole
 from case_api.notices.agreements import Resolution
 from case_api.notices.schemas import (
@@ -40,47 +41,12 @@ from case_api.release_dates import service as release_dates
 from case_api.release_dates.models import ReleaseDate, ReleaseDateCertainty, ReleaseDateKind
 from shared.clock import oslo_today
 
-DOMAIN_ORDER = {domain: index for index, domain in enumerate(Domain)}
 # notify-worker tells no municipality about a release abroad or a deportation (docs/notices.md).
 NO_MUNICIPAL_RECIPIENTS = frozenset({ReleaseDestination.ABROAD, ReleaseDestination.DEPORTATION})
 MUNICIPAL_TYPES = frozenset({"municipality", "district"})
-# The kinds the effective release date is taken from, first found wins (release_dates.effective_date).
-EFFECTIVE_KINDS = (ReleaseDateKind.CONFIRMED, ReleaseDateKind.EXPECTED)
 
 
 # --- notice facts -------------------------------------------------------------------------------
-
-
-async def effective_certainty(session: AsyncSession, case: Case) -> ReleaseDateCertainty | None:
-    """The certainty of the date that is the case's effective release date (confirmed, else expected)."""
-    if case.effective_release_date is None:
-        return None
-    current = await release_dates.current_dates(session, case.id)
-    for kind in EFFECTIVE_KINDS:
-        if kind in current:
-            return current[kind].certainty
-    return None
-
-
-async def coordinator_of(session: AsyncSession, case_id: uuid.UUID) -> GroupMember | None:
-    """The group member with role coordinator whose membership has not ended, added first."""
-    today = oslo_today()
-    return (
-        (
-            await session.execute(
-                select(GroupMember)
-                .where(
-                    col(GroupMember.case_id) == case_id,
-                    col(GroupMember.role) == GroupRole.COORDINATOR,
-                    or_(col(GroupMember.member_until).is_(None), col(GroupMember.member_until) >= today),
-                )
-                .order_by(col(GroupMember.added_at), col(GroupMember.id))
-                .limit(1)
-            )
-        )
-        .scalars()
-        .first()
-    )
 
 
 def _contact(member: GroupMember) -> Contact:
@@ -93,13 +59,9 @@ def _contact(member: GroupMember) -> Contact:
 
 
 async def notice_facts(session: AsyncSession, case: Case) -> NoticeFacts:
-    coordinator = await coordinator_of(session, case.id)
-    return NoticeFacts(
-        case_id=case.id,
-        effective_release_date=case.effective_release_date,
-        release_date_certainty=await effective_certainty(session, case),
-        coordinator=_contact(coordinator) if coordinator else None,
-    )
+    """One case's notice facts: :func:`notice_facts_many` for one id."""
+    [facts] = await notice_facts_many(session, [case.id])
+    return facts
 
 
 async def notice_facts_many(session: AsyncSession, case_ids: Iterable[uuid.UUID]) -> list[NoticeFacts]:
@@ -124,15 +86,14 @@ async def notice_facts_many(session: AsyncSession, case_ids: Iterable[uuid.UUID]
                 select(col(ReleaseDate.case_id), col(ReleaseDate.kind), col(ReleaseDate.certainty)).where(
                     col(ReleaseDate.case_id).in_(with_date),
                     col(ReleaseDate.superseded_at).is_(None),
-                    col(ReleaseDate.kind).in_(EFFECTIVE_KINDS),
+                    col(ReleaseDate.kind).in_(release_dates.EFFECTIVE_KINDS),
                 )
             )
         ).all():
             certainties.setdefault(case_id, {})[kind] = recorded
     today = oslo_today()
     coordinators: dict[uuid.UUID, GroupMember] = {}
-    # Every active coordinator, first added first; the first per case is kept, as coordinator_of
-    # picks it (a case has one or two, and this runs on SQLite too, so no DISTINCT ON).
+    # Every active coordinator, first added first; the first per case is kept (a case has one or two, and this runs on SQLite too, so no DISTINCT ON).
     for member in (
         await session.execute(
             select(GroupMember)
@@ -153,7 +114,9 @@ async def notice_facts_many(session: AsyncSession, case_ids: Iterable[uuid.UUID]
         current = certainties.get(case_id, {})
         certainty: ReleaseDateCertainty | None = None
         if released is not None:
-            certainty = next((current[kind] for kind in EFFECTIVE_KINDS if kind in current), None)
+            certainty = next(
+                (current[kind] for kind in release_dates.EFFECTIVE_KINDS if kind in current), None
+            )
         coordinator = coordinators.get(case_id)
         answers.append(
             NoticeFacts(
@@ -319,14 +282,15 @@ async def notice_detail(
     detail = NoticeDetail(case_id=case.id, organization_id=organization_id)
     if SharingField.RELEASE_DATE in fields:
         detail.release_date = case.effective_release_date
-    if SharingField.RELEASE_DATE_CERTAINTY in fields:
-        detail.release_date_certainty = await effective_certainty(session, case)
+    if fields & {SharingField.RELEASE_DATE_CERTAINTY, SharingField.COORDINATOR_CONTACT}:
+        facts = await notice_facts(session, case)
+        if SharingField.RELEASE_DATE_CERTAINTY in fields:
+            detail.release_date_certainty = facts.release_date_certainty
+        if SharingField.COORDINATOR_CONTACT in fields:
+            detail.coordinator = facts.coordinator
     if SharingField.UNIT in fields:
         unit = await organizations.get(session, case.current_unit_id)
         detail.unit = Unit(id=case.current_unit_id, name=unit.name if unit else None)
-    if SharingField.COORDINATOR_CONTACT in fields:
-        coordinator = await coordinator_of(session, case.id)
-        detail.coordinator = _contact(coordinator) if coordinator else None
     if fields & DOMAIN_FIELDS:
         detail.domains = await _domain_details(session, case, domains, fields)
     if SharingField.GROUP_CONTACTS in fields:

@@ -63,9 +63,13 @@ async def history(session: AsyncSession, case_id: uuid.UUID) -> list[tuple[Relea
     return entries
 
 
+# The kinds the effective release date is taken from, the first found winning.
+EFFECTIVE_KINDS = (ReleaseDateKind.CONFIRMED, ReleaseDateKind.EXPECTED)
+
+
 def effective_date(current: Current) -> dt.date | None:
     """The confirmed date, else the expected one."""
-    for kind in (ReleaseDateKind.CONFIRMED, ReleaseDateKind.EXPECTED):
+    for kind in EFFECTIVE_KINDS:
         if kind in current:
             return current[kind].date
     return None

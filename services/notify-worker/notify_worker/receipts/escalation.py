@@ -31,7 +31,6 @@ from shared.db import unit_of_work, utcnow
 log = structlog.get_logger("notify_worker.escalation")
 
 # Notices escalated per call when the caller does not say; the dispatcher passes its batch size.
-DEFAULT_ESCALATION_BATCH = 50
 
 
 class EscalationReason(StrEnum):
@@ -91,7 +90,7 @@ async def escalate_overdue(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     now: datetime | None = None,
-    limit: int = DEFAULT_ESCALATION_BATCH,
+    limit: int,
 ) -> int:
     """Escalate up to ``limit`` notices (overdue receipts first, then dead notices) in one
     transaction; how many. Call it again while it returns ``limit``."""

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.cli import settings_classes
 from shared.settings import REPO_ROOT, ServiceSettings, settings_fields
+from tilbake.cli import settings_classes
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "deploy" / "Dockerfile"

@@ -7,9 +7,9 @@ import re
 
 import yaml
 
-from shared.cli import openapi_documents
 from shared.events import EventEnvelope
 from shared.settings import REPO_ROOT
+from tilbake.cli import openapi_documents
 
 DOCS = REPO_ROOT / "docs"
 

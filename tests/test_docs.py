@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from shared.cli import configuration_table
 from shared.settings import REPO_ROOT
+from tilbake.cli import configuration_table
 
 README = REPO_ROOT / "README.md"
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"

@@ -53,7 +53,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
         [
             sys.executable,
             "-m",
-            "shared.cli",
+            "tilbake.cli",
             "embedded",
             "--base-port",
             str(base),
@@ -107,7 +107,7 @@ def test_demo_directory_is_loaded_and_readable_with_a_dev_token(
 ) -> None:
     base = embedded[0]
     token = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "token", "--role", "coordinator"],
+        [sys.executable, "-m", "tilbake.cli", "token", "--role", "coordinator"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

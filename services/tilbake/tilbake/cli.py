@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 
+import agreement_api.config
+import case_api.config
+import notify_worker.config
 from shared.auth import Role, mint_token
 from shared.settings import REPO_ROOT, ServiceSettings, settings_fields
 
-SETTINGS_CLASSES = (
-    ("case-api", "case_api.config"),
-    ("agreement-api", "agreement_api.config"),
-    ("notify-worker", "notify_worker.config"),
+SETTINGS_CLASSES: tuple[tuple[str, type[ServiceSettings]], ...] = (
+    ("case-api", case_api.config.Settings),
+    ("agreement-api", agreement_api.config.Settings),
+    ("notify-worker", notify_worker.config.Settings),
 )
 
 
 def settings_classes() -> list[tuple[str, type[ServiceSettings]]]:
-    return [(name, importlib.import_module(module).Settings) for name, module in SETTINGS_CLASSES]
+    return list(SETTINGS_CLASSES)
 
 
 def configuration_table() -> str:
@@ -34,19 +36,28 @@ def configuration_table() -> str:
 
 def openapi_documents() -> dict[str, str]:
     """Each service's OpenAPI document as stable, pretty JSON."""
-    documents = {}
-    for name, config_module in SETTINGS_CLASSES:
-        package = config_module.split(".")[0]
-        settings = importlib.import_module(config_module).Settings(env="test")
-        app = importlib.import_module(f"{package}.main").create_app(settings)
-        documents[name] = json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    return documents
+    # The apps (and the seed and the runner below) are imported where they are used, so that
+    # `tilbake token` and `tilbake config-table` do not load three FastAPI applications.
+    import agreement_api.main
+    import case_api.main
+    import notify_worker.main
+
+    apps = {
+        "case-api": case_api.main.create_app(case_api.config.Settings(env="test")),
+        "agreement-api": agreement_api.main.create_app(agreement_api.config.Settings(env="test")),
+        "notify-worker": notify_worker.main.create_app(notify_worker.config.Settings(env="test")),
+    }
+    return {
+        name: json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        for name, app in apps.items()
+    }
 
 
 def _seed_directory(database_url: str | None) -> int:
     import asyncio
     import os
 
+    from agreement_api import seed
     from shared.db import create_engine, create_sessionmaker, unit_of_work
     from shared.settings import normalize_database_url
 
@@ -54,7 +65,6 @@ def _seed_directory(database_url: str | None) -> int:
     if not url:
         print("Set --database-url, AGREEMENT_API_DATABASE_URL or DATABASE_URL", file=sys.stderr)
         return 2
-    seed = importlib.import_module("agreement_api.seed")
     interactive = sys.stderr.isatty()
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -70,8 +80,7 @@ def _seed_directory(database_url: str | None) -> int:
         engine = create_engine(normalize_database_url(url))
         try:
             async with unit_of_work(create_sessionmaker(engine)) as session:
-                created: dict[str, int] = await seed.load_directory(session, progress=progress)
-                return created
+                return await seed.load_directory(session, progress=progress)
         finally:
             await engine.dispose()
 
@@ -117,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "embedded":
-        from shared.embedded.runner import run
+        from tilbake.embedded.runner import run
 
         run(
             host=args.host,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import importlib
 import os
 import secrets
 import signal
@@ -16,19 +15,23 @@ from typing import Any
 import uvicorn
 from alembic import command
 from alembic.config import Config
+from fastapi import FastAPI
 
+import agreement_api.config
+import agreement_api.main
+import case_api.config
+import case_api.main
+import notify_worker.config
+import notify_worker.main
+from agreement_api import seed
 from shared.auth import Role, mint_token
 from shared.bus import InProcessBus
 from shared.db import create_engine, create_sessionmaker, unit_of_work
-from shared.embedded.receiver import create_receiver
 from shared.logging import configure_logging
 from shared.settings import REPO_ROOT
+from tilbake.embedded.receiver import create_receiver
 
-SERVICES = (
-    ("case-api", "case_api", 8001),
-    ("agreement-api", "agreement_api", 8002),
-    ("notify-worker", "notify_worker", 8003),
-)
+SERVICES = ("case-api", "agreement-api", "notify-worker")
 
 
 class _Server(uvicorn.Server):
@@ -45,6 +48,48 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
+def _apps(
+    *, host: str, base_port: int, database_url: str, log_level: str, bus: InProcessBus
+) -> list[tuple[str, int, FastAPI]]:
+    """Each service's app on the one database and bus, from ``base_port`` up in SERVICES order."""
+    port = {name: base_port + offset for offset, name in enumerate(SERVICES)}
+    url = {name: f"http://{host}:{number}" for name, number in port.items()}
+    # Where each service finds the others: notify-worker calls both; case-api asks agreement-api
+    # which notice rules apply when a recipient fetches a notice's detail.
+    case = case_api.config.Settings(
+        env="dev",
+        database_url=database_url,
+        amqp_url=None,
+        host=host,
+        port=port["case-api"],
+        log_level=log_level,
+        agreement_api_url=url["agreement-api"],
+    )
+    agreement = agreement_api.config.Settings(
+        env="dev",
+        database_url=database_url,
+        amqp_url=None,
+        host=host,
+        port=port["agreement-api"],
+        log_level=log_level,
+    )
+    notify = notify_worker.config.Settings(
+        env="dev",
+        database_url=database_url,
+        amqp_url=None,
+        host=host,
+        port=port["notify-worker"],
+        log_level=log_level,
+        case_api_url=url["case-api"],
+        agreement_api_url=url["agreement-api"],
+    )
+    return [
+        ("case-api", case.port, case_api.main.create_app(case, bus=bus)),
+        ("agreement-api", agreement.port, agreement_api.main.create_app(agreement, bus=bus)),
+        ("notify-worker", notify.port, notify_worker.main.create_app(notify, bus=bus)),
+    ]
+
+
 def _demo_secret(data_dir: Path) -> str:
     path = data_dir / "demo-receiver-secret"
     if not path.exists():
@@ -53,7 +98,6 @@ def _demo_secret(data_dir: Path) -> str:
 
 
 async def _load_demo_data(database_url: str) -> int:
-    seed = importlib.import_module("agreement_api.seed")
     engine = create_engine(database_url)
     try:
         async with unit_of_work(create_sessionmaker(engine)) as session:
@@ -71,27 +115,8 @@ async def serve(*, host: str, base_port: int, data_dir: Path, log_level: str) ->
 
     bus = InProcessBus()
     servers: list[tuple[str, str, uvicorn.Server]] = []
-    urls = {name: f"http://{host}:{base_port + offset}" for offset, (name, _p, _d) in enumerate(SERVICES)}
-    # Where each service finds the others: notify-worker calls both; case-api asks agreement-api
-    # which notice rules apply when a recipient fetches a notice's detail.
-    peers = {
-        "case-api": {"agreement_api_url": urls["agreement-api"]},
-        "notify-worker": {"case_api_url": urls["case-api"], "agreement_api_url": urls["agreement-api"]},
-    }
-    for offset, (name, package, _default_port) in enumerate(SERVICES):
-        port = base_port + offset
-        config_module = importlib.import_module(f"{package}.config")
-        main_module = importlib.import_module(f"{package}.main")
-        settings = config_module.Settings(
-            env="dev",
-            database_url=database_url,
-            amqp_url=None,
-            host=host,
-            port=port,
-            log_level=log_level,
-            **peers.get(name, {}),
-        )
-        app = main_module.create_app(settings, bus=bus)
+    apps = _apps(host=host, base_port=base_port, database_url=database_url, log_level=log_level, bus=bus)
+    for name, port, app in apps:
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
         servers.append((name, f"http://{host}:{port}", _Server(config)))
 

@@ -12,7 +12,8 @@ from sqlmodel import col
 from agreement_api.models import AgreementOutbox
 from notify_worker.consumer import make_handler
 from notify_worker.handlers.agreement_events import RECOMPUTE_REQUESTED
-from notify_worker.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, NotifyOutbox
+from notify_worker.models import NotifyOutbox
+from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice
 from shared.db import unit_of_work, utcnow
 from tests.agreement_api.agreements.helpers import activate, agreement_body
 from tests.conftest import auth

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.claims import claim_due, release_stale_claims
-from notify_worker.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
+from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from shared.db import unit_of_work
 
 

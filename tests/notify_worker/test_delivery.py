@@ -17,17 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.clients import NoticeFacts
+from notify_worker.deliveries.models import DeliveryState, NotifyDelivery
 from notify_worker.delivery import WebhookSender
 from notify_worker.dispatcher import Dispatcher
-from notify_worker.models import (
-    AgreementSource,
-    DeliveryState,
-    NoticeKind,
-    NoticeState,
-    NotifyDelivery,
-    NotifyNotice,
-    RecipientKind,
-)
+from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings
 from tests.notify_worker.conftest import World, days, today

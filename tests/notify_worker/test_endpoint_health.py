@@ -10,7 +10,8 @@ from typing import Any
 
 from notify_worker import health
 from notify_worker.clients import AgreementClient, SigningKey, WebhookEndpoint
-from notify_worker.models import DeliveryState, NoticeState, NotifyEndpointHealth
+from notify_worker.deliveries.models import DeliveryState, NotifyEndpointHealth
+from notify_worker.notices.models import NoticeState
 from shared.auth import mint_token
 from tests.notify_worker.webhook_setup import Answer, Setup
 

@@ -11,16 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.events import NOTICE_ESCALATED
-from notify_worker.models import (
-    AgreementSource,
-    NoticeKind,
-    NoticeState,
-    NotifyNotice,
-    NotifyOutbox,
-    ReceiptStatus,
-    RecipientKind,
-)
+from notify_worker.models import NotifyOutbox
+from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from notify_worker.receipts.escalation import escalate_overdue
+from notify_worker.receipts.models import ReceiptStatus
 from shared.db import unit_of_work
 from tests.notify_worker.test_receipts import assert_documented
 

@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from notify_worker.clients import AgreementClient, CaseClient, UpstreamError
+from notify_worker.deliveries.models import DeliveryState, NotifyDelivery, NotifyEndpointHealth
 from notify_worker.main import create_app
-from notify_worker.models import DeliveryState, NoticeState, NotifyDelivery, NotifyEndpointHealth
+from notify_worker.notices.models import NoticeState
 from shared.auth import Role, TokenVerifier
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings

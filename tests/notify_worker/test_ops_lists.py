@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from notify_worker.models import NoticeKind
+from notify_worker.notices.models import NoticeKind
 from tests.conftest import auth
 from tests.notify_worker.webhook_setup import Answer, Setup, ops_client
 

@@ -16,16 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.main import create_app
-from notify_worker.models import (
-    AgreementSource,
-    NoticeKind,
-    NoticeState,
-    NotifyNotice,
-    NotifyOutbox,
-    NotifyReceipt,
-    ReceiptStatus,
-    RecipientKind,
-)
+from notify_worker.models import NotifyOutbox
+from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
+from notify_worker.receipts.models import NotifyReceipt, ReceiptStatus
 from shared.db import unit_of_work
 from shared.identifiers import make_identity_number
 from shared.settings import REPO_ROOT

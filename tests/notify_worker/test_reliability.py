@@ -32,17 +32,9 @@ from sqlmodel import col
 
 from case_api.models import CaseOutbox
 from case_api.organizations import service as case_organizations
-from notify_worker.models import (
-    AgreementSource,
-    DeliveryState,
-    NoticeKind,
-    NoticeState,
-    NotifyAttempt,
-    NotifyDelivery,
-    NotifyInbox,
-    NotifyNotice,
-    RecipientKind,
-)
+from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
+from notify_worker.models import NotifyInbox
+from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from shared.db import unit_of_work
 from tests.case_api.conftest import identity_number
 from tests.infra import RabbitMQ, unique_name

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from notify_worker.models import HoldReason, NoticeKind, NoticeState, NotifyCase, NotifyNotice, NotifyOutbox
+from notify_worker.models import NotifyOutbox
+from notify_worker.notices.models import HoldReason, NoticeKind, NoticeState, NotifyCase, NotifyNotice
 from notify_worker.schedule import due_at_for, milestone_due_at, recompute, record_case
 from shared.db import unit_of_work
 from tests.notify_worker.conftest import World, days, today

@@ -13,7 +13,8 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from notify_worker.models import NoticeState, NotifyDelivery, NotifyNotice
+from notify_worker.deliveries.models import NotifyDelivery
+from notify_worker.notices.models import NoticeState, NotifyNotice
 from shared.db import utcnow
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from notify_worker.clients import SigningKey
-from notify_worker.models import NoticeKind, NotifyNotice
+from notify_worker.notices.models import NoticeKind, NotifyNotice
 from shared import webhooks
 
 RELEASE_UPCOMING = "notice.release_upcoming.v1"

@@ -52,9 +52,10 @@ from sqlmodel import col
 from notify_worker import health, metrics
 from notify_worker.claims import claim_due, release_stale_claims
 from notify_worker.clients import EndpointPort, FactsPort, NoticeFacts, UpstreamError, WebhookEndpoint
+from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.delivery import Outcome, WebhookSender, encode, event_type_for, payload
 from notify_worker.events import NOTICE_DEAD, NOTICE_DELIVERED, emit_notice
-from notify_worker.models import DeliveryState, NoticeState, NotifyAttempt, NotifyDelivery, NotifyNotice
+from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.escalation import escalate_overdue
 from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
 

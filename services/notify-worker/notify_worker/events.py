@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notify_worker.models import NotifyNotice, NotifyOutbox
+from notify_worker.models import NotifyOutbox
+from notify_worker.notices.models import NotifyNotice
 from shared.events import EventEnvelope
 from shared.outbox import add_event
 

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from notify_worker.models import DeliveryState, NoticeState, NotifyDelivery, NotifyNotice
+from notify_worker.deliveries.models import DeliveryState, NotifyDelivery
+from notify_worker.notices.models import NoticeState, NotifyNotice
 from shared.db import utcnow
 
 log = structlog.get_logger("notify_worker.metrics")

@@ -13,7 +13,8 @@ from sqlmodel import col
 
 from notify_worker import redelivery
 from notify_worker.clients import EndpointPort
-from notify_worker.models import DeliveryState, NoticeState, NotifyAttempt, NotifyDelivery, NotifyNotice
+from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
+from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.schemas import (
     AttemptRead,
     DeliveryRead,

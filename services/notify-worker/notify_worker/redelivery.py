@@ -33,7 +33,8 @@ from sqlmodel import col
 
 from notify_worker import health
 from notify_worker.clients import EndpointPort, UpstreamError, WebhookEndpoint
-from notify_worker.models import DeliveryState, NoticeState, NotifyAttempt, NotifyDelivery, NotifyNotice
+from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
+from notify_worker.notices.models import NoticeState, NotifyNotice
 from shared.db import utcnow
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 

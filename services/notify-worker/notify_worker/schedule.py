@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from notify_worker.clients import AgreementPort, CasePort, Rule
-from notify_worker.models import (
+from notify_worker.models import NotifyOutbox
+from notify_worker.notices.models import (
     PENDING_STATES,
     AgreementSource,
     HoldReason,
@@ -29,7 +30,6 @@ from notify_worker.models import (
     NoticeState,
     NotifyCase,
     NotifyNotice,
-    NotifyOutbox,
     RecipientKind,
 )
 from shared.business_days import milestone_due_date

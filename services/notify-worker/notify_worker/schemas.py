@@ -9,15 +9,9 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from notify_worker.models import (
-    AgreementSource,
-    DeliveryState,
-    HoldReason,
-    NoticeKind,
-    NoticeState,
-    ReceiptStatus,
-    RecipientKind,
-)
+from notify_worker.deliveries.models import DeliveryState
+from notify_worker.notices.models import AgreementSource, HoldReason, NoticeKind, NoticeState, RecipientKind
+from notify_worker.receipts.models import ReceiptStatus
 
 
 class NoticeRead(BaseModel):

@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.events import NOTICE_ESCALATED, emit_notice
-from notify_worker.models import NoticeState, NotifyNotice, ReceiptStatus
+from notify_worker.notices.models import NoticeState, NotifyNotice
+from notify_worker.receipts.models import ReceiptStatus
 from shared.db import unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.escalation")

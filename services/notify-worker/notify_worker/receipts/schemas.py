@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from notify_worker.models import ReceiptStatus
+from notify_worker.receipts.models import ReceiptStatus
 from shared.logging import mask_identity_numbers
 
 # The same patterns as case-api's group members (case_api.group.schemas).

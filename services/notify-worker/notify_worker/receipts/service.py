@@ -25,7 +25,8 @@ from notify_worker.events import (
     NOTICE_RECEIPT_REJECTED,
     emit_notice,
 )
-from notify_worker.models import NoticeState, NotifyNotice, NotifyReceipt, ReceiptStatus
+from notify_worker.notices.models import NoticeState, NotifyNotice
+from notify_worker.receipts.models import NotifyReceipt, ReceiptStatus
 from notify_worker.receipts.schemas import AcceptedCreate, ReceivedCreate, RejectedCreate
 from shared.auth import Principal, Role
 from shared.db import utcnow

@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import types
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
-from shared.db import JSONType, UTCDateTime, utcnow
+from shared.auth import PrincipalDep
+from shared.db import JSONType, SessionDep, UTCDateTime, utcnow
 from shared.errors import BadRequest, UnprocessableEntity
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -151,3 +153,26 @@ IdempotencyKeyHeader = Header(
     alias="Idempotency-Key",
     description="Makes a create safe to retry: the same key and body return the first answer.",
 )
+
+
+def idempotency_dependency(model: type[IdempotencyRecord]) -> Callable[..., Awaitable[Idempotency]]:
+    """A service's ``Idempotency`` dependency: keys stored in its own ``model`` table, kept for the
+    app's ``idempotency_ttl_hours``."""
+
+    async def get_idempotency(
+        request: Request,
+        session: SessionDep,
+        principal: PrincipalDep,
+        key: str | None = IdempotencyKeyHeader,
+    ) -> Idempotency:
+        ttl = timedelta(hours=request.app.state.settings.idempotency_ttl_hours)
+        return Idempotency(
+            session=session,
+            model=model,
+            principal=principal.subject,
+            key=parse_key(key),
+            request=request,
+            ttl=ttl,
+        )
+
+    return get_idempotency

@@ -21,7 +21,7 @@ from notify_worker.clients import AgreementClient, CaseClient
 from notify_worker.consumer import make_handler
 from notify_worker.handlers import load_handlers
 from notify_worker.notices.models import NotifyNotice
-from notify_worker.schedule import Ports
+from notify_worker.notices.service import Ports
 from shared.auth import mint_token
 from shared.db import unit_of_work
 from tests.case_api.conftest import register_person

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from notify_worker.events import NOTICE_ESCALATED
 from notify_worker.models import NotifyOutbox
+from notify_worker.notices.events import NOTICE_ESCALATED
 from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from notify_worker.receipts.escalation import escalate_overdue
 from notify_worker.receipts.models import ReceiptStatus

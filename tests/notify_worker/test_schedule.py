@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from notify_worker.models import NotifyOutbox
 from notify_worker.notices.models import HoldReason, NoticeKind, NoticeState, NotifyCase, NotifyNotice
-from notify_worker.schedule import due_at_for, milestone_due_at, recompute, record_case
+from notify_worker.notices.service import due_at_for, milestone_due_at, recompute, record_case
 from shared.db import unit_of_work
 from tests.notify_worker.conftest import World, days, today
 

@@ -33,7 +33,7 @@ from notify_worker.dispatcher import Dispatcher
 from notify_worker.main import create_app as worker_app
 from notify_worker.models import NotifyOutbox
 from notify_worker.notices.models import AgreementSource, NoticeKind, NotifyNotice, RecipientKind
-from notify_worker.schedule import Ports
+from notify_worker.notices.service import Ports
 from shared.auth import mint_token
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings

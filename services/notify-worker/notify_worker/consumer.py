@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify_worker.handlers import HANDLERS
 from notify_worker.models import NotifyInbox
-from notify_worker.schedule import Ports, current_ports
+from notify_worker.notices.service import Ports, current_ports
 from shared.bus import Handler
 from shared.db import unit_of_work
 from shared.events import EventEnvelope

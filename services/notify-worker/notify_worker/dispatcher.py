@@ -54,7 +54,7 @@ from notify_worker.claims import claim_due, release_stale_claims
 from notify_worker.clients import EndpointPort, FactsPort, NoticeFacts, UpstreamError, WebhookEndpoint
 from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.delivery import Outcome, WebhookSender, encode, event_type_for, payload
-from notify_worker.events import NOTICE_DEAD, NOTICE_DELIVERED, emit_notice
+from notify_worker.notices.events import NOTICE_DEAD, NOTICE_DELIVERED, emit_notice
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.escalation import escalate_overdue
 from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow

@@ -34,7 +34,7 @@ from sqlmodel import col
 from notify_worker import metrics
 from notify_worker.clients import EndpointPort, UpstreamError
 from notify_worker.deliveries.models import DeliveryState, NotifyDelivery, NotifyEndpointHealth
-from notify_worker.events import ENDPOINT_DELIVERY_DISABLED, emit
+from notify_worker.notices.events import ENDPOINT_DELIVERY_DISABLED, emit
 from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.health")

@@ -16,7 +16,7 @@ from notify_worker.dispatcher import Dispatcher
 from notify_worker.handlers import load_handlers
 from notify_worker.metrics import RefreshOnScrape
 from notify_worker.models import NotifyOutbox
-from notify_worker.schedule import Ports
+from notify_worker.notices.service import Ports
 from shared.app import Consumer, ServiceParts, build_app
 from shared.bus import MessageBus
 

@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from notify_worker.deliveries.models import NotifyDelivery
-from notify_worker.events import emit
 from notify_worker.handlers import handles
+from notify_worker.notices.events import emit
 from notify_worker.notices.models import NoticeState, NotifyCase, NotifyNotice
-from notify_worker.schedule import CLOSED, current_ports, recompute
+from notify_worker.notices.service import CLOSED, current_ports, recompute
 from shared.clock import oslo_today
 from shared.db import utcnow
 from shared.events import EventEnvelope

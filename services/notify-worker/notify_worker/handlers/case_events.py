@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify_worker.handlers import handles
-from notify_worker.schedule import Ports, current_ports, recompute, record_case
+from notify_worker.notices.service import Ports, current_ports, recompute, record_case
 from shared.events import EventEnvelope
 
 CASE_EVENTS = (

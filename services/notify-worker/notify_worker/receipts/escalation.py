@@ -24,7 +24,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from notify_worker.events import NOTICE_ESCALATED, emit_notice
+from notify_worker.notices.events import NOTICE_ESCALATED, emit_notice
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.models import ReceiptStatus
 from shared.db import unit_of_work, utcnow

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from notify_worker.events import (
+from notify_worker.notices.events import (
     NOTICE_RECEIPT_ACCEPTED,
     NOTICE_RECEIPT_RECEIVED,
     NOTICE_RECEIPT_REJECTED,

@@ -2,8 +2,8 @@
 carry are the recipient's own staff named in an accepted receipt, never the inmate's.
 
 The schedule's events (``notice.held``, ``released``, ``cancelled``) are emitted in
-:mod:`notify_worker.schedule`; delivery, receipts, escalation and endpoint alerts use :func:`emit_notice`
-and :func:`emit`.
+:mod:`notify_worker.notices.service`; delivery, receipts, escalation and endpoint alerts use
+:func:`emit_notice` and :func:`emit`.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The port is small on purpose: ``publish`` returns only once the broker has confirmed the message
 (so the outbox relay may then mark it sent), and ``subscribe`` runs a handler per message and
 acknowledges only after the handler returned, which means after its unit of work committed.
-A handler that raises has its message redelivered; one that keeps failing (or a message that is
-not a valid envelope) goes to the dead-letter exchange.
+A handler that raises has its message redelivered; one that keeps failing goes to the dead-letter
+exchange. A message that can never succeed (not a valid envelope, or a payload that does not fit
+its contract: :class:`MalformedEvent`) is dead-lettered at once, logged and counted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any, Protocol
 import structlog
 
 from shared.context import correlation_id_var
+from shared.contracts.events import MalformedEvent
 from shared.events import EventEnvelope
+from shared.metrics import EVENTS_DEAD_LETTERED
 
 Handler = Callable[[EventEnvelope], Awaitable[None]]
 log = structlog.get_logger("shared.bus")
@@ -64,6 +67,17 @@ async def _run_handler(handler: Handler, event: EventEnvelope) -> None:
             await handler(event)
     finally:
         correlation_id_var.reset(token)
+
+
+def _malformed(queue: str, exc: MalformedEvent) -> None:
+    log.error(
+        "bus.malformed_event",
+        queue=queue,
+        event_id=str(exc.event_id),
+        event_type=exc.event_type,
+        errors=exc.errors,
+    )
+    EVENTS_DEAD_LETTERED.labels(queue, exc.event_type, "invalid_payload").inc()
 
 
 # --------------------------------------------------------------------------- in-process
@@ -114,6 +128,10 @@ class InProcessBus:
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     await _run_handler(sub.handler, event)
+                    break
+                except MalformedEvent as exc:
+                    _malformed(sub.queue, exc)
+                    self.dead_letters.append((sub.queue, event, type(exc).__name__))
                     break
                 except Exception as exc:
                     log.warning(
@@ -266,10 +284,15 @@ class RabbitMQBus:
             event = EventEnvelope.model_validate_json(message.body)
         except ValueError:
             log.error("bus.malformed_message", queue=queue, message_id=message.message_id)
+            EVENTS_DEAD_LETTERED.labels(queue, str(message.type or "unknown"), "invalid_envelope").inc()
             await message.reject(requeue=False)
             return
         try:
             await _run_handler(handler, event)
+        except MalformedEvent as exc:
+            _malformed(queue, exc)
+            await message.reject(requeue=False)
+            return
         except Exception as exc:
             log.warning(
                 "bus.handler_failed",

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col
 
 from shared.bus import MessageBus
+from shared.contracts.events import EventPayload
 from shared.db import JSONType, UTCDateTime, insert_ignoring_conflicts, unit_of_work, utcnow
 from shared.events import EventEnvelope
 from shared.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
@@ -100,14 +101,21 @@ def inbox_model(prefix: str, module: str) -> type[InboxRecord]:
 def add_event(
     session: AsyncSession,
     model: type[OutboxRecord],
+    payload: EventPayload | None = None,
     *,
-    type: str,
-    source: str,
     subject: str,
-    data: dict[str, Any],
+    type: str | None = None,
+    source: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> EventEnvelope:
-    """Stage an event in the caller's transaction; it is published only if that commits."""
-    event = EventEnvelope(type=type, source=source, subject=subject, data=data)
+    """Stage ``payload`` as an event in the caller's transaction; it is published only if that
+    commits. Its type and source come from the payload's contract."""
+    if payload is not None:
+        event = EventEnvelope(type=payload.TYPE, source=payload.PRODUCER, subject=subject, data=payload.data())
+    else:  # TEMPORARY until notify-worker builds its events from contracts
+        assert type is not None
+        assert source is not None
+        event = EventEnvelope(type=type, source=source, subject=subject, data=data or {})
     session.add(
         model(
             id=event.id,
@@ -116,7 +124,7 @@ def add_event(
             subject=event.subject,
             correlation_id=event.correlation_id,
             occurred_at=event.occurred_at,
-            data=event.model_dump(mode="json")["data"],
+            data=event.data,
         )
     )
     return event

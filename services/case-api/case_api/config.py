@@ -6,6 +6,7 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.contracts import events as contracts
 from shared.settings import CommaList, ServiceSettings
 
 # Development-only secrets: public, worthless, refused when env=production.
@@ -35,7 +36,7 @@ class Settings(ServiceSettings):
         "case-api.events", description="case-api's RabbitMQ queue (organization directory events)."
     )
     binding_keys: CommaList = Field(
-        default_factory=lambda: ["organization.#", "notice.receipt_accepted.v1"],
+        default_factory=lambda: ["organization.#", contracts.NoticeReceiptAccepted.TYPE],
         description="Routing keys case-api consumes (comma-separated or JSON list).",
     )
     idempotency_ttl_hours: int = Field(24, ge=1, description="How long an Idempotency-Key answer is kept.")

@@ -3,37 +3,44 @@ notice receipts into the responsibility group."""
 
 from __future__ import annotations
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from case_api.models import CaseInbox
 from case_api.notices import receipts
 from case_api.organizations import service as organizations
-from shared.bus import Handler
-from shared.db import unit_of_work
+from shared.consumer import InboxConsumer, Route, routes
+from shared.contracts import events as contracts
 from shared.events import EventEnvelope
-from shared.metrics import EVENTS_CONSUMED
-from shared.outbox import first_delivery
-
-log = structlog.get_logger("case_api.consumer")
-
-ORGANIZATION_EVENTS = frozenset({"organization.created.v1", "organization.changed.v1"})
 
 
-def make_handler(sessionmaker: async_sessionmaker[AsyncSession]) -> Handler:
-    async def handle(event: EventEnvelope) -> None:
-        async with unit_of_work(sessionmaker) as session:
-            if not await first_delivery(session, CaseInbox, event):
-                EVENTS_CONSUMED.labels("case-api", event.type, "duplicate").inc()
-                return
-            if event.type in ORGANIZATION_EVENTS:
-                await organizations.upsert_from_event(session, event.data)
-            elif event.type == receipts.NOTICE_RECEIPT_ACCEPTED:
-                await receipts.add_contacts(session, event.data, event_id=str(event.id))
-        if event.type in ORGANIZATION_EVENTS:
-            # Committed now: drop the cached facts again, in case a request cached the old row
-            # between the upsert (which dropped them first) and the commit.
-            organizations.forget()
-        EVENTS_CONSUMED.labels("case-api", event.type, "handled").inc()
+async def _organization(
+    session: AsyncSession,
+    _event: EventEnvelope,
+    payload: contracts.OrganizationCreated | contracts.OrganizationChanged,
+) -> None:
+    await organizations.upsert_from_event(session, payload)
 
-    return handle
+
+def _forget_organizations(_payload: contracts.EventPayload) -> None:
+    # Committed now: drop the cached facts again, in case a request cached the old row between
+    # the upsert (which dropped them first) and the commit.
+    organizations.forget()
+
+
+async def _receipt_accepted(
+    session: AsyncSession, _event: EventEnvelope, payload: contracts.NoticeReceiptAccepted
+) -> None:
+    await receipts.add_contacts(session, payload)
+
+
+def make_handler(sessionmaker: async_sessionmaker[AsyncSession]) -> InboxConsumer:
+    return InboxConsumer(
+        service="case-api",
+        inbox=CaseInbox,
+        sessionmaker=sessionmaker,
+        routes=routes(
+            Route(contracts.OrganizationCreated, _organization, after_commit=_forget_organizations),
+            Route(contracts.OrganizationChanged, _organization, after_commit=_forget_organizations),
+            Route(contracts.NoticeReceiptAccepted, _receipt_accepted),
+        ),
+    )

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agreement_api.agreements.models import CaseRef
 from agreement_api.consumer import make_handler
+from shared.contracts.events import CaseClosed, CaseMunicipalityChanged, CaseOpened, CaseUpdated
 from shared.events import EventEnvelope
+from tests import events
 from tests.agreement_api.agreements.helpers import activate, create_agreement, directory, organization
 from tests.conftest import auth
 
@@ -20,11 +22,11 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 def case_event(
     case_id: uuid.UUID, kommunenummer: str | None, status: str = "planning", **kwargs: Any
 ) -> EventEnvelope:
-    return EventEnvelope(
-        type=kwargs.pop("type", "case.opened.v1"),
-        source="case-api",
-        subject=f"case/{case_id}",
-        data={"case_id": str(case_id), "status": status, "responsible_kommunenummer": kommunenummer},
+    return events.case_event(
+        case_id,
+        kwargs.pop("model", CaseOpened),
+        status=status,
+        responsible_kommunenummer=kommunenummer,
         **kwargs,
     )
 
@@ -44,7 +46,14 @@ async def test_coverage_ranks_municipalities_without_an_active_agreement(
     closed = uuid.uuid4()
     await handle(case_event(closed, "4601", occurred_at=T0))
     await handle(
-        case_event(closed, "4601", status="closed", type="case.closed.v1", occurred_at=T0 + timedelta(1))
+        case_event(
+            closed,
+            "4601",
+            status="closed",
+            model=CaseClosed,
+            old_status="planning",
+            occurred_at=T0 + timedelta(1),
+        )
     )
 
     response = await agreement_client.get("/api/v1/coverage", headers=auth("coordinator"))
@@ -63,9 +72,22 @@ async def test_a_moved_case_counts_for_its_new_municipality_and_late_events_are_
     case_id = uuid.uuid4()
     await handle(case_event(case_id, "0301", occurred_at=T0))
     await handle(
-        case_event(case_id, "4601", type="case.municipality_changed.v1", occurred_at=T0 + timedelta(2))
+        case_event(
+            case_id,
+            "4601",
+            model=CaseMunicipalityChanged,
+            old_responsible_kommunenummer="0301",
+            new_responsible_kommunenummer="4601",
+            old_municipality_status="confirmed",
+            new_municipality_status="confirmed",
+            occurred_at=T0 + timedelta(2),
+        )
     )
-    await handle(case_event(case_id, "0301", type="case.updated.v1", occurred_at=T0 + timedelta(1)))  # late
+    await handle(
+        case_event(
+            case_id, "0301", model=CaseUpdated, changed=["nav_office_id"], occurred_at=T0 + timedelta(1)
+        )
+    )  # late
     async with sessionmaker() as session:
         ref = await session.get(CaseRef, case_id)
     assert ref is not None
@@ -80,7 +102,14 @@ async def test_a_redelivered_event_is_handled_once(sessionmaker: async_sessionma
     opened = case_event(case_id, "0301", occurred_at=T0)
     await handle(opened)
     await handle(
-        case_event(case_id, "0301", status="closed", type="case.closed.v1", occurred_at=T0 + timedelta(1))
+        case_event(
+            case_id,
+            "0301",
+            status="closed",
+            model=CaseClosed,
+            old_status="planning",
+            occurred_at=T0 + timedelta(1),
+        )
     )
     await handle(opened)  # redelivery of an event already handled
     async with sessionmaker() as session:

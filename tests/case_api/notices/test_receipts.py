@@ -18,8 +18,10 @@ from case_api.config import Settings
 from case_api.consumer import make_handler
 from case_api.group.models import GroupMember
 from case_api.main import create_app
+from case_api.models import CaseInbox
 from case_api.organizations import service as organizations
 from shared.bus import RabbitMQBus
+from shared.contracts.events import MalformedEvent, NoticeReceiptAccepted
 from shared.db import unit_of_work
 from shared.events import EventEnvelope
 from tests.case_api.conftest import Directory, open_case
@@ -31,21 +33,21 @@ SUBSTITUTE = {"name": "Per Vikar", "phone": None, "email": "per.vikar@oslo.kommu
 
 
 def receipt_event(case_id: object, organization_id: object, /, **data: Any) -> EventEnvelope:
-    return EventEnvelope(
-        type="notice.receipt_accepted.v1",
-        source="notify-worker",
-        subject=f"case/{case_id}",
-        data={
-            "notice_id": str(uuid.uuid4()),
-            "case_id": str(case_id),
-            "recipient_organization_id": str(organization_id),
+    payload = NoticeReceiptAccepted.model_validate(
+        {
+            "notice_id": uuid.uuid4(),
+            "case_id": case_id,
+            "recipient_organization_id": organization_id,
+            "recipient_kind": "municipality",
             "kind": "milestone",
             "milestone_days": 30,
-            "receipt_id": str(uuid.uuid4()),
+            "receipt_id": uuid.uuid4(),
             "contact": CONTACT,
-            "substitute": None,
             **data,
-        },
+        }
+    )
+    return EventEnvelope(
+        type=payload.TYPE, source=payload.PRODUCER, subject=f"case/{case_id}", data=payload.data()
     )
 
 
@@ -56,7 +58,7 @@ async def members(client: httpx.AsyncClient, directory: Directory, case_id: str)
 
 
 def test_case_api_binds_its_queue_to_accepted_receipts() -> None:
-    assert "notice.receipt_accepted.v1" in Settings().binding_keys
+    assert NoticeReceiptAccepted.TYPE in Settings().binding_keys
 
 
 async def test_the_contact_joins_the_group_once_however_often_the_event_comes(
@@ -122,14 +124,11 @@ async def test_the_role_follows_the_organizations_type_and_the_substitute_is_no_
     [
         {"contact": {"name": "Lise Bolig", "email": "not-an-address"}},
         {"contact": {"name": ""}},
-        {"contact": {"phone": "+47 21 80 21 80"}},
-        {"contact": None},
-        {"case_id": "not-a-case-id"},
         {"recipient_organization_id": str(uuid.uuid4())},
     ],
-    ids=["bad-email", "empty-name", "no-name", "no-contact", "bad-case-id", "unknown-organization"],
+    ids=["bad-email", "empty-name", "unknown-organization"],
 )
-async def test_invalid_receipts_are_logged_and_skipped_without_raising(
+async def test_receipts_the_group_cannot_take_are_logged_and_skipped_without_raising(
     case_client: httpx.AsyncClient,
     directory: Directory,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -137,6 +136,27 @@ async def test_invalid_receipts_are_logged_and_skipped_without_raising(
 ) -> None:
     case = await open_case(case_client, directory.coordinator_east, unit=directory.unit_oslo)
     await make_handler(sessionmaker)(receipt_event(case["id"], directory.oslo, **data))
+    assert await members(case_client, directory, case["id"]) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"contact": {"phone": "+47 21 80 21 80"}}, {"contact": None}, {"case_id": "not-a-case-id"}],
+    ids=["no-name", "no-contact", "bad-case-id"],
+)
+async def test_receipts_that_break_the_contract_are_refused_before_anything_is_written(
+    case_client: httpx.AsyncClient,
+    directory: Directory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    data: dict[str, Any],
+) -> None:
+    case = await open_case(case_client, directory.coordinator_east, unit=directory.unit_oslo)
+    good = receipt_event(case["id"], directory.oslo)
+    broken = good.model_copy(update={"data": {**good.data, **data}})
+    with pytest.raises(MalformedEvent):
+        await make_handler(sessionmaker)(broken)
+    async with sessionmaker() as session:
+        assert await session.get(CaseInbox, broken.id) is None
     assert await members(case_client, directory, case["id"]) == []
 
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from case_api.main import create_app
 from case_api.organizations.models import OrganizationRef
 from shared.bus import RabbitMQBus
-from shared.events import EventEnvelope
 from tests.conftest import running, test_settings
+from tests.events import organization_event
 from tests.infra import RabbitMQ, unique_name
 
 
@@ -40,19 +40,7 @@ async def test_organization_events_from_the_broker_fill_the_local_directory(
                 (region, "region", "Region nord", None),
                 (unit, "prison", "Tromsø fengsel", region),
             ]:
-                await publisher.publish(
-                    EventEnvelope(
-                        type="organization.created.v1",
-                        source="agreement-api",
-                        subject=f"organization/{org_id}",
-                        data={
-                            "organization_id": str(org_id),
-                            "type": kind,
-                            "name": name,
-                            "parent_id": str(parent) if parent else None,
-                        },
-                    )
-                )
+                await publisher.publish(organization_event(org_id, kind, name, parent_id=parent))
             deadline = time.monotonic() + 15
             stored = None
             while time.monotonic() < deadline:

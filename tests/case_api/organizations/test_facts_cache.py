@@ -17,6 +17,7 @@ from case_api.consumer import make_handler
 from case_api.organizations import service as organizations
 from shared.events import EventEnvelope
 from tests.case_api.conftest import Directory, open_case, register_person
+from tests.events import organization_event
 
 ORGANIZATION_READ = re.compile(r"\bFROM case_organization_ref\b")
 
@@ -74,17 +75,7 @@ async def test_opening_cases_reads_the_unit_once(
 
 
 def moved(unit: uuid.UUID, region: uuid.UUID) -> EventEnvelope:
-    return EventEnvelope(
-        type="organization.changed.v1",
-        source="agreement-api",
-        subject=f"organization/{unit}",
-        data={
-            "organization_id": str(unit),
-            "type": "prison",
-            "name": "Oslo fengsel",
-            "parent_id": str(region),
-        },
-    )
+    return organization_event(unit, "prison", "Oslo fengsel", parent_id=region, changed=["parent_id"])
 
 
 async def test_a_unit_moved_by_a_directory_event_counts_at_the_next_request(
@@ -118,17 +109,7 @@ async def test_a_region_change_reaches_its_coordinators_view_at_once(
     case = await open_case(case_client, east, unit=directory.unit_oslo)
     assert (await case_client.get(f"/api/v1/cases/{case['id']}", headers=east)).status_code == 200
 
-    changed = EventEnvelope(
-        type="organization.changed.v1",
-        source="agreement-api",
-        subject=f"organization/{directory.region_east}",
-        data={
-            "organization_id": str(directory.region_east),
-            "type": "prison",
-            "name": "Øst",
-            "parent_id": None,
-        },
-    )
+    changed = organization_event(directory.region_east, "prison", "Øst", changed=["type", "name"])
     await make_handler(sessionmaker)(changed)
 
     assert (await case_client.get(f"/api/v1/cases/{case['id']}", headers=east)).status_code == 404

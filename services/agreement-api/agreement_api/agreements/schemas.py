@@ -14,6 +14,7 @@ from agreement_api.agreements.models import (
     ReintegrationDomain,
     SharingField,
 )
+from shared.contracts import events as contracts
 from shared.directory import OrganizationType
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.v[0-9]+$"
@@ -82,7 +83,7 @@ _RULE_EXAMPLE: dict[str, Any] = {
         {"days_before_release": 90, "business_days": False},
         {"days_before_release": 10, "business_days": True},
     ],
-    "event_types": ["case.opened.v1", "case.release_date_changed.v1"],
+    "event_types": [contracts.CaseOpened.TYPE, contracts.CaseReleaseDateChanged.TYPE],
     "receipt_deadline_days": 5,
     "escalation": {"name": "Kari Nordmann", "email": "kari.nordmann@halden.kommune.no"},
     "data_sharing_profile": {

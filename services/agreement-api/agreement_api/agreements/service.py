@@ -50,19 +50,15 @@ from agreement_api.agreements.schemas import (
 )
 from agreement_api.models import AgreementOutbox
 from agreement_api.organizations.models import Organization
+from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.outbox import add_event
 from shared.pagination import keyset_page
 
-AGREEMENT_ACTIVATED = "agreement.activated.v1"
-AGREEMENT_CHANGED = "agreement.changed.v1"
-AGREEMENT_EXPIRED = "agreement.expired.v1"
-AGREEMENT_TERMINATED = "agreement.terminated.v1"
-
-_STATUS_EVENTS = {
-    AgreementStatus.ACTIVE: AGREEMENT_ACTIVATED,
-    AgreementStatus.EXPIRED: AGREEMENT_EXPIRED,
-    AgreementStatus.TERMINATED: AGREEMENT_TERMINATED,
+_STATUS_EVENTS: dict[AgreementStatus, type[contracts.AgreementEvent]] = {
+    AgreementStatus.ACTIVE: contracts.AgreementActivated,
+    AgreementStatus.EXPIRED: contracts.AgreementExpired,
+    AgreementStatus.TERMINATED: contracts.AgreementTerminated,
 }
 
 
@@ -258,25 +254,21 @@ def _editable(agreement: Agreement, what: str) -> None:
 # --- events and versions -----------------------------------------------------------------------
 
 
-async def _emit(session: AsyncSession, event_type: str, agreement: Agreement, **extra: Any) -> None:
-    party_ids = sorted(str(party_id) for party_id in await _party_ids(session, agreement.id))
-    add_event(
-        session,
-        AgreementOutbox,
-        type=event_type,
-        source="agreement-api",
-        subject=f"agreement/{agreement.id}",
-        data={
-            "agreement_id": str(agreement.id),
-            "version": agreement.current_version,
-            "status": agreement.status.value,
-            "party_organization_ids": party_ids,
-            "domains": list(agreement.domains),
-            "valid_from": agreement.valid_from.isoformat(),
-            "valid_to": agreement.valid_to.isoformat() if agreement.valid_to else None,
-            **extra,
-        },
+async def _emit(
+    session: AsyncSession, contract: type[contracts.AgreementEvent], agreement: Agreement, **extra: Any
+) -> None:
+    party_ids = sorted(await _party_ids(session, agreement.id), key=str)
+    payload = contract(
+        agreement_id=agreement.id,
+        version=agreement.current_version,
+        status=agreement.status.value,
+        party_organization_ids=party_ids,
+        domains=list(agreement.domains),
+        valid_from=agreement.valid_from,
+        valid_to=agreement.valid_to,
+        **extra,
     )
+    add_event(session, AgreementOutbox, payload, subject=f"agreement/{agreement.id}")
 
 
 async def _freeze(session: AsyncSession, agreement: Agreement, *, by: str | None) -> None:
@@ -313,7 +305,7 @@ async def _after_change(
     await session.flush()
     if agreement.status in VERSIONED:
         await _freeze(session, agreement, by=by)
-        await _emit(session, AGREEMENT_CHANGED, agreement, changed=sorted(changed))
+        await _emit(session, contracts.AgreementChanged, agreement, changed=sorted(changed))
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -398,8 +390,8 @@ async def change_status(
     await session.flush()
     if data.status is AgreementStatus.ACTIVE:
         await _freeze(session, agreement, by=changed_by)
-    if (event_type := _STATUS_EVENTS.get(data.status)) is not None:
-        await _emit(session, event_type, agreement, reason=data.reason)
+    if (contract := _STATUS_EVENTS.get(data.status)) is not None:
+        await _emit(session, contract, agreement, reason=data.reason)
     return agreement
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ from agreement_api.organizations.errors import (
 )
 from agreement_api.organizations.models import NavServiceArea, Organization, OrganizationType
 from agreement_api.organizations.schemas import OrganizationCreate, OrganizationUpdate
+from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.outbox import add_event
 from shared.pagination import as_uuid, decode_cursor, encode_cursor
@@ -50,27 +52,26 @@ async def create(session: AsyncSession, *, data: OrganizationCreate) -> Organiza
     organization = Organization(**data.model_dump())
     session.add(organization)
     await session.flush()
-    _emit(session, "organization.created.v1", organization)
+    _emit(session, contracts.OrganizationCreated, organization)
     return organization
 
 
-def _emit(session: AsyncSession, event_type: str, organization: Organization, **extra: object) -> None:
-    add_event(
-        session,
-        AgreementOutbox,
-        type=event_type,
-        source="agreement-api",
-        subject=f"organization/{organization.id}",
-        data={
-            "organization_id": str(organization.id),
-            "type": organization.type.value,
-            "name": organization.name,
-            "kommunenummer": organization.kommunenummer,
-            "enhetsnummer": organization.enhetsnummer,
-            "parent_id": str(organization.parent_id) if organization.parent_id else None,
-            **extra,
-        },
+def _emit(
+    session: AsyncSession,
+    contract: type[contracts.OrganizationCreated | contracts.OrganizationChanged],
+    organization: Organization,
+    **extra: Any,
+) -> None:
+    payload = contract(
+        organization_id=organization.id,
+        type=organization.type,
+        name=organization.name,
+        kommunenummer=organization.kommunenummer,
+        enhetsnummer=organization.enhetsnummer,
+        parent_id=organization.parent_id,
+        **extra,
     )
+    add_event(session, AgreementOutbox, payload, subject=f"organization/{organization.id}")
 
 
 async def update(
@@ -109,7 +110,7 @@ async def update(
         setattr(organization, name, changes[name])
     organization.updated_at = utcnow()
     await session.flush()
-    _emit(session, "organization.changed.v1", organization, changed=sorted(changed))
+    _emit(session, contracts.OrganizationChanged, organization, changed=sorted(changed))
     return organization
 
 
@@ -139,7 +140,7 @@ async def set_service_area(
     await session.flush()
     _emit(
         session,
-        "organization.changed.v1",
+        contracts.OrganizationChanged,
         organization,
         changed=["serves_kommunenummer"],
         serves_kommunenummer=kommunenummer,

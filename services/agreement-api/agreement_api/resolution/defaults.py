@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts import events as contracts
 from shared.directory import OrganizationType
 
 _MILESTONES = [{"days_before_release": days, "business_days": False} for days in (90, 30, 7, 0)]
@@ -11,7 +12,11 @@ _PROFILE = {
     "domains": ["housing", "work", "income", "debt", "social_services"],
     "fields": ["release_date", "release_date_certainty", "unit", "coordinator_contact", "domain_status"],
 }
-_EVENT_TYPES = ["case.opened.v1", "case.release_date_changed.v1", "case.municipality_changed.v1"]
+_EVENT_TYPES = [
+    contracts.CaseOpened.TYPE,
+    contracts.CaseReleaseDateChanged.TYPE,
+    contracts.CaseMunicipalityChanged.TYPE,
+]
 
 DEFAULT_RULES: tuple[dict[str, Any], ...] = tuple(
     {

@@ -30,6 +30,7 @@ from agreement_api.resolution.schemas import (
     ResolvedRule,
 )
 from shared.clock import oslo_today
+from shared.contracts import events as contracts
 from shared.municipalities import municipality_name
 
 CLOSED = "closed"
@@ -200,6 +201,7 @@ async def resolve(
             if resolved is not None:
                 rules.append(resolved)
 
+    rules = await _with_recipient_types(session, rules)
     organization_ids = sorted({rule.recipient_organization_id for rule in rules}, key=str)
     return Resolution(
         source=source,
@@ -208,6 +210,33 @@ async def resolve(
         rules=rules,
         endpoints=await active_endpoints(session, organization_ids),
     )
+
+
+async def _with_recipient_types(session: AsyncSession, rules: list[ResolvedRule]) -> list[ResolvedRule]:
+    """Every rule with its recipient's directory type, also when the rule named the recipient by id,
+    so that a municipality named by id is classified as a municipality."""
+    named_by_id = {
+        rule.recipient_organization_id for rule in rules if rule.recipient_organization_type is None
+    }
+    if not named_by_id:
+        return rules
+    types = dict(
+        (
+            await session.execute(
+                select(col(Organization.id), col(Organization.type)).where(
+                    col(Organization.id).in_(named_by_id)
+                )
+            )
+        ).tuples()
+    )
+    return [
+        rule
+        if rule.recipient_organization_type is not None
+        else rule.model_copy(
+            update={"recipient_organization_type": types.get(rule.recipient_organization_id)}
+        )
+        for rule in rules
+    ]
 
 
 async def active_endpoints(
@@ -242,18 +271,19 @@ async def active_endpoints(
 # --- coverage ----------------------------------------------------------------------------------
 
 
-async def record_case_event(session: AsyncSession, *, data: Mapping[str, Any], occurred_at: datetime) -> None:
+async def record_case_event(
+    session: AsyncSession, *, facts: contracts.CaseFacts, occurred_at: datetime
+) -> None:
     """Upsert the case read model from a ``case.*`` event; an older event never overwrites a newer one.
     A closed case stays as a row marked closed, so a late, older event cannot reopen it."""
-    case_id = uuid.UUID(str(data["case_id"]))
-    ref = await session.get(CaseRef, case_id)
+    ref = await session.get(CaseRef, facts.case_id)
     if ref is not None and ref.updated_at > occurred_at:
         return
     if ref is None:
-        ref = CaseRef(case_id=case_id, status=str(data["status"]), updated_at=occurred_at)
+        ref = CaseRef(case_id=facts.case_id, status=facts.status, updated_at=occurred_at)
         session.add(ref)
-    ref.status = str(data["status"])
-    ref.responsible_kommunenummer = data.get("responsible_kommunenummer")
+    ref.status = facts.status
+    ref.responsible_kommunenummer = facts.responsible_kommunenummer
     ref.updated_at = occurred_at
     await session.flush()
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agreement_api.webhooks.models import EndpointState, KeyKind, KeyState
+from shared.contracts import events as contracts
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+\.v\d+$")
 
@@ -30,7 +31,7 @@ class WebhookEndpointCreate(BaseModel):
                 {
                     "url": "https://integrasjon.halden.kommune.no/tilbake/webhooks",
                     "description": "Halden kommune, NAV-samarbeid",
-                    "event_types": ["case.opened.v1"],
+                    "event_types": [contracts.CaseOpened.TYPE],
                     "rate_limit_per_minute": 120,
                     "key_kind": "hmac",
                 }

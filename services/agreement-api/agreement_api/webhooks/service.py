@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import ColumnElement, or_, select
@@ -24,11 +25,11 @@ from agreement_api.webhooks.errors import InvalidWebhookUrl, WebhookNotFound
 from agreement_api.webhooks.models import EndpointState, KeyKind, KeyState, WebhookEndpoint, WebhookKey
 from agreement_api.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from shared import webhooks
+from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.outbox import add_event
 from shared.pagination import keyset_page
 
-TEST_EVENT_TYPE = "webhook.test.v1"
 SEND_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 
 
@@ -68,21 +69,17 @@ async def get(session: AsyncSession, *, endpoint_id: uuid.UUID) -> WebhookEndpoi
     return endpoint
 
 
-def _emit(session: AsyncSession, event_type: str, endpoint: WebhookEndpoint, **extra: object) -> None:
-    add_event(
-        session,
-        AgreementOutbox,
-        type=event_type,
-        source="agreement-api",
-        subject=f"webhook/{endpoint.id}",
-        data={
-            "endpoint_id": str(endpoint.id),
-            "organization_id": str(endpoint.organization_id),
-            "state": endpoint.state.value,
-            "event_types": list(endpoint.event_types),
-            **extra,
-        },
+def _emit(
+    session: AsyncSession, contract: type[contracts.EndpointEvent], endpoint: WebhookEndpoint, **extra: Any
+) -> None:
+    payload = contract(
+        endpoint_id=endpoint.id,
+        organization_id=endpoint.organization_id,
+        state=endpoint.state.value,
+        event_types=list(endpoint.event_types),
+        **extra,
     )
+    add_event(session, AgreementOutbox, payload, subject=f"webhook/{endpoint.id}")
 
 
 async def _issue_key(
@@ -125,7 +122,13 @@ async def create(
     session.add(endpoint)
     await session.flush()
     issued = await _issue_key(session, endpoint=endpoint, kind=data.key_kind, vault=vault)
-    _emit(session, "endpoint.created.v1", endpoint, key_id=str(issued.key.id), key_kind=issued.key.kind.value)
+    _emit(
+        session,
+        contracts.EndpointCreated,
+        endpoint,
+        key_id=str(issued.key.id),
+        key_kind=issued.key.kind.value,
+    )
     return endpoint, issued
 
 
@@ -158,7 +161,7 @@ async def update(
         setattr(endpoint, name, changes[name])
     endpoint.updated_at = utcnow()
     await session.flush()
-    _emit(session, "endpoint.changed.v1", endpoint, changed=sorted(changed))
+    _emit(session, contracts.EndpointChanged, endpoint, changed=sorted(changed))
     return endpoint
 
 
@@ -172,9 +175,9 @@ async def disable(session: AsyncSession, *, endpoint: WebhookEndpoint, reason: s
     endpoint.updated_at = utcnow()
     await session.flush()
     if was_active:
-        _emit(session, "endpoint.disabled.v1", endpoint, reason=reason)
+        _emit(session, contracts.EndpointDisabled, endpoint, reason=reason)
     else:
-        _emit(session, "endpoint.changed.v1", endpoint, changed=["disabled_reason"])
+        _emit(session, contracts.EndpointChanged, endpoint, changed=["disabled_reason"])
     return endpoint
 
 
@@ -189,7 +192,7 @@ async def enable(
     endpoint.disabled_reason = None
     endpoint.updated_at = utcnow()
     await session.flush()
-    _emit(session, "endpoint.changed.v1", endpoint, changed=["state"])
+    _emit(session, contracts.EndpointChanged, endpoint, changed=["state"])
     return endpoint
 
 
@@ -236,7 +239,7 @@ async def rotate(
     issued = await _issue_key(session, endpoint=endpoint, kind=kind, vault=vault)
     _emit(
         session,
-        "endpoint.key_rotated.v1",
+        contracts.EndpointKeyRotated,
         endpoint,
         key_id=str(issued.key.id),
         kind=kind.value,
@@ -279,18 +282,19 @@ def as_signing_keys(valid: list[ValidKey]) -> list[webhooks.SigningKey]:
 
 def _test_body(endpoint: WebhookEndpoint, message_id: str) -> str:
     now = utcnow()
+    payload = contracts.WebhookTest(
+        endpoint_id=endpoint.id,
+        organization_id=endpoint.organization_id,
+        message="A test event: the endpoint is reachable and can verify signatures.",
+    )
     return json.dumps(
         {
             "id": message_id,
-            "type": TEST_EVENT_TYPE,
+            "type": payload.TYPE,
             "occurred_at": now.isoformat(),
-            "source": "agreement-api",
+            "source": payload.PRODUCER,
             "subject": f"webhook/{endpoint.id}",
-            "data": {
-                "endpoint_id": str(endpoint.id),
-                "organization_id": str(endpoint.organization_id),
-                "message": "A test event: the endpoint is reachable and can verify signatures.",
-            },
+            "data": payload.data(),
         },
         separators=(",", ":"),
     )

@@ -26,6 +26,7 @@ from case_api.domains.models import CaseDomain, Domain, DomainStatus
 from case_api.organizations import service as organizations
 from case_api.persons.models import Person
 from shared.auth import Role
+from shared.contracts import events as contracts
 from shared.db import new_id, utcnow
 from shared.errors import NotFound
 from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
@@ -96,7 +97,7 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
     )
     events.emit(
         session,
-        events.CASE_OPENED,
+        contracts.CaseOpened,
         case,
         planning_basis=case.planning_basis.value,
         opened_at=opened_at.isoformat(),
@@ -154,7 +155,7 @@ async def update_case(session: AsyncSession, *, viewer: Viewer, case: Case, data
         before=old,
         after=new,
     )
-    events.emit(session, events.CASE_UPDATED, case, changed=sorted(new))
+    events.emit(session, contracts.CaseUpdated, case, changed=sorted(new))
     await session.flush()
     return case
 
@@ -188,14 +189,14 @@ async def change_status(
     )
     events.emit(
         session,
-        events.CASE_STATUS_CHANGED,
+        contracts.CaseStatusChanged,
         case,
         old_status=old.value,
         new_status=status.value,
         reason=reason,
     )
     if status is CaseStatus.CLOSED:
-        events.emit(session, events.CASE_CLOSED, case, old_status=old.value, reason=reason)
+        events.emit(session, contracts.CaseClosed, case, old_status=old.value, reason=reason)
     await session.flush()
     return case
 
@@ -236,7 +237,7 @@ async def transfer(
     )
     events.emit(
         session,
-        events.CASE_TRANSFERRED,
+        contracts.CaseTransferred,
         case,
         from_unit_id=str(from_unit),
         to_unit_id=str(unit.id),

@@ -30,6 +30,7 @@ from case_api.consents.schemas import ConsentCreate, ConsentRead, Decision, Orga
 from case_api.domains.models import Domain
 from case_api.organizations.models import OrganizationRef
 from case_api.organizations.service import UnknownOrganization
+from shared.contracts import events as contracts
 from shared.db import utcnow
 
 _DOMAIN_ORDER = {domain: index for index, domain in enumerate(Domain)}
@@ -196,7 +197,7 @@ async def give(session: AsyncSession, *, viewer: Viewer, case: Case, data: Conse
             ),
         ),
     )
-    events.emit(session, events.CASE_CONSENT_GIVEN, case, **_scope(read))
+    events.emit(session, contracts.CaseConsentGiven, case, **_scope(read))
     await session.flush()
     return read
 
@@ -238,7 +239,7 @@ async def withdraw(
         before={"withdrawn_at": None, "withdrawal_reason": None},
         after={"withdrawn_at": now, "withdrawal_reason": reason},
     )
-    events.emit(session, events.CASE_CONSENT_WITHDRAWN, case, **_scope(read), withdrawn_at=now.isoformat())
+    events.emit(session, contracts.CaseConsentWithdrawn, case, **_scope(read), withdrawn_at=now.isoformat())
     await session.flush()
     return read
 

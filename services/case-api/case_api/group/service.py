@@ -44,6 +44,7 @@ from case_api.organizations import service as organizations
 from case_api.organizations.service import UnknownOrganization
 from shared.clock import OSLO
 from shared.context import current_correlation_id
+from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
@@ -242,7 +243,7 @@ def _emit_group_changed(session: AsyncSession, case: Case, member: GroupMember, 
     """Only references and flags: never the member's name or contact details."""
     events.emit(
         session,
-        events.CASE_GROUP_CHANGED,
+        contracts.CaseGroupChanged,
         case,
         member_id=str(member.id),
         role=member.role.value,

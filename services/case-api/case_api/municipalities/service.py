@@ -11,6 +11,7 @@ from case_api.cases.errors import CaseClosed
 from case_api.cases.models import Case, CaseStatus, MunicipalityStatus
 from case_api.municipalities.errors import InvalidMunicipalityStatus, UnknownKommunenummer
 from case_api.municipalities.schemas import MunicipalityChange
+from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.municipalities import VALID_FROM, is_current_kommunenummer
 
@@ -85,7 +86,7 @@ async def set_municipality(
     if old_responsible != case.responsible_kommunenummer or old_status is not case.municipality_status:
         events.emit(
             session,
-            events.CASE_MUNICIPALITY_CHANGED,
+            contracts.CaseMunicipalityChanged,
             case,
             old_responsible_kommunenummer=old_responsible,
             new_responsible_kommunenummer=case.responsible_kommunenummer,

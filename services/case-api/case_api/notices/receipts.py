@@ -4,8 +4,9 @@ notify-worker publishes ``notice.receipt_accepted.v1`` when a recipient acknowle
 names whom to contact (and possibly a substitute). This runs in the consumer's unit of work, after
 the inbox has admitted the event, so a redelivered event changes nothing.
 
-Nothing here raises for bad input: an unknown or closed case, an organization case-api does not
-know, or contact details the group does not accept are logged and skipped. Raising would only
+An event that does not fit its contract never gets here (the consumer dead-letters it). Nothing
+here raises for the rest: an unknown or closed case, an organization case-api does not know, or
+contact details the group does not accept are logged and skipped. Raising would only
 send the message round the broker's retries to the dead-letter queue with the same outcome. Logs
 carry ids and the reason only, never a name, phone number or e-mail address.
 """
@@ -13,10 +14,8 @@ carry ids and the reason only, never a name, phone number or e-mail address.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -29,10 +28,9 @@ from case_api.group.models import GroupMember, GroupRole
 from case_api.organizations import service as organizations
 from case_api.organizations.service import UnknownOrganization
 from shared.clock import oslo_today
+from shared.contracts.events import NoticeReceiptAccepted, ReceiptPerson
 
 log = structlog.get_logger("case_api.notices.receipts")
-
-NOTICE_RECEIPT_ACCEPTED = "notice.receipt_accepted.v1"
 
 # The group role a recipient's contact gets, from the organization's type.
 ROLE_BY_ORGANIZATION_TYPE: dict[str, GroupRole] = {
@@ -41,27 +39,6 @@ ROLE_BY_ORGANIZATION_TYPE: dict[str, GroupRole] = {
     "nav_office": GroupRole.NAV,
     "health_trust": GroupRole.HEALTH,
 }
-
-
-class ReceiptContact(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    name: str
-    phone: str | None = None
-    email: str | None = None
-
-
-class ReceiptAccepted(BaseModel):
-    """The part of the event's data this handler needs."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    notice_id: uuid.UUID | None = None
-    case_id: uuid.UUID
-    recipient_organization_id: uuid.UUID
-    receipt_id: uuid.UUID
-    contact: ReceiptContact
-    substitute: ReceiptContact | None = None
 
 
 def role_for(organization_type: str) -> GroupRole:
@@ -90,10 +67,10 @@ async def _already_member(
 async def _add(
     session: AsyncSession,
     *,
-    receipt: ReceiptAccepted,
+    receipt: NoticeReceiptAccepted,
     case: Case,
     role: GroupRole,
-    person: ReceiptContact,
+    person: ReceiptPerson,
     which: str,
 ) -> GroupMember | None:
     ids = {"case_id": str(case.id), "receipt_id": str(receipt.receipt_id), "which": which}
@@ -123,16 +100,11 @@ async def _add(
     return member
 
 
-async def add_contacts(session: AsyncSession, data: dict[str, Any], *, event_id: str) -> list[GroupMember]:
+async def add_contacts(
+    session: AsyncSession, receipt: NoticeReceiptAccepted
+) -> list[GroupMember]:
     """Add the receipt's contact (a post-release contact) and its substitute (not one) to the
     group, acting for the recipient organization. Returns the members added."""
-    try:
-        receipt = ReceiptAccepted.model_validate(data)
-    except ValidationError as exc:
-        # Field names only: the values may be a person's contact details.
-        fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
-        log.warning("receipt.invalid_event", event_id=event_id, fields=fields)
-        return []
     ids = {"case_id": str(receipt.case_id), "receipt_id": str(receipt.receipt_id)}
     # Locked first, so two receipts naming the same contact cannot both find it missing.
     case = await session.get(Case, receipt.case_id, with_for_update=True)

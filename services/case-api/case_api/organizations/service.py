@@ -15,11 +15,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from case_api.organizations.models import OrganizationRef
+from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.errors import UnprocessableEntity
 
@@ -123,16 +123,17 @@ async def upsert(
     return ref
 
 
-async def upsert_from_event(session: AsyncSession, data: dict[str, Any]) -> OrganizationRef:
-    parent = data.get("parent_id")
+async def upsert_from_event(
+    session: AsyncSession, data: contracts.OrganizationCreated | contracts.OrganizationChanged
+) -> OrganizationRef:
     return await upsert(
         session,
-        organization_id=uuid.UUID(data["organization_id"]),
-        type=data["type"],
-        name=data["name"],
-        parent_id=uuid.UUID(parent) if parent else None,
-        kommunenummer=data.get("kommunenummer"),
-        enhetsnummer=data.get("enhetsnummer"),
+        organization_id=data.organization_id,
+        type=data.type.value,
+        name=data.name,
+        parent_id=data.parent_id,
+        kommunenummer=data.kommunenummer,
+        enhetsnummer=data.enhetsnummer,
     )
 
 

@@ -19,6 +19,7 @@ from case_api.cases.models import Case, CaseStatus
 from case_api.release_dates.errors import InvalidReleaseDate, ReleaseDatesClosed
 from case_api.release_dates.models import ReleaseDate, ReleaseDateCertainty, ReleaseDateKind
 from case_api.release_dates.schemas import ReleaseDateSet
+from shared.contracts import events as contracts
 from shared.db import utcnow
 
 # Only a case whose person is still inside takes release dates.
@@ -201,7 +202,7 @@ async def set_release_date(
     )
     events.emit(
         session,
-        events.CASE_RELEASE_DATE_CHANGED,
+        contracts.CaseReleaseDateChanged,
         case,
         kind=data.kind.value,
         old_date=_iso(previous.date if previous else None),

@@ -25,7 +25,8 @@ class ResolvedRule(BaseModel):
     rule_id: uuid.UUID | None = Field(description="Null for the default rule set.")
     recipient_organization_id: uuid.UUID
     recipient_organization_type: OrganizationType | None = Field(
-        description="Set when the rule names a type that was resolved for this case."
+        description="The recipient's type in the directory, whether the rule named it by type or by id; "
+        "null only for an organization the directory no longer holds."
     )
     milestones: list[Milestone]
     event_types: list[str]

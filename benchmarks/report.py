@@ -614,8 +614,9 @@ def render_scale(scale: ScaleResult, add: Any) -> None:
         add("")
     add(
         "The SQL is not written here: the real functions ran once against an engine whose statements were "
-        "captured (`notify_worker.claims.claim_due` in a rolled-back transaction, with notify-worker's "
-        "default batch of 20; `case_api.cases.service.list_page` as the admin viewer, 50 per page). The deep "
+        "captured (`notify_worker.deliveries.claims.claim_due` in a rolled-back transaction, with "
+        "notify-worker's default batch of 20; `case_api.cases.service.list_page` as the admin viewer, 50 per "
+        "page). The deep "
         f"page's cursor is the one `list_page` itself returns after {(profile.deep_page - 1) * 50:,} rows "
         f"(page {profile.deep_page}). Each captured statement then ran as a prepared statement on one "
         "connection, as asyncpg runs it for the service: five warm-up executions, then twenty timed (median, "

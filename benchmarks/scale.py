@@ -281,7 +281,7 @@ async def capture_queries(url: str, profile: ScaleProfile) -> list[tuple[str, Ca
     """Run the real service functions once to capture their SQL, then time them as functions:
     (name, captured select, function median ms, locking)."""
     from case_api.cases import service as cases
-    from notify_worker.claims import claim_due
+    from notify_worker.deliveries.claims import claim_due
 
     engine = create_engine(normalize_database_url(url), pool_size=2)
     recorder = Recorder()

@@ -68,7 +68,7 @@ def _coroutine_methods(target: Any) -> list[str]:
 
 def instrument(app: Any, timers: Timers) -> list[str]:
     """Wrap the running dispatcher, its ports and its module's coroutine functions; what was wrapped."""
-    import notify_worker.dispatcher as module
+    import notify_worker.deliveries.dispatcher as module
 
     dispatcher = app.state.dispatcher
     wrapped: list[str] = []
@@ -81,7 +81,7 @@ def instrument(app: Any, timers: Timers) -> list[str]:
             wrapped.append(name)
         elif inspect.ismodule(value) and value.__name__.startswith("notify_worker."):
             # Called as ``health.seen_active(...)``: the attribute is looked up at each call.
-            short = value.__name__.removeprefix("notify_worker.")
+            short = value.__name__.rpartition(".")[2]  # the label names the module, not its package
             for function_name, function in list(vars(value).items()):
                 if inspect.iscoroutinefunction(function) and function.__module__ == value.__name__:
                     setattr(value, function_name, timers.wrap(f"{short}.{function_name}", function))

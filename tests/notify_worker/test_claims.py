@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from notify_worker.claims import claim_due, release_stale_claims
+from notify_worker.deliveries.claims import claim_due, release_stale_claims
 from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from shared.db import unit_of_work
 

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.clients import NoticeFacts
+from notify_worker.deliveries.dispatcher import Dispatcher
 from notify_worker.deliveries.models import DeliveryState, NotifyDelivery
-from notify_worker.delivery import WebhookSender
-from notify_worker.dispatcher import Dispatcher
+from notify_worker.deliveries.sender import WebhookSender
 from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings
@@ -295,13 +295,13 @@ async def test_stop_finishes_the_attempt_in_flight(setup: Setup) -> None:
 
 @pytest.mark.parametrize(("value", "seconds"), [("120", 120.0), ("", None), ("soon", None)])
 def test_retry_after_values(value: str, seconds: float | None) -> None:
-    from notify_worker.delivery import retry_after_seconds
+    from notify_worker.deliveries.sender import retry_after_seconds
 
     assert retry_after_seconds(value) == seconds
 
 
 def test_retry_after_as_a_date() -> None:
-    from notify_worker.delivery import retry_after_seconds
+    from notify_worker.deliveries.sender import retry_after_seconds
 
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     assert retry_after_seconds("Mon, 23 Nov 2026 12:02:00 GMT", now=now) == 120.0

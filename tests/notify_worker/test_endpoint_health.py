@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from notify_worker import health
 from notify_worker.clients import AgreementClient, SigningKey, WebhookEndpoint
+from notify_worker.deliveries import health
 from notify_worker.deliveries.models import DeliveryState, NotifyEndpointHealth
 from notify_worker.notices.models import NoticeState
 from shared.auth import mint_token

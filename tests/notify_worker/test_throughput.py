@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.clients import CachedEndpoints, EndpointPort, SigningKey, WebhookEndpoint, cached
+from notify_worker.deliveries.dispatcher import Dispatcher
 from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
-from notify_worker.delivery import Outcome, WebhookSender
-from notify_worker.dispatcher import Dispatcher
+from notify_worker.deliveries.sender import Outcome, WebhookSender
 from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from shared.db import unit_of_work
 from tests.notify_worker.webhook_setup import (

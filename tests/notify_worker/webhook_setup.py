@@ -27,9 +27,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from notify_worker.clients import AgreementClient, Contact, NoticeFacts
+from notify_worker.deliveries.dispatcher import Dispatcher
 from notify_worker.deliveries.models import NotifyAttempt, NotifyDelivery
-from notify_worker.delivery import WebhookSender
-from notify_worker.dispatcher import Dispatcher
+from notify_worker.deliveries.sender import WebhookSender
 from notify_worker.main import create_app as worker_app
 from notify_worker.models import NotifyOutbox
 from notify_worker.notices.models import AgreementSource, NoticeKind, NotifyNotice, RecipientKind

@@ -11,8 +11,8 @@ from notify_worker.api import api_router
 from notify_worker.clients import cached, clients_from_settings
 from notify_worker.config import Settings, get_settings
 from notify_worker.consumer import make_handler
-from notify_worker.delivery import WebhookSender
-from notify_worker.dispatcher import Dispatcher
+from notify_worker.deliveries.dispatcher import Dispatcher
+from notify_worker.deliveries.sender import WebhookSender
 from notify_worker.handlers import load_handlers
 from notify_worker.metrics import RefreshOnScrape
 from notify_worker.models import NotifyOutbox

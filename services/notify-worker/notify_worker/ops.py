@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import ColumnElement, select
 from sqlmodel import col
 
-from notify_worker import redelivery
 from notify_worker.clients import EndpointPort
+from notify_worker.deliveries import redelivery
 from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.schemas import (

@@ -15,8 +15,8 @@ One round (:meth:`Dispatcher.run_once`):
 4. due pending deliveries are taken up to ``concurrency`` at a time in one transaction (``FOR
    UPDATE SKIP LOCKED``), leased by moving ``next_attempt_at`` past the longest an attempt can
    take, committed, sent side by side (each once), and the attempts are recorded together in one
-   transaction with the endpoints' health (notify_worker.health); when that transaction fails,
-   each in a transaction of its own. A worker that dies mid-attempt
+   transaction with the endpoints' health (notify_worker.deliveries.health); when that transaction
+   fails, each in a transaction of its own. A worker that dies mid-attempt
    leaves the delivery pending; when the lease runs out it is sent again with the same
    ``webhook_id``. A 410, or failures for too long, disable the endpoint after the commit;
 5. claimed notices whose deliveries have all ended are marked: ``delivered`` when at least one
@@ -49,11 +49,12 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from notify_worker import health, metrics
-from notify_worker.claims import claim_due, release_stale_claims
+from notify_worker import metrics
 from notify_worker.clients import EndpointPort, FactsPort, NoticeFacts, UpstreamError, WebhookEndpoint
+from notify_worker.deliveries import health
+from notify_worker.deliveries.claims import claim_due, release_stale_claims
 from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
-from notify_worker.delivery import Outcome, WebhookSender, encode, event_type_for, payload
+from notify_worker.deliveries.sender import Outcome, WebhookSender, encode, event_type_for, payload
 from notify_worker.notices.events import NOTICE_DEAD, NOTICE_DELIVERED, emit_notice
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.escalation import escalate_overdue

@@ -2,7 +2,8 @@
 
 Rows are locked with ``FOR UPDATE SKIP LOCKED``, so two claimers never get the same notice; a
 claim whose deliveries are not recorded within the visibility timeout returns the notice to
-``scheduled``. Once a notice has deliveries, they carry its retries (notify_worker.dispatcher).
+``scheduled``. Once a notice has deliveries, they carry its retries
+(notify_worker.deliveries.dispatcher).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A redelivered delivery keeps its ``webhook_id`` and its body (built from the not
 keeps the facts it was planned with), so a receiver that did get it deduplicates; it goes to the
 endpoint's current URL. The endpoint must be active in agreement-api: sending to one that a person
 or the worker disabled would overrule them, so it is enabled there first (which also starts the
-endpoint's health over, notify_worker.health.seen_active).
+endpoint's health over, notify_worker.deliveries.health.seen_active).
 
 The delivery becomes ``pending`` and due now, ``redeliveries`` counts one more, ``ended_at`` is
 cleared and ``updated_at`` marks the start of the new run of attempts: the retry schedule starts
@@ -31,8 +31,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from notify_worker import health
 from notify_worker.clients import EndpointPort, UpstreamError, WebhookEndpoint
+from notify_worker.deliveries import health
 from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from shared.db import utcnow

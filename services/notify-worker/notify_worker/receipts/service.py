@@ -26,11 +26,12 @@ from notify_worker.notices.events import (
     emit_notice,
 )
 from notify_worker.notices.models import NoticeState, NotifyNotice
+from notify_worker.receipts.errors import NoticeNotDelivered, NoticeNotFound, ReceiptAlreadyFinal
 from notify_worker.receipts.models import NotifyReceipt, ReceiptStatus
 from notify_worker.receipts.schemas import AcceptedCreate, ReceivedCreate, RejectedCreate
 from shared.auth import Principal, Role
 from shared.db import utcnow
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Forbidden
 
 log = structlog.get_logger("notify_worker.receipts")
 
@@ -44,18 +45,6 @@ EVENT_BY_STATUS = {
     ReceiptStatus.ACCEPTED: NOTICE_RECEIPT_ACCEPTED,
     ReceiptStatus.REJECTED: NOTICE_RECEIPT_REJECTED,
 }
-
-
-class NoticeNotFound(NotFound):
-    title = "Notice not found"
-
-
-class NoticeNotDelivered(Conflict):
-    title = "Notice not delivered"
-
-
-class ReceiptAlreadyFinal(Conflict):
-    title = "Notice already answered"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from notify_worker.ops import router as ops_router
+from notify_worker.ops.router import router as ops_router
 from notify_worker.receipts.router import router as receipts_router
 from shared.app import require_json_body
 from shared.routers import identity_router

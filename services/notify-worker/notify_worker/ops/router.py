@@ -15,7 +15,7 @@ from notify_worker.clients import EndpointPort
 from notify_worker.deliveries import redelivery
 from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.notices.models import NoticeState, NotifyNotice
-from notify_worker.schemas import (
+from notify_worker.ops.schemas import (
     AttemptRead,
     DeliveryRead,
     NoticeDetail,

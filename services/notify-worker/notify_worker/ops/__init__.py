@@ -1,0 +1,1 @@
+"""The operators' HTTP surface: notices, deliveries and attempts, and redelivery of dead letters."""

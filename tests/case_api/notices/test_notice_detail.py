@@ -167,6 +167,23 @@ async def test_a_release_abroad_has_no_municipal_recipient(
     assert (municipality.status_code, nav.status_code) == (404, 200)
 
 
+async def test_a_municipality_named_by_id_is_no_recipient_of_a_deportation(
+    case_client: httpx.AsyncClient, agreements: httpx.AsyncClient, directory: Directory
+) -> None:
+    """A rule naming Oslo kommune by id classifies it by its directory type, as a rule naming the
+    type does: a deported person's case shows the municipality nothing."""
+    recipient = {"recipient_organization_id": str(directory.oslo)}
+    await active_agreement(agreements, directory, domains=["housing"], fields=["unit"], recipient=recipient)
+    headers = directory.headers("municipality", directory.oslo)
+    deported = await ready_case(case_client, directory, release_destination="deportation")
+    at_home = await ready_case(case_client, directory)
+    for case_id in (deported, at_home):
+        await give_consent(case_client, directory, case_id, directory.oslo, domains=["housing"])
+
+    assert (await case_client.get(detail_url(deported), headers=headers)).status_code == 404
+    assert (await case_client.get(detail_url(at_home), headers=headers)).status_code == 200
+
+
 async def test_every_answer_is_written_to_the_access_log_and_denials_are_not(
     case_client: httpx.AsyncClient, agreements: httpx.AsyncClient, directory: Directory
 ) -> None:

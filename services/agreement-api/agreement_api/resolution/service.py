@@ -220,15 +220,10 @@ async def _with_recipient_types(session: AsyncSession, rules: list[ResolvedRule]
     }
     if not named_by_id:
         return rules
-    types = dict(
-        (
-            await session.execute(
-                select(col(Organization.id), col(Organization.type)).where(
-                    col(Organization.id).in_(named_by_id)
-                )
-            )
-        ).tuples()
+    found = await session.execute(
+        select(col(Organization.id), col(Organization.type)).where(col(Organization.id).in_(named_by_id))
     )
+    types = {row.id: row.type for row in found}
     return [
         rule
         if rule.recipient_organization_type is not None

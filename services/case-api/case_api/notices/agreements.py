@@ -2,51 +2,25 @@
 
 Services never import each other, so this speaks agreement-api's published
 ``GET /api/v1/resolution`` with a `service` bearer token and reads only what the detail view
-needs. It takes an injectable :class:`httpx.AsyncClient`, so tests hand in an in-process
+needs, with the contract model in :mod:`shared.contracts.answers`. It takes an injectable :class:`httpx.AsyncClient`, so tests hand in an in-process
 agreement-api (``httpx.ASGITransport``).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
+
+from shared.contracts.answers import Resolution
 
 log = structlog.get_logger("case_api.notices.agreements")
 
 
 class AgreementApiUnavailable(Exception):
     """agreement-api could not be asked or gave no usable answer; the caller may retry later."""
-
-
-class SharingProfile(BaseModel):
-    """What a recipient may see: case facts (``fields``) for the listed domains."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    domains: list[str] = Field(default_factory=list)
-    fields: list[str] = Field(default_factory=list)
-
-
-class Rule(BaseModel):
-    """One notice rule, its recipient resolved to one organization for the case."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    agreement_id: uuid.UUID | None = None
-    recipient_organization_id: uuid.UUID
-    recipient_organization_type: str | None = None
-    data_sharing_profile: SharingProfile = Field(default_factory=SharingProfile)
-
-
-class Resolution(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    source: Literal["agreement", "default", "none"]
-    rules: list[Rule] = Field(default_factory=list)
 
 
 class AgreementApi:

@@ -100,9 +100,7 @@ async def _add(
     return member
 
 
-async def add_contacts(
-    session: AsyncSession, receipt: NoticeReceiptAccepted
-) -> list[GroupMember]:
+async def add_contacts(session: AsyncSession, receipt: NoticeReceiptAccepted) -> list[GroupMember]:
     """Add the receipt's contact (a post-release contact) and its substitute (not one) to the
     group, acting for the recipient organization. Returns the members added."""
     ids = {"case_id": str(receipt.case_id), "receipt_id": str(receipt.receipt_id)}

@@ -18,12 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from case_api.access import consent_conditions
-from case_api.cases.models import Case, ReleaseDestination
+from case_api.cases.models import Case
 from case_api.consents.models import Consent, ConsentDomain
 from case_api.domains.models import HEALTH_DOMAINS, CaseDomain, Domain, DomainAction
 from case_api.domains.service import DOMAIN_ORDER
 from case_api.group.models import HEALTH_ROLES, GroupMember, GroupRole
-from case_api.notices.agreements import Resolution
 from case_api.notices.schemas import (
     DOMAIN_FIELDS,
     ActionDetail,
@@ -40,11 +39,8 @@ from case_api.organizations.models import OrganizationRef
 from case_api.release_dates import service as release_dates
 from case_api.release_dates.models import ReleaseDate, ReleaseDateCertainty, ReleaseDateKind
 from shared.clock import oslo_today
-
-# notify-worker tells no municipality about a release abroad or a deportation (docs/notices.md).
-NO_MUNICIPAL_RECIPIENTS = frozenset({ReleaseDestination.ABROAD, ReleaseDestination.DEPORTATION})
-MUNICIPAL_TYPES = frozenset({"municipality", "district"})
-
+from shared.contracts.answers import Resolution
+from shared.contracts.recipients import is_told, recipient_kind
 
 # --- notice facts -------------------------------------------------------------------------------
 
@@ -144,17 +140,20 @@ def grant_for(resolution: Resolution, case: Case, organization_id: uuid.UUID) ->
     """The profile the rules give ``organization_id`` for this case; None when it is no recipient.
 
     Several rules (from several agreements) may name one recipient: each releases what its profile
-    says, so the recipient sees the union. Municipal recipients are dropped for a release abroad
-    or a deportation, as notify-worker drops them. Unknown domain or field names are ignored."""
+    says, so the recipient sees the union. A recipient that is not told about this case (a
+    municipality, for a release abroad or a deportation) gets nothing, by the rule notify-worker
+    applies too (:mod:`shared.contracts.recipients`). Unknown domain or field names are ignored."""
     if resolution.source == "none":
         return None
     rules = [
         rule
         for rule in resolution.rules
         if rule.recipient_organization_id == organization_id
-        and not (
-            case.release_destination in NO_MUNICIPAL_RECIPIENTS
-            and rule.recipient_organization_type in MUNICIPAL_TYPES
+        and is_told(
+            recipient_kind(
+                rule.recipient_organization_type, organization_id, nav_office_id=case.nav_office_id
+            ),
+            case.release_destination.value,
         )
     ]
     if not rules:

@@ -20,13 +20,13 @@ import asyncio
 import json
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
+from cachetools import TLRUCache
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwk, jwt
@@ -71,7 +71,8 @@ class Principal(BaseModel):
 
 class PrincipalCache:
     """Principals of verified tokens by token string: least recently used out first, each entry
-    until its token's ``exp`` or ``max_age`` seconds after it was stored, whichever comes first."""
+    until its token's ``exp`` or ``max_age`` seconds after it was stored, whichever comes first
+    (cachetools' time-aware LRU, with that deadline per entry)."""
 
     def __init__(
         self,
@@ -83,30 +84,24 @@ class PrincipalCache:
         self.size = size
         self.max_age = max_age
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._entries: TLRUCache[str, tuple[Principal, float]] = TLRUCache(
+            maxsize=max(size, 1), ttu=self._until, timer=clock
+        )
+
+    def _until(self, _token: str, entry: tuple[Principal, float], now: float) -> float:
+        return min(entry[1], now + self.max_age)
 
     def __len__(self) -> int:
+        self._entries.expire()
         return len(self._entries)
 
     def get(self, token: str) -> Principal | None:
         entry = self._entries.get(token)
-        if entry is None:
-            return None
-        until, principal = entry
-        if self.clock() >= until:
-            del self._entries[token]
-            return None
-        self._entries.move_to_end(token)
-        return principal
+        return entry[0] if entry is not None else None
 
     def put(self, token: str, principal: Principal, *, expires_at: float) -> None:
-        until = min(expires_at, self.clock() + self.max_age)
-        if until <= self.clock() or self.size <= 0:
-            return
-        self._entries[token] = (until, principal)
-        self._entries.move_to_end(token)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        if self.size > 0:  # an entry already past its deadline is not stored
+            self._entries[token] = (principal, expires_at)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -1,6 +1,6 @@
 """Operators' view of notices and deliveries (admin and auditor), and redelivery of dead letters
-(admin only). Lists are keyset-paginated on (created_at, id), which never changes, so a page
-boundary holds while the schedule moves underneath."""
+(admin only). The queries are in :mod:`notify_worker.ops.service`, redelivery in
+:mod:`notify_worker.deliveries.redelivery`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import ColumnElement, select
-from sqlmodel import col
 
 from notify_worker.clients import EndpointPort
 from notify_worker.deliveries import redelivery
-from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
-from notify_worker.notices.models import NoticeState, NotifyNotice
+from notify_worker.deliveries.models import DeliveryState
+from notify_worker.notices.models import NoticeState
+from notify_worker.ops import service
 from notify_worker.ops.schemas import (
     AttemptRead,
     DeliveryRead,
@@ -26,8 +25,8 @@ from notify_worker.ops.schemas import (
 )
 from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
-from shared.errors import NotFound, problem_responses
-from shared.pagination import Page, keyset_page
+from shared.errors import problem_responses
+from shared.pagination import Page
 
 router = APIRouter(tags=["notices"])
 
@@ -54,12 +53,8 @@ EndpointsDep = Annotated[EndpointPort, Depends(endpoint_port)]
 async def case_notices(case_id: uuid.UUID, session: SessionDep, _principal: OperatorDep) -> NoticeList:
     """Every notice of the case, by due time: recipient, milestone, due time, state and hold
     reason (admin, auditor). An unknown case has an empty schedule."""
-    rows = await session.execute(
-        select(NotifyNotice)
-        .where(col(NotifyNotice.case_id) == case_id)
-        .order_by(col(NotifyNotice.due_at), col(NotifyNotice.id))
-    )
-    return NoticeList(items=[NoticeRead.model_validate(row) for row in rows.scalars()])
+    notices = await service.case_notices(session, case_id=case_id)
+    return NoticeList(items=[NoticeRead.model_validate(notice) for notice in notices])
 
 
 @router.get(
@@ -78,18 +73,11 @@ async def list_notices(
     cursor: str | None = None,
 ) -> Page[NoticeRead]:
     """Notices, oldest first, filtered by any of case, recipient and state (admin, auditor)."""
-    conditions: list[ColumnElement[bool]] = []
-    if case_id is not None:
-        conditions.append(col(NotifyNotice.case_id) == case_id)
-    if recipient_organization_id is not None:
-        conditions.append(col(NotifyNotice.recipient_organization_id) == recipient_organization_id)
-    if state is not None:
-        conditions.append(col(NotifyNotice.state) == state)
-    rows, next_cursor = await keyset_page(
+    rows, next_cursor = await service.list_notices(
         session,
-        select(NotifyNotice).where(*conditions),
-        time_column=col(NotifyNotice.created_at),
-        id_column=col(NotifyNotice.id),
+        case_id=case_id,
+        recipient_organization_id=recipient_organization_id,
+        state=state,
         limit=limit,
         cursor=cursor,
     )
@@ -104,16 +92,8 @@ async def list_notices(
 )
 async def get_notice(notice_id: uuid.UUID, session: SessionDep, _principal: OperatorDep) -> NoticeDetail:
     """The notice and one delivery per webhook endpoint of its recipient (admin, auditor)."""
-    notice = await session.get(NotifyNotice, notice_id)
-    if notice is None:
-        raise NotFound("No such notice")
-    deliveries = (
-        await session.execute(
-            select(NotifyDelivery)
-            .where(col(NotifyDelivery.notice_id) == notice_id)
-            .order_by(col(NotifyDelivery.created_at), col(NotifyDelivery.id))
-        )
-    ).scalars()
+    notice = await service.get_notice(session, notice_id=notice_id)
+    deliveries = await service.deliveries_of(session, notice_id=notice_id)
     return NoticeDetail(
         **NoticeRead.model_validate(notice).model_dump(),
         deliveries=[DeliveryRead.model_validate(delivery) for delivery in deliveries],
@@ -138,22 +118,12 @@ async def list_deliveries(
 ) -> Page[DeliveryRead]:
     """Deliveries, oldest first, filtered by any of case, endpoint, recipient and state (admin,
     auditor). `state=dead` lists the dead letters."""
-    query = select(NotifyDelivery)
-    if case_id is not None:
-        query = query.join(NotifyNotice, col(NotifyNotice.id) == col(NotifyDelivery.notice_id)).where(
-            col(NotifyNotice.case_id) == case_id
-        )
-    if endpoint_id is not None:
-        query = query.where(col(NotifyDelivery.endpoint_id) == endpoint_id)
-    if recipient_organization_id is not None:
-        query = query.where(col(NotifyDelivery.organization_id) == recipient_organization_id)
-    if state is not None:
-        query = query.where(col(NotifyDelivery.state) == state)
-    rows, next_cursor = await keyset_page(
+    rows, next_cursor = await service.list_deliveries(
         session,
-        query,
-        time_column=col(NotifyDelivery.created_at),
-        id_column=col(NotifyDelivery.id),
+        case_id=case_id,
+        endpoint_id=endpoint_id,
+        recipient_organization_id=recipient_organization_id,
+        state=state,
         limit=limit,
         cursor=cursor,
     )
@@ -175,15 +145,8 @@ async def delivery_attempts(
 ) -> Page[AttemptRead]:
     """Every attempt, oldest first: when, the receiver's status, how long it took and the error
     class (admin, auditor)."""
-    if await session.get(NotifyDelivery, delivery_id) is None:
-        raise NotFound("No such delivery")
-    rows, next_cursor = await keyset_page(
-        session,
-        select(NotifyAttempt).where(col(NotifyAttempt.delivery_id) == delivery_id),
-        time_column=col(NotifyAttempt.at),
-        id_column=col(NotifyAttempt.id),
-        limit=limit,
-        cursor=cursor,
+    rows, next_cursor = await service.delivery_attempts(
+        session, delivery_id=delivery_id, limit=limit, cursor=cursor
     )
     return Page(items=[AttemptRead.model_validate(row) for row in rows], next_cursor=next_cursor)
 

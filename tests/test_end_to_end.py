@@ -15,80 +15,24 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from standardwebhooks.webhooks import Webhook
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from case_api.organizations.models import OrganizationRef
 from shared.clock import oslo_today
 from tests.case_api.conftest import identity_number
 from tests.conftest import auth
 from tests.infra import RabbitMQ, unique_name
+from tests.servers import serve
+from tests.webhook_receiver import Answer, Receiver
 
 ADMIN = auth("admin")
 T = TypeVar("T")
-
-
-class _Server(uvicorn.Server):
-    """Several servers share the test's loop; signals stay with pytest."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Any:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` on a free port in this loop (lifespan on); yields its base URL."""
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the server stopped before it started")
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=30)
-
-
-@dataclass
-class Receiver:
-    """The municipality's system: verifies every webhook with the public package, keeps the bodies."""
-
-    secret: str = ""
-    received: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    rejected: int = 0
-
-    def app(self) -> Starlette:
-        async def hook(request: Request) -> Response:
-            body = await request.body()
-            headers = dict(request.headers)
-            try:
-                Webhook(self.secret).verify(body, headers)
-            except Exception:
-                self.rejected += 1
-                return Response(status_code=401)
-            self.received.append(json.loads(body))
-            self.headers.append(headers)
-            return Response(status_code=204)
-
-        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], *, what: str, timeout: float = 45.0) -> T:
@@ -131,9 +75,10 @@ async def system(
 
     queues = {name: unique_name(f"e2e.{name}") for name in ("case-api", "agreement-api", "notify-worker")}
     amqp_queues.extend(queues.values())
-    receiver = Receiver()
+    # The municipality's system: refuses (401) a webhook that does not verify, keeps the rest.
+    receiver = Receiver(default=Answer(204), reject_unverified=True)
     async with contextlib.AsyncExitStack() as stack:
-        receiver_url = await stack.enter_async_context(serve(receiver.app()))
+        await stack.enter_async_context(receiver.serving())
         agreement_url = await stack.enter_async_context(
             serve(
                 agreement_app(
@@ -194,7 +139,6 @@ async def system(
                 "agreement": agreement_url,
                 "notify": notify_url,
                 "receiver": receiver,
-                "receiver_url": receiver_url,
                 "sessionmaker": committed_sessionmaker,
             }
 
@@ -264,7 +208,7 @@ async def test_a_notice_travels_from_case_to_receipt_and_is_held_without_consent
     endpoint = await _created(
         await http.post(
             f"{agreement_api}/api/v1/organizations/{oslo}/webhooks",
-            json={"url": f"{system['receiver_url']}/hook", "description": "Oslo kommune, mottak"},
+            json={"url": receiver.url, "description": "Oslo kommune, mottak"},
             headers=ADMIN,
         )
     )
@@ -354,10 +298,13 @@ async def test_a_notice_travels_from_case_to_receipt_and_is_held_without_consent
 
     # --- notify-worker: the webhook arrives, signed --------------------------------------------
     async def delivered() -> dict[str, Any] | None:
-        return next((body for body in receiver.received if body["case_id"] == with_consent), None)
+        verified = [item.payload for item in receiver.received if item.verified]
+        return next((body for body in verified if body["case_id"] == with_consent), None)
 
     notice = await eventually(delivered, what="the webhook for the case with consent")
-    assert receiver.rejected == 0, "every webhook verified with the public standardwebhooks package"
+    assert all(item.verified for item in receiver.received), (
+        "every webhook verified with the public standardwebhooks package"
+    )
     assert notice["type"] == "notice.release_upcoming.v1"
     assert notice["recipient_organization_id"] == oslo
     assert notice["milestone_days"] == 30
@@ -414,7 +361,7 @@ async def test_a_notice_travels_from_case_to_receipt_and_is_held_without_consent
     held = [n for n in response.json()["items"] if n["recipient_organization_id"] == oslo]
     assert held, "the municipality's notice exists"
     assert {(n["state"], n["hold_reason"]) for n in held} == {("held", "no_consent")}
-    assert all(body["case_id"] != without_consent for body in receiver.received), "no HTTP call"
+    assert all(item.payload["case_id"] != without_consent for item in receiver.received), "no HTTP call"
     deliveries = await http.get(
         f"{notify}/api/v1/deliveries", params={"case_id": without_consent}, headers=ADMIN
     )

@@ -26,7 +26,8 @@ from shared.auth import mint_token
 from shared.db import unit_of_work
 from tests.case_api.conftest import register_person
 from tests.conftest import auth, running, test_settings
-from tests.notify_worker.webhook_setup import Receiver, Setup, start_receiver, start_setup
+from tests.notify_worker.webhook_setup import Setup, start_setup
+from tests.webhook_receiver import Receiver
 
 ADMIN = auth("admin")
 
@@ -206,8 +207,8 @@ def days(n: int) -> timedelta:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    """A real local webhook receiver (tests.notify_worker.webhook_setup)."""
-    async with start_receiver() as started:
+    """A real local webhook receiver (tests.webhook_receiver)."""
+    async with Receiver().serving() as started:
         yield started
 
 

@@ -27,12 +27,11 @@ from tests.notify_worker.conftest import World, days, today
 from tests.notify_worker.webhook_setup import (
     LEASE,
     PUBLIC_CASE_API,
-    Answer,
     FixedFacts,
-    Receiver,
     Setup,
     UnreachableFacts,
 )
+from tests.webhook_receiver import Answer, Receiver
 
 
 async def test_a_due_notice_is_delivered_signed_and_thin(setup: Setup) -> None:
@@ -158,7 +157,7 @@ async def test_gone_fails_the_delivery_for_good(setup: Setup) -> None:
 
 
 async def test_a_timeout_is_recorded_and_retried(setup: Setup) -> None:
-    setup.receiver.answers = [Answer(200, sleep=1.0)]
+    setup.receiver.answers = [Answer(200, delay=1.0)]
     notice_id = await setup.notice()
     dispatcher = setup.dispatcher(read_timeout=0.3)
     now = datetime.now(UTC)
@@ -275,7 +274,7 @@ async def test_the_round_escalates_dead_notices_once_per_interval(
 
 
 async def test_stop_finishes_the_attempt_in_flight(setup: Setup) -> None:
-    setup.receiver.answers = [Answer(200, sleep=0.5)]
+    setup.receiver.answers = [Answer(200, delay=0.5)]
     notice_id = await setup.notice()
     dispatcher = setup.dispatcher()
     task = asyncio.create_task(dispatcher.run(interval=0.05))

@@ -13,7 +13,8 @@ from notify_worker.deliveries import health
 from notify_worker.deliveries.models import DeliveryState, NotifyEndpointHealth
 from notify_worker.notices.models import NoticeState
 from shared.auth import mint_token
-from tests.notify_worker.webhook_setup import Answer, Setup
+from tests.notify_worker.webhook_setup import Setup
+from tests.webhook_receiver import Answer
 
 DISABLED = "notice.endpoint_disabled.v1"
 

@@ -20,7 +20,8 @@ from shared.auth import Role, TokenVerifier
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings
 from tests.notify_worker.conftest import World, days, today
-from tests.notify_worker.webhook_setup import Answer, Setup, ops_client
+from tests.notify_worker.webhook_setup import Setup, ops_client
+from tests.webhook_receiver import Answer
 
 ADMIN = auth("admin")
 

@@ -12,7 +12,8 @@ import pytest
 
 from notify_worker.notices.models import NoticeKind
 from tests.conftest import auth
-from tests.notify_worker.webhook_setup import Answer, Setup, ops_client
+from tests.notify_worker.webhook_setup import Setup, ops_client
+from tests.webhook_receiver import Answer
 
 ADMIN = auth("admin")
 

@@ -40,14 +40,13 @@ from tests.case_api.conftest import identity_number
 from tests.infra import RabbitMQ, unique_name
 from tests.notify_worker.harness import (
     ADMIN,
-    Answer,
-    Receiver,
     ServiceProcess,
     common_settings,
     register_recipient,
     start_service,
     wait_until,
 )
+from tests.webhook_receiver import Answer, Receiver
 
 PUBLIC_CASE_API = "https://tilbake.example.no"
 MILESTONES = [0, 7, 30, 90]  # the default rule set

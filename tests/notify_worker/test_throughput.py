@@ -22,11 +22,10 @@ from shared.db import unit_of_work
 from tests.notify_worker.webhook_setup import (
     LEASE,
     PUBLIC_CASE_API,
-    Answer,
     FixedFacts,
-    Receiver,
     Setup,
 )
+from tests.webhook_receiver import Answer, Receiver
 
 
 class Counting:
@@ -242,7 +241,7 @@ async def test_due_deliveries_to_a_slow_receiver_are_sent_side_by_side(
 ) -> None:
     n = 8
     receiver.secret = "whsec_" + base64.b64encode(b"s" * 24).decode()
-    receiver.default = Answer(sleep=SLOW_RECEIVER_S)
+    receiver.default = Answer(delay=SLOW_RECEIVER_S)
     port = OneEndpoint(receiver.url, receiver.secret)
     await _notices(committed_sessionmaker, port.organization_id, n)
     sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
@@ -271,7 +270,7 @@ async def test_two_workers_leasing_batches_never_attempt_a_delivery_twice(
 ) -> None:
     n = 24
     receiver.secret = "whsec_" + base64.b64encode(b"t" * 24).decode()
-    receiver.default = Answer(sleep=0.05)
+    receiver.default = Answer(delay=0.05)
     port = OneEndpoint(receiver.url, receiver.secret)
     await _notices(committed_sessionmaker, port.organization_id, n)
     senders = [WebhookSender(connect_timeout=2.0, read_timeout=5.0) for _ in range(2)]

@@ -1,14 +1,12 @@
-"""What delivery tests share: a real local HTTP receiver answering from a per-test script, and an
-in-process agreement-api (on the test transaction) with one organization and its endpoint.
+"""What delivery tests share: an in-process agreement-api (on the test transaction) with one
+organization whose endpoint is the test's receiver (tests.webhook_receiver).
 
-Each test module declares its own ``receiver`` and ``setup`` fixtures from :func:`start_receiver`
-and :func:`start_setup`."""
+The ``receiver`` and ``setup`` fixtures are in tests/notify_worker/conftest.py; ``setup`` comes from
+:func:`start_setup`."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -16,15 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
-from standardwebhooks.webhooks import Webhook
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from notify_worker.clients import AgreementClient, Contact, NoticeFacts
 from notify_worker.deliveries.dispatcher import Dispatcher
@@ -37,75 +29,11 @@ from notify_worker.notices.service import Ports
 from shared.auth import mint_token
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings
+from tests.webhook_receiver import Receiver
 
 PUBLIC_CASE_API = "https://tilbake.example.no"
 LEASE = timedelta(minutes=2)
 COORDINATOR = Contact(name="Kari Koordinator", phone="+4790000000", email="kari@kriminalomsorgen.example")
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    retry_after: str | None = None
-    sleep: float = 0.0
-
-
-@dataclass
-class Receiver:
-    url: str
-    secret: str = ""
-    answers: list[Answer] = field(default_factory=list)
-    default: Answer = field(default_factory=Answer)
-    bodies: list[bytes] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    verified: list[bool] = field(default_factory=list)
-    in_flight: int = 0
-    most_in_flight: int = 0  # the most requests the receiver was answering at one time
-
-
-@contextlib.asynccontextmanager
-async def start_receiver() -> AsyncIterator[Receiver]:
-    """uvicorn on 127.0.0.1 (a free port) answering from a per-test script, then ``default``."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    state = Receiver(url=f"http://127.0.0.1:{sock.getsockname()[1]}/hook")
-
-    async def hook(request: Request) -> Response:
-        body = await request.body()
-        headers = dict(request.headers)
-        state.bodies.append(body)
-        state.headers.append(headers)
-        try:
-            Webhook(state.secret).verify(body, headers)  # the public package, unchanged
-            state.verified.append(True)
-        except Exception:
-            state.verified.append(False)
-        answer = state.answers.pop(0) if state.answers else state.default
-        state.in_flight += 1
-        state.most_in_flight = max(state.most_in_flight, state.in_flight)
-        try:
-            if answer.sleep:
-                await asyncio.sleep(answer.sleep)
-        finally:
-            state.in_flight -= 1
-        extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
-        return Response(status_code=answer.status, headers=extra)
-
-    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "the receiver did not start"
-    try:
-        yield state
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 class FixedFacts:

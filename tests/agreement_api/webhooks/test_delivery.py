@@ -7,8 +7,9 @@ import httpx
 from standardwebhooks import Webhook
 
 from shared import webhooks
-from tests.agreement_api.webhooks.conftest import Receiver, new_endpoint, new_organization
+from tests.agreement_api.webhooks.conftest import new_endpoint, new_organization
 from tests.conftest import auth
+from tests.webhook_receiver import MAIN, Answer, Receiver
 
 
 async def test_a_test_event_is_delivered_signed_and_verifies_with_standard_webhooks(
@@ -39,9 +40,11 @@ async def test_an_ed25519_endpoint_receives_a_v1a_signature(
     organization_id = await new_organization(local_client)
     endpoint = await new_endpoint(local_client, organization_id, url=receiver.url, key_kind="ed25519")
     public = endpoint["key"]["public_key"]
+    receiver.public_keys[MAIN] = public
     response = await local_client.post(f"/api/v1/webhooks/{endpoint['id']}/test", headers=auth("admin"))
     assert response.json()["status_code"] == 204
     (received,) = receiver.received
+    assert received.verified, "the v1a signature verifies with cryptography's ed25519"
     header = received.headers["webhook-signature"]
     assert header.startswith("v1a,")
     assert webhooks.verify_ed25519(
@@ -72,7 +75,7 @@ async def test_both_keys_sign_the_test_event_during_a_rotation(
 
 
 async def test_a_failing_receiver_is_reported(local_client: httpx.AsyncClient, receiver: Receiver) -> None:
-    receiver.status_code = 500
+    receiver.default = Answer(500)
     organization_id = await new_organization(local_client)
     endpoint = await new_endpoint(local_client, organization_id, url=receiver.url)
     result = (

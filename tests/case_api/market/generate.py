@@ -7,7 +7,7 @@ inmates, 150 bookings and their requests, with what really happens: most talks h
 no-shows, the prison unable to escort or locked down, a provider who cancels or does not turn up,
 talks moved to the cell or to video, bookings moved to a later week.
 
-Every step goes through ``case_api.market.service`` (and cases through the API), so the rules on
+Every step goes through the market's service modules (and cases through the API), so the rules on
 capacity, double booking, the state machine and scope all apply. A :class:`Clock` stands in for
 ``shared.db.utcnow`` so each step happens at the moment it would have. What the generator did is
 kept in a :class:`Month`, from which a test can work out every figure without asking the database.
@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import shared.db
 from case_api.access import Viewer
 from case_api.domains.models import Domain
-from case_api.market import service
+from case_api.market import appointments, checkins, providers, requests, sessions
 from case_api.market.models import (
     AppointmentState,
     LocationType,
@@ -271,7 +271,7 @@ class Generator:
     ) -> list[SessionRecord]:
         (h0, m0), (h1, m1) = hours
         starts = local(first, h0, m0)
-        created = await service.create_sessions(
+        created = await sessions.create_sessions(
             self.db,
             viewer=self.staff,
             data=SessionCreate(
@@ -362,7 +362,7 @@ class Generator:
         domain: Domain | None,
         note: str | None = None,
     ) -> RequestRecord:
-        created = await service.create_request(
+        created = await requests.create_request(
             self.db,
             viewer=self.staff,
             data=RequestCreate(
@@ -386,13 +386,13 @@ class Generator:
         return record
 
     async def triage(self, record: RequestRecord, state: TriageState) -> None:
-        stored = await service.load_request(self.db, viewer=self.staff, request_id=record.id)
-        await service.triage_request(self.db, viewer=self.staff, request=stored, state=state)
+        stored = await requests.load_request(self.db, viewer=self.staff, request_id=record.id)
+        await requests.triage_request(self.db, viewer=self.staff, request=stored, state=state)
         record.triage = state
 
     def _book_step(self, booking: AppointmentRecord) -> Callable[[], Awaitable[None]]:
         async def step() -> None:
-            created = await service.book(
+            created = await appointments.book(
                 self.db,
                 viewer=self.staff,
                 data=AppointmentCreate(
@@ -483,7 +483,7 @@ class Generator:
     ) -> Callable[[], Awaitable[None]]:
         async def step() -> None:
             assert booking.id is not None
-            stored = await service.load_appointment(self.db, viewer=self.desk, appointment_id=booking.id)
+            stored = await appointments.load_appointment(self.db, viewer=self.desk, appointment_id=booking.id)
             reason = {
                 AppointmentState.CANCELLED_BY_PROVIDER: "Saksbehandler syk",
                 AppointmentState.CANCELLED_BY_PRISON: "Ikke nok betjenter til fremstilling"
@@ -493,7 +493,7 @@ class Generator:
                 AppointmentState.MOVED_TO_CELL_VISIT: "Utelukket fra fellesskapet",
                 AppointmentState.MOVED_TO_VIDEO: "Samtalen tas på video",
             }.get(to)
-            await service.transition(
+            await appointments.transition(
                 self.db,
                 viewer=self.desk,
                 appointment=stored,
@@ -510,8 +510,10 @@ class Generator:
     def _reschedule(self, booking: AppointmentRecord, target: SessionRecord) -> Callable[[], Awaitable[None]]:
         async def step() -> None:
             assert booking.id is not None
-            stored = await service.load_appointment(self.db, viewer=self.staff, appointment_id=booking.id)
-            await service.transition(
+            stored = await appointments.load_appointment(
+                self.db, viewer=self.staff, appointment_id=booking.id
+            )
+            await appointments.transition(
                 self.db,
                 viewer=self.staff,
                 appointment=stored,
@@ -538,8 +540,8 @@ class Generator:
     def _check_in(self, booking: AppointmentRecord, *, minutes_late: int) -> Callable[[], Awaitable[None]]:
         async def step() -> None:
             assert booking.id is not None
-            stored = await service.load_appointment(self.db, viewer=self.desk, appointment_id=booking.id)
-            await service.check_in(
+            stored = await appointments.load_appointment(self.db, viewer=self.desk, appointment_id=booking.id)
+            await checkins.check_in(
                 self.db, viewer=self.desk, appointment=stored, data=CheckIn(minutes_late=minutes_late)
             )
             booking.state = AppointmentState.CHECKED_IN
@@ -565,8 +567,10 @@ class Generator:
                     referral = REFERRALS[kind]
                     if referral[0] not in touched:
                         touched.append(referral[0])
-            stored = await service.load_appointment(self.db, viewer=self.staff, appointment_id=booking.id)
-            await service.complete(
+            stored = await appointments.load_appointment(
+                self.db, viewer=self.staff, appointment_id=booking.id
+            )
+            await checkins.complete(
                 self.db,
                 viewer=self.staff,
                 appointment=stored,
@@ -593,10 +597,10 @@ class Generator:
         market_session.cancelled_by = side
 
         async def step() -> None:
-            stored = await service.load_session(
+            stored = await sessions.load_session(
                 self.db, viewer=self.staff, session_id=market_session.id, for_update=True
             )
-            await service.cancel_session(
+            await sessions.cancel_session(
                 self.db,
                 viewer=self.staff,
                 market_session=stored,
@@ -625,7 +629,7 @@ async def provider(
     name: str,
     kind: ProviderKind,
 ) -> ProviderRecord:
-    created = await service.create_provider(
+    created = await providers.create_provider(
         db, viewer=staff, data=ProviderCreate(organization_id=organization_id, name=name, kind=kind)
     )
     record = ProviderRecord(key=key, id=created.id, name=created.name, kind=created.kind)

@@ -25,10 +25,10 @@ from case_api.access import get_viewer
 from case_api.cases import service as cases
 from case_api.cases.schemas import CaseCreate
 from case_api.main import create_app
-from case_api.market import service as market
+from case_api.market import appointments, providers, sessions
 from case_api.market.models import AppointmentState, MarketAppointment
 from case_api.market.schemas import AppointmentCreate, AppointmentTransition, ProviderCreate, SessionCreate
-from case_api.market.service import LOCAL_TZ
+from case_api.market.sessions import LOCAL_TZ
 from case_api.organizations import service as organizations
 from case_api.persons import service as persons
 from case_api.persons.crypto import IdentityVault
@@ -103,12 +103,12 @@ async def seed(
         staff = await get_viewer(
             Principal(subject="seed", role=Role.PRISON_STAFF, organization_id=str(unit)), session
         )
-        nav_provider = await market.create_provider(
+        nav_provider = await providers.create_provider(
             session,
             viewer=staff,
             data=ProviderCreate(organization_id=nav, name="NAV Grünerløkka", kind="nav"),
         )
-        housing = await market.create_provider(
+        housing = await providers.create_provider(
             session,
             viewer=staff,
             data=ProviderCreate(organization_id=ngo, name="Røde Kors nettverk", kind="volunteer"),
@@ -118,7 +118,7 @@ async def seed(
             (nav_provider, today_at(10), 2, "Room 2"),
             (housing, today_at(13, 30), 1.5, "Library"),
         ):
-            (slot,) = await market.create_sessions(
+            (slot,) = await sessions.create_sessions(
                 session,
                 viewer=staff,
                 data=SessionCreate(
@@ -151,11 +151,11 @@ async def seed(
                 viewer=staff,
                 data=CaseCreate(person_id=person.id, current_unit_id=unit, planning_basis="final_judgment"),
             )
-            appointment = await market.book(
+            appointment = await appointments.book(
                 session, viewer=staff, data=AppointmentCreate(session_id=slot.id, case_id=case.id, **extra)
             )
             if state is not appointment.state:
-                await market.transition(
+                await appointments.transition(
                     session, viewer=staff, appointment=appointment, data=AppointmentTransition(to=state)
                 )
             booked.append(appointment.id)

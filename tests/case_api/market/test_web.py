@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from case_api.audit.models import AccessLogEntry, TimelineEntry
-from case_api.market.service import LOCAL_TZ
+from case_api.market.sessions import LOCAL_TZ
 from case_api.market.web import COOKIE
 from shared.auth import mint_token
 from tests.case_api.conftest import Directory, identity_number, open_case

@@ -13,7 +13,9 @@ from case_api.access import Viewer, ViewerDep
 from case_api.audit import service as audit
 from case_api.dependencies import IdempotencyDep
 from case_api.domains.models import Domain
-from case_api.market import access, service, stats
+from case_api.market import access, appointments, capacity, checkins, providers, requests, sessions, stats
+from case_api.market.day_list import day_plan
+from case_api.market.inmates import display_name
 from case_api.market.lifecycle import allowed_next
 from case_api.market.models import (
     AppointmentState,
@@ -53,6 +55,7 @@ from case_api.market.schemas import (
     UnitCapacityRead,
     UnitCapacityUpdate,
 )
+from case_api.market.sessions import LOCAL_TZ
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.etag import check_if_match, etag_for
@@ -125,9 +128,9 @@ def to_session_read(market_session: MarketSession, provider: MarketProvider, boo
 
 
 async def session_reads(session: SessionDep, market_sessions: list[MarketSession]) -> list[SessionRead]:
-    providers = await service.providers_by_id(session, (s.provider_id for s in market_sessions))
-    counts = await service.booked_counts(session, (s.id for s in market_sessions))
-    return [to_session_read(s, providers[s.provider_id], counts[s.id]) for s in market_sessions]
+    by_id = await providers.providers_by_id(session, (s.provider_id for s in market_sessions))
+    counts = await sessions.booked_counts(session, (s.id for s in market_sessions))
+    return [to_session_read(s, by_id[s.provider_id], counts[s.id]) for s in market_sessions]
 
 
 def to_request_read(request: MarketRequest) -> RequestRead:
@@ -171,13 +174,13 @@ def to_checkin_read(checkin: MarketCheckin, *, details: bool) -> CheckinRead:
     )
 
 
-def to_appointment_read(view: service.AppointmentView, viewer: Viewer) -> AppointmentRead:
+def to_appointment_read(view: appointments.AppointmentView, viewer: Viewer) -> AppointmentRead:
     appointment, market_session = view.appointment, view.market_session
     return AppointmentRead(
         id=appointment.id,
         session_id=appointment.session_id,
         case_id=appointment.case_id,
-        person_name=service.display_name(view.person),
+        person_name=display_name(view.person),
         unit_id=market_session.unit_id,
         starts_at=market_session.starts_at,
         ends_at=market_session.ends_at,
@@ -204,7 +207,7 @@ def to_appointment_read(view: service.AppointmentView, viewer: Viewer) -> Appoin
 async def appointment_response(
     session: SessionDep, viewer: Viewer, appointment: MarketAppointment, *, what: str
 ) -> JSONResponse:
-    (view,) = await service.views(session, [appointment])
+    (view,) = await appointments.views(session, [appointment])
     await audit.record_access(session, viewer, reads=[(view.person.id, appointment.case_id)], what=what)
     body = to_appointment_read(view, viewer).model_dump(mode="json")
     return JSONResponse(body, headers={"ETag": appointment_etag(appointment)})
@@ -227,7 +230,7 @@ async def create_provider(
     access.require_market_writer(viewer)
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
-    provider = await service.create_provider(session, viewer=viewer, data=body)
+    provider = await providers.create_provider(session, viewer=viewer, data=body)
     return await idempotency.respond(
         to_provider_read(provider),
         status_code=201,
@@ -246,7 +249,9 @@ async def list_providers(
     session: SessionDep, viewer: ViewerDep, active: bool | None = None
 ) -> list[ProviderRead]:
     """Every provider, by name (a short catalogue shared by all units)."""
-    return [to_provider_read(p) for p in await service.list_providers(session, viewer=viewer, active=active)]
+    return [
+        to_provider_read(p) for p in await providers.list_providers(session, viewer=viewer, active=active)
+    ]
 
 
 @router.get(
@@ -256,7 +261,7 @@ async def list_providers(
     summary="Read a provider",
 )
 async def get_provider(provider_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
-    provider = await service.get_provider(session, viewer=viewer, provider_id=provider_id)
+    provider = await providers.get_provider(session, viewer=viewer, provider_id=provider_id)
     body = to_provider_read(provider).model_dump(mode="json")
     return JSONResponse(body, headers={"ETag": provider_etag(provider)})
 
@@ -272,9 +277,9 @@ async def update_provider(
 ) -> Response:
     """Rename, reclassify or deactivate a provider. Needs `If-Match`."""
     access.require_market_writer(viewer)
-    provider = await service.get_provider(session, viewer=viewer, provider_id=provider_id)
+    provider = await providers.get_provider(session, viewer=viewer, provider_id=provider_id)
     check_if_match(request, provider_etag(provider))
-    provider = await service.update_provider(session, viewer=viewer, provider=provider, data=body)
+    provider = await providers.update_provider(session, viewer=viewer, provider=provider, data=body)
     body_out = to_provider_read(provider).model_dump(mode="json")
     return JSONResponse(body_out, headers={"ETag": provider_etag(provider)})
 
@@ -297,7 +302,7 @@ async def create_sessions(
     access.require_market_writer(viewer)
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
-    created = await service.create_sessions(session, viewer=viewer, data=body)
+    created = await sessions.create_sessions(session, viewer=viewer, data=body)
     reads = await session_reads(session, created)
     return await idempotency.respond(
         SessionBatch(recurrence_group=created[0].recurrence_group, items=reads),
@@ -324,7 +329,7 @@ async def list_sessions(
     cursor: str | None = None,
 ) -> Page[SessionRead]:
     """The unit's sessions in time order (404 for a unit outside your scope)."""
-    found, next_cursor = await service.list_sessions_page(
+    found, next_cursor = await sessions.list_sessions_page(
         session,
         viewer=viewer,
         unit_id=unit_id,
@@ -345,7 +350,7 @@ async def list_sessions(
     summary="Read a session",
 )
 async def get_session(session_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
-    found = await service.load_session(session, viewer=viewer, session_id=session_id)
+    found = await sessions.load_session(session, viewer=viewer, session_id=session_id)
     (read,) = await session_reads(session, [found])
     return JSONResponse(read.model_dump(mode="json"), headers={"ETag": session_etag(found)})
 
@@ -361,9 +366,9 @@ async def cancel_session(
 ) -> Response:
     """Cancel the session and its appointments that have not happened. Needs `If-Match`."""
     access.require_market_writer(viewer)
-    found = await service.load_session(session, viewer=viewer, session_id=session_id, for_update=True)
+    found = await sessions.load_session(session, viewer=viewer, session_id=session_id, for_update=True)
     check_if_match(request, session_etag(found))
-    found = await service.cancel_session(session, viewer=viewer, market_session=found, data=body)
+    found = await sessions.cancel_session(session, viewer=viewer, market_session=found, data=body)
     (read,) = await session_reads(session, [found])
     return JSONResponse(read.model_dump(mode="json"), headers={"ETag": session_etag(found)})
 
@@ -384,7 +389,7 @@ async def create_request(
     access.require_request_writer(viewer)
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
-    created = await service.create_request(session, viewer=viewer, data=body)
+    created = await requests.create_request(session, viewer=viewer, data=body)
     return await idempotency.respond(
         to_request_read(created),
         status_code=201,
@@ -408,7 +413,7 @@ async def list_requests(
     cursor: str | None = None,
 ) -> Page[RequestRead]:
     """Oldest first: the queue to triage."""
-    found, next_cursor = await service.list_requests_page(
+    found, next_cursor = await requests.list_requests_page(
         session, viewer=viewer, unit_id=unit_id, triage_state=triage_state, limit=limit, cursor=cursor
     )
     return Page(items=[to_request_read(r) for r in found], next_cursor=next_cursor)
@@ -421,7 +426,7 @@ async def list_requests(
     summary="Read a request",
 )
 async def get_request(request_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
-    found = await service.load_request(session, viewer=viewer, request_id=request_id)
+    found = await requests.load_request(session, viewer=viewer, request_id=request_id)
     return JSONResponse(to_request_read(found).model_dump(mode="json"), headers={"ETag": request_etag(found)})
 
 
@@ -436,9 +441,9 @@ async def triage_request(
 ) -> Response:
     """Accept, decline or mark scheduled. Needs `If-Match`."""
     access.require_request_writer(viewer)
-    found = await service.load_request(session, viewer=viewer, request_id=request_id)
+    found = await requests.load_request(session, viewer=viewer, request_id=request_id)
     check_if_match(request, request_etag(found))
-    found = await service.triage_request(session, viewer=viewer, request=found, state=body.triage_state)
+    found = await requests.triage_request(session, viewer=viewer, request=found, state=body.triage_state)
     return JSONResponse(to_request_read(found).model_dump(mode="json"), headers={"ETag": request_etag(found)})
 
 
@@ -460,8 +465,8 @@ async def book(
     access.require_market_writer(viewer)
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
-    appointment = await service.book(session, viewer=viewer, data=body)
-    (view,) = await service.views(session, [appointment])
+    appointment = await appointments.book(session, viewer=viewer, data=body)
+    (view,) = await appointments.views(session, [appointment])
     return await idempotency.respond(
         to_appointment_read(view, viewer),
         status_code=201,
@@ -488,7 +493,7 @@ async def list_appointments(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Page[AppointmentRead]:
-    found, next_cursor = await service.list_appointments_page(
+    found, next_cursor = await appointments.list_appointments_page(
         session,
         viewer=viewer,
         unit_id=unit_id,
@@ -500,7 +505,7 @@ async def list_appointments(
         limit=limit,
         cursor=cursor,
     )
-    shown = await service.views(session, found)
+    shown = await appointments.views(session, found)
     await audit.record_access(
         session,
         viewer,
@@ -517,7 +522,7 @@ async def list_appointments(
     summary="Read an appointment",
 )
 async def get_appointment(appointment_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
-    appointment = await service.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
+    appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
     return await appointment_response(session, viewer, appointment, what="market.appointment")
 
 
@@ -537,9 +542,9 @@ async def transition(
     """An illegal move is 409 naming `allowed_next`. `rescheduled` books the new session in the
     same call and links it as `rescheduled_to_id`. Needs `If-Match`."""
     access.require_market_writer(viewer)
-    appointment = await service.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
+    appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
     check_if_match(request, appointment_etag(appointment))
-    appointment = await service.transition(session, viewer=viewer, appointment=appointment, data=body)
+    appointment = await appointments.transition(session, viewer=viewer, appointment=appointment, data=body)
     return await appointment_response(session, viewer, appointment, what="market.appointment")
 
 
@@ -554,9 +559,9 @@ async def check_in(
 ) -> Response:
     """From `escort_confirmed` (or a move to cell or video) to `checked_in`. Needs `If-Match`."""
     access.require_market_writer(viewer)
-    appointment = await service.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
+    appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
     check_if_match(request, appointment_etag(appointment))
-    appointment = await service.check_in(session, viewer=viewer, appointment=appointment, data=body)
+    appointment = await checkins.check_in(session, viewer=viewer, appointment=appointment, data=body)
     return await appointment_response(session, viewer, appointment, what="market.appointment")
 
 
@@ -572,9 +577,9 @@ async def complete(
     """From `checked_in` to `completed`. A referral adds an action to the case's domain and
     publishes `case.market_referral_made.v1`. Needs `If-Match`."""
     access.require_market_writer(viewer)
-    appointment = await service.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
+    appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
     check_if_match(request, appointment_etag(appointment))
-    appointment = await service.complete(session, viewer=viewer, appointment=appointment, data=body)
+    appointment = await checkins.complete(session, viewer=viewer, appointment=appointment, data=body)
     return await appointment_response(session, viewer, appointment, what="market.appointment")
 
 
@@ -585,7 +590,7 @@ def to_capacity_read(unit_id: uuid.UUID, row: MarketUnitCapacity | None) -> Unit
     if row is None:
         return UnitCapacityRead(
             unit_id=unit_id,
-            escorts_available=service.DEFAULT_ESCORTS_AVAILABLE,
+            escorts_available=capacity.DEFAULT_ESCORTS_AVAILABLE,
             updated_by=None,
             updated_at=None,
             version=0,
@@ -610,7 +615,7 @@ def to_capacity_read(unit_id: uuid.UUID, row: MarketUnitCapacity | None) -> Unit
 async def get_capacity(unit_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     """Officers available for escorts per hour; the default when never set (no ETag then)."""
     await access.require_unit(session, viewer, unit_id)
-    row = await service.get_capacity(session, unit_id)
+    row = await capacity.get_capacity(session, unit_id)
     headers = {"ETag": capacity_etag(row)} if row else {}
     return JSONResponse(to_capacity_read(unit_id, row).model_dump(mode="json"), headers=headers)
 
@@ -627,10 +632,10 @@ async def put_capacity(
     """Needs `If-Match` once the unit has a capacity."""
     access.require_market_writer(viewer)
     await access.require_unit(session, viewer, unit_id)
-    row = await service.get_capacity(session, unit_id)
+    row = await capacity.get_capacity(session, unit_id)
     if row is not None:
         check_if_match(request, capacity_etag(row))
-    row = await service.put_capacity(
+    row = await capacity.put_capacity(
         session, viewer=viewer, unit_id=unit_id, escorts_available=body.escorts_available
     )
     return JSONResponse(
@@ -655,7 +660,7 @@ async def day_list(
 ) -> DayList:
     """For one unit and day: each appointment (person as "Given F."), the escorts needed per hour
     against those available, and the conflicts to resolve."""
-    plan = await service.day_plan(
+    plan = await day_plan(
         session, viewer=viewer, unit_id=unit_id, day=day, escorts_available=escorts_available
     )
     await audit.record_access(
@@ -669,7 +674,7 @@ async def day_list(
         conflicts.append(
             DayListConflict(
                 kind=ConflictKind.INMATE_DOUBLE_BOOKED,
-                detail=f"{service.display_name(a.person)} is booked in two overlapping sessions",
+                detail=f"{display_name(a.person)} is booked in two overlapping sessions",
                 session_ids=[a.market_session.id, b.market_session.id],
                 appointment_ids=[a.appointment.id, b.appointment.id],
             )
@@ -680,7 +685,7 @@ async def day_list(
                 DayListConflict(
                     kind=ConflictKind.HOUR_OVER_ESCORT_CAPACITY,
                     detail=f"{needed} escorts needed, {plan.escorts_available} available",
-                    hour=hour.astimezone(service.LOCAL_TZ),
+                    hour=hour.astimezone(LOCAL_TZ),
                 )
             )
     for market_session, provider, booked in plan.sessions:
@@ -714,7 +719,7 @@ async def day_list(
             DayListEntry(
                 appointment_id=v.appointment.id,
                 case_id=v.appointment.case_id,
-                person_name=service.display_name(v.person),
+                person_name=display_name(v.person),
                 session_id=v.market_session.id,
                 starts_at=v.market_session.starts_at,
                 ends_at=v.market_session.ends_at,
@@ -732,7 +737,7 @@ async def day_list(
         ],
         hours=[
             HourLoad(
-                hour=hour.astimezone(service.LOCAL_TZ),
+                hour=hour.astimezone(LOCAL_TZ),
                 escorts_needed=needed,
                 escorts_available=plan.escorts_available,
                 over_capacity=needed > plan.escorts_available,

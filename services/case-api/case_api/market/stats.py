@@ -27,8 +27,9 @@ from case_api.market.models import (
     PrisonCancelCause,
     ProviderKind,
 )
+from case_api.market.providers import providers_by_id
 from case_api.market.schemas import Statistics, StatisticsGroupBy, StatisticsRow
-from case_api.market.service import LOCAL_TZ, local_day_bounds, providers_by_id
+from case_api.market.sessions import LOCAL_TZ, local_day_bounds
 
 NOT_HELD = frozenset(
     {

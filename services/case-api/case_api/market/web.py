@@ -12,7 +12,7 @@ derived from the service's settings, so every replica accepts every other replic
 carries the appointment's version; a form older than the appointment answers "changed meanwhile,
 reload" instead of changing anything (the API's ``If-Match``).
 
-Everything goes through the market service and the API's shaping: the same rules, the same
+Everything goes through the market's service modules and the API's shaping: the same rules, the same
 names ("Kari N."), the same access log entries. Domains and identity numbers never reach a page.
 """
 
@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from case_api.access import Viewer, get_viewer
-from case_api.market import access, service
+from case_api.market import access, appointments, checkins, sessions
 from case_api.market import router as market_api
 from case_api.market.errors import IllegalAppointmentTransition
 from case_api.market.lifecycle import TRANSITIONS
@@ -50,6 +50,7 @@ from case_api.market.models import (
     SessionFormat,
 )
 from case_api.market.schemas import AppointmentTransition, CheckIn, Completion, DayList, DayListEntry
+from case_api.market.sessions import LOCAL_TZ
 from case_api.organizations import service as organizations
 from shared.auth import Principal, TokenVerifier
 from shared.db import unit_of_work
@@ -161,11 +162,11 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 def _local(moment: datetime) -> datetime:
-    return moment.astimezone(service.LOCAL_TZ)
+    return moment.astimezone(LOCAL_TZ)
 
 
 def _today() -> date:
-    return datetime.now(service.LOCAL_TZ).date()
+    return datetime.now(LOCAL_TZ).date()
 
 
 def _day_url(unit_id: uuid.UUID, day: date, notice: str | None = None) -> str:
@@ -449,8 +450,8 @@ async def _change(request: Request, appointment_id: str, *, what: str) -> Respon
         async with unit_of_work(request.app.state.sessionmaker) as session:
             viewer = await get_viewer(signed_in.principal, session)
             access.require_market_writer(viewer)
-            appointment = await service.load_appointment(session, viewer=viewer, appointment_id=target)
-            market_session = await service.load_session(
+            appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=target)
+            market_session = await sessions.load_session(
                 session, viewer=viewer, session_id=appointment.session_id
             )
             unit, day = market_session.unit_id, _local(market_session.starts_at).date()
@@ -481,13 +482,13 @@ async def _check_in(
     data = CheckIn(minutes_late=int(raw) if raw.isdigit() else -1)
     if appointment.state in VIA_ESCORT and appointment.state not in CHECK_IN_FROM:
         # The inmate is here, so the escort happened: confirm it first, as its own recorded step.
-        await service.transition(
+        await appointments.transition(
             session,
             viewer=viewer,
             appointment=appointment,
             data=AppointmentTransition(to=AppointmentState.ESCORT_CONFIRMED),
         )
-    await service.check_in(session, viewer=viewer, appointment=appointment, data=data)
+    await checkins.check_in(session, viewer=viewer, appointment=appointment, data=data)
 
 
 async def _complete(
@@ -499,7 +500,7 @@ async def _complete(
             "follow_up_needed": form.get("follow_up_needed") in ("on", "true", "1"),
         }
     )
-    await service.complete(session, viewer=viewer, appointment=appointment, data=data)
+    await checkins.complete(session, viewer=viewer, appointment=appointment, data=data)
 
 
 @router.post("/appointments/{appointment_id}/check-in")
@@ -540,7 +541,7 @@ async def announcements(request: Request) -> Response:
             found: list[Any] = []
             cursor: str | None = None
             for _ in range(SHEET_PAGES):
-                page, cursor = await service.list_sessions_page(
+                page, cursor = await sessions.list_sessions_page(
                     session,
                     viewer=viewer,
                     unit_id=unit,

@@ -14,7 +14,7 @@ from case_api.audit import service as audit
 from case_api.dependencies import IdempotencyDep
 from case_api.domains.models import Domain
 from case_api.market import access, appointments, capacity, checkins, providers, requests, sessions, stats
-from case_api.market.day_list import day_plan
+from case_api.market.day_list import day_plan, to_day_list
 from case_api.market.inmates import display_name
 from case_api.market.lifecycle import allowed_next
 from case_api.market.models import (
@@ -34,12 +34,7 @@ from case_api.market.schemas import (
     CheckIn,
     CheckinRead,
     Completion,
-    ConflictKind,
     DayList,
-    DayListConflict,
-    DayListEntry,
-    DayListSession,
-    HourLoad,
     ProviderCreate,
     ProviderRead,
     ProviderUpdate,
@@ -55,7 +50,6 @@ from case_api.market.schemas import (
     UnitCapacityRead,
     UnitCapacityUpdate,
 )
-from case_api.market.sessions import LOCAL_TZ
 from shared.db import SessionDep
 from shared.errors import problem_responses
 from shared.etag import check_if_match, etag_for
@@ -663,89 +657,8 @@ async def day_list(
     plan = await day_plan(
         session, viewer=viewer, unit_id=unit_id, day=day, escorts_available=escorts_available
     )
-    await audit.record_access(
-        session,
-        viewer,
-        reads=[(v.person.id, v.appointment.case_id) for v in plan.entries],
-        what="market.day_list",
-    )
-    conflicts: list[DayListConflict] = []
-    for a, b in plan.double_booked:
-        conflicts.append(
-            DayListConflict(
-                kind=ConflictKind.INMATE_DOUBLE_BOOKED,
-                detail=f"{display_name(a.person)} is booked in two overlapping sessions",
-                session_ids=[a.market_session.id, b.market_session.id],
-                appointment_ids=[a.appointment.id, b.appointment.id],
-            )
-        )
-    for hour, needed in plan.hours:
-        if needed > plan.escorts_available:
-            conflicts.append(
-                DayListConflict(
-                    kind=ConflictKind.HOUR_OVER_ESCORT_CAPACITY,
-                    detail=f"{needed} escorts needed, {plan.escorts_available} available",
-                    hour=hour.astimezone(LOCAL_TZ),
-                )
-            )
-    for market_session, provider, booked in plan.sessions:
-        if booked > market_session.capacity:
-            conflicts.append(
-                DayListConflict(
-                    kind=ConflictKind.SESSION_OVER_CAPACITY,
-                    detail=f"{provider.name}: {booked} booked, capacity {market_session.capacity}",
-                    session_ids=[market_session.id],
-                )
-            )
-    return DayList(
-        unit_id=unit_id,
-        date=day,
-        escorts_available=plan.escorts_available,
-        sessions=[
-            DayListSession(
-                session_id=s.id,
-                starts_at=s.starts_at,
-                ends_at=s.ends_at,
-                provider_name=p.name,
-                format=s.format,
-                location_type=s.location_type,
-                capacity=s.capacity,
-                booked=booked,
-                cancelled=s.cancelled_at is not None,
-            )
-            for s, p, booked in plan.sessions
-        ],
-        entries=[
-            DayListEntry(
-                appointment_id=v.appointment.id,
-                case_id=v.appointment.case_id,
-                person_name=display_name(v.person),
-                session_id=v.market_session.id,
-                starts_at=v.market_session.starts_at,
-                ends_at=v.market_session.ends_at,
-                provider_name=v.provider.name,
-                format=v.market_session.format,
-                location_type=v.appointment.moved_to or v.market_session.location_type,
-                location_note=v.market_session.location_note,
-                escort_officers=v.appointment.escort_officers,
-                needs_lift=v.appointment.needs_lift,
-                high_security=v.appointment.high_security,
-                state=v.appointment.state,
-                version=v.appointment.version,
-            )
-            for v in plan.entries
-        ],
-        hours=[
-            HourLoad(
-                hour=hour.astimezone(LOCAL_TZ),
-                escorts_needed=needed,
-                escorts_available=plan.escorts_available,
-                over_capacity=needed > plan.escorts_available,
-            )
-            for hour, needed in plan.hours
-        ],
-        conflicts=conflicts,
-    )
+    await audit.record_access(session, viewer, reads=plan.reads, what="market.day_list")
+    return to_day_list(plan)
 
 
 # --- statistics ---------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ derived from the service's settings, so every replica accepts every other replic
 carries the appointment's version; a form older than the appointment answers "changed meanwhile,
 reload" instead of changing anything (the API's ``If-Match``).
 
-Everything goes through the market's service modules and the API's shaping: the same rules, the same
-names ("Kari N."), the same access log entries. Domains and identity numbers never reach a page.
+Everything goes through the market's service modules, and the day list through the same
+`DayList` the API answers: the same rules, the same names ("Kari N."), the same access log entries.
+Domains and identity numbers never reach a page.
 """
 
 from __future__ import annotations
@@ -38,14 +39,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from case_api.access import Viewer, get_viewer
-from case_api.market import access, appointments, checkins, sessions
-from case_api.market import router as market_api
+from case_api.audit import service as audit
+from case_api.market import access, appointments, checkins, providers, sessions
+from case_api.market.day_list import day_plan, to_day_list
 from case_api.market.errors import IllegalAppointmentTransition
 from case_api.market.lifecycle import TRANSITIONS
 from case_api.market.models import (
     AppointmentState,
     LocationType,
     MarketAppointment,
+    MarketSession,
     OutcomeCode,
     SessionFormat,
 )
@@ -391,10 +394,10 @@ async def day_page(
             unit = wanted_unit or viewer.organization_id
             if unit is None:
                 return _render("choose_unit.html", day=day.isoformat(), csrf=signed_in.csrf)
-            # The API's own day list: the same rules, names and access log entries.
-            day_list = await market_api.day_list(
-                session, viewer, unit_id=unit, day=day, escorts_available=None
-            )
+            # The API's day list: the same plan, names and access log entry.
+            plan = await day_plan(session, viewer=viewer, unit_id=unit, day=day, escorts_available=None)
+            await audit.record_access(session, viewer, reads=plan.reads, what="market.day_list")
+            day_list = to_day_list(plan)
             unit_ref = await organizations.get(session, unit)
             page = _render(
                 "day.html",
@@ -538,7 +541,7 @@ async def announcements(request: Request) -> Response:
             unit = wanted_unit or viewer.organization_id
             if unit is None:
                 return _render("choose_unit.html", day=first.isoformat(), csrf=signed_in.csrf)
-            found: list[Any] = []
+            found: list[MarketSession] = []
             cursor: str | None = None
             for _ in range(SHEET_PAGES):
                 page, cursor = await sessions.list_sessions_page(
@@ -554,21 +557,21 @@ async def announcements(request: Request) -> Response:
                 found.extend(page)
                 if cursor is None:
                     break
-            reads = await market_api.session_reads(session, found)
+            names = await providers.providers_by_id(session, (s.provider_id for s in found))
             unit_ref = await organizations.get(session, unit)
     except ProblemError as exc:
         return _problem_page(exc)
     days: dict[date, list[dict[str, Any]]] = {}
-    for read in reads:
-        start = _local(read.starts_at)
+    for market_session in found:
+        start = _local(market_session.starts_at)
         days.setdefault(start.date(), []).append(
             {
-                "time": f"{start:%H:%M}{DASH}{_local(read.ends_at):%H:%M}",
-                "provider": read.provider_name,
-                "format": FORMAT_LABELS[read.format],
-                "location": LOCATION_LABELS[read.location_type],
-                "location_note": read.location_note,
-                "announcement": read.announcement,
+                "time": f"{start:%H:%M}{DASH}{_local(market_session.ends_at):%H:%M}",
+                "provider": names[market_session.provider_id].name,
+                "format": FORMAT_LABELS[market_session.format],
+                "location": LOCATION_LABELS[market_session.location_type],
+                "location_note": market_session.location_note,
+                "announcement": market_session.announcement,
             }
         )
     return _render(

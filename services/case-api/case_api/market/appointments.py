@@ -17,6 +17,7 @@ from case_api.cases.errors import NotInCustody
 from case_api.cases.lifecycle import IN_CUSTODY
 from case_api.cases.models import Case
 from case_api.market import access, inmates, providers, sessions
+from case_api.market.checkins import checkins_by_appointment
 from case_api.market.errors import (
     AppointmentNotFound,
     CaseNotInUnit,
@@ -113,6 +114,30 @@ async def _lock_place(
     return market_session, case
 
 
+def _record_booking(
+    session: AsyncSession,
+    viewer: Viewer,
+    appointment: MarketAppointment,
+    market_session: MarketSession,
+    **extra: str,
+) -> None:
+    """The new appointment on the case's timeline, with its session's time and provider."""
+    audit.record_change(
+        session,
+        viewer,
+        case_id=appointment.case_id,
+        action="market.appointment_booked",
+        entity="market_appointment",
+        entity_id=appointment.id,
+        after={
+            **audit.snapshot(appointment, APPOINTMENT_FIELDS),
+            "starts_at": market_session.starts_at.isoformat(),
+            "provider_id": str(market_session.provider_id),
+            **extra,
+        },
+    )
+
+
 async def book(session: AsyncSession, *, viewer: Viewer, data: AppointmentCreate) -> MarketAppointment:
     """Give an inmate a place in a session: no place past capacity, no overlapping bookings."""
     access.require_market_writer(viewer)
@@ -138,19 +163,7 @@ async def book(session: AsyncSession, *, viewer: Viewer, data: AppointmentCreate
         request.triage_state = TriageState.SCHEDULED
         request.updated_at = utcnow()
     await session.flush()
-    audit.record_change(
-        session,
-        viewer,
-        case_id=case.id,
-        action="market.appointment_booked",
-        entity="market_appointment",
-        entity_id=appointment.id,
-        after={
-            **audit.snapshot(appointment, APPOINTMENT_FIELDS),
-            "starts_at": market_session.starts_at.isoformat(),
-            "provider_id": str(market_session.provider_id),
-        },
-    )
+    _record_booking(session, viewer, appointment, market_session)
     await session.flush()
     return appointment
 
@@ -169,16 +182,7 @@ async def views(session: AsyncSession, appointments: list[MarketAppointment]) ->
     }
     by_id = await providers.providers_by_id(session, (s.provider_id for s in market_sessions.values()))
     persons = await inmates.person_names(session, (a.case_id for a in appointments))
-    checkins = {
-        c.appointment_id: c
-        for c in (
-            await session.execute(
-                select(MarketCheckin).where(
-                    col(MarketCheckin.appointment_id).in_([a.id for a in appointments])
-                )
-            )
-        ).scalars()
-    }
+    checkins = await checkins_by_appointment(session, (a.id for a in appointments))
     out = []
     for appointment in appointments:
         market_session = market_sessions[appointment.session_id]
@@ -231,10 +235,7 @@ async def list_appointments_page(
         conditions.append(col(MarketAppointment.case_id) == case_id)
     if states:
         conditions.append(col(MarketAppointment.state).in_(states))
-    if from_date is not None:
-        conditions.append(col(MarketSession.starts_at) >= sessions.local_day_bounds(from_date)[0])
-    if to_date is not None:
-        conditions.append(col(MarketSession.starts_at) < sessions.local_day_bounds(to_date)[1])
+    conditions.extend(sessions.starts_within(from_date, to_date))
     if cursor is not None:
         starts_at, last = decode_cursor(cursor, aware_datetime, as_uuid)
         conditions.append(
@@ -303,19 +304,6 @@ async def transition(
         reason=data.reason,
         extra={"rescheduled_to_id": str(new.id), "to_session_id": str(target.id)},
     )
-    audit.record_change(
-        session,
-        viewer,
-        case_id=new.case_id,
-        action="market.appointment_booked",
-        entity="market_appointment",
-        entity_id=new.id,
-        after={
-            **audit.snapshot(new, APPOINTMENT_FIELDS),
-            "starts_at": target.starts_at.isoformat(),
-            "provider_id": str(target.provider_id),
-            "rescheduled_from_id": str(appointment.id),
-        },
-    )
+    _record_booking(session, viewer, new, target, rescheduled_from_id=str(appointment.id))
     await session.flush()
     return appointment

@@ -24,7 +24,7 @@ async def put_capacity(
     session: AsyncSession, *, viewer: Viewer, unit_id: uuid.UUID, escorts_available: int
 ) -> MarketUnitCapacity:
     access.require_market_writer(viewer)
-    row = await session.get(MarketUnitCapacity, unit_id)
+    row = await get_capacity(session, unit_id)
     if row is None:
         row = MarketUnitCapacity(
             unit_id=unit_id, escorts_available=escorts_available, updated_by=viewer.subject

@@ -3,6 +3,9 @@ case's domain and an event. Flush, never commit."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -26,6 +29,16 @@ from case_api.market.state_changes import check_transition, set_state
 from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.errors import Forbidden
+
+
+async def checkins_by_appointment(
+    session: AsyncSession, appointment_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, MarketCheckin]:
+    """The check-in of each appointment that has one."""
+    rows = await session.execute(
+        select(MarketCheckin).where(col(MarketCheckin.appointment_id).in_(list(appointment_ids)))
+    )
+    return {checkin.appointment_id: checkin for checkin in rows.scalars()}
 
 
 async def checkin_of(session: AsyncSession, appointment: MarketAppointment) -> MarketCheckin | None:

@@ -14,17 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from case_api.access import Viewer
-from case_api.market import access, capacity, providers, sessions
+from case_api.market import access, capacity, sessions
 from case_api.market.appointments import AppointmentView, views
 from case_api.market.inmates import display_name
 from case_api.market.lifecycle import OCCUPIES_INMATE
-from case_api.market.models import (
-    AppointmentState,
-    LocationType,
-    MarketAppointment,
-    MarketProvider,
-    MarketSession,
-)
+from case_api.market.models import AppointmentState, LocationType, MarketAppointment, MarketSession
 from case_api.market.schemas import (
     ConflictKind,
     DayList,
@@ -33,7 +27,7 @@ from case_api.market.schemas import (
     DayListSession,
     HourLoad,
 )
-from case_api.market.sessions import LOCAL_TZ
+from case_api.market.sessions import LOCAL_TZ, SessionBooking
 
 _ESCORTED = frozenset(
     {
@@ -53,7 +47,7 @@ class DayPlan:
     unit_id: uuid.UUID
     day: date
     escorts_available: int
-    sessions: list[tuple[MarketSession, MarketProvider, int]]
+    sessions: list[SessionBooking]
     entries: list[AppointmentView]
     hours: list[tuple[datetime, int]]
     conflicts: list[DayListConflict]
@@ -91,9 +85,7 @@ async def day_plan(
             )
         ).scalars()
     )
-    by_id = await providers.providers_by_id(session, (s.provider_id for s in market_sessions))
-    counts = await sessions.booked_counts(session, (s.id for s in market_sessions))
-    booked = [(s, by_id[s.provider_id], counts[s.id]) for s in market_sessions]
+    booked = await sessions.with_bookings(session, market_sessions)
     appointments = list(
         (
             await session.execute(
@@ -176,7 +168,7 @@ def _hours_over_capacity(hours: list[tuple[datetime, int]], escorts_available: i
     ]
 
 
-def _sessions_over_capacity(booked: list[tuple[MarketSession, MarketProvider, int]]) -> list[DayListConflict]:
+def _sessions_over_capacity(booked: list[SessionBooking]) -> list[DayListConflict]:
     """A session with more places taken than it has."""
     return [
         DayListConflict(

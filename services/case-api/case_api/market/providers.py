@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from case_api.access import Viewer
 from case_api.market import access
-from case_api.market.errors import ProviderNotFound
+from case_api.market.errors import InvalidMarketChange, ProviderNotFound
 from case_api.market.models import MarketProvider
 from case_api.market.schemas import ProviderCreate, ProviderUpdate
 from case_api.organizations import service as organizations
@@ -67,6 +67,18 @@ async def list_providers(
     if active is not None:
         query = query.where(col(MarketProvider.active) == active)
     return list((await session.execute(query)).scalars())
+
+
+async def require_provider_for_change(
+    session: AsyncSession, *, provider_id: uuid.UUID, field: str, active: bool = False
+) -> MarketProvider:
+    """A provider named in a body: 422 on `field` when unknown or, with `active`, inactive."""
+    provider = await session.get(MarketProvider, provider_id)
+    if provider is None:
+        raise InvalidMarketChange(f"No provider {provider_id}", field=field)
+    if active and not provider.active:
+        raise InvalidMarketChange("The provider is not active", field=field)
+    return provider
 
 
 async def providers_by_id(

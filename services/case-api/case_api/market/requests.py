@@ -11,9 +11,9 @@ from sqlmodel import col
 
 from case_api.access import Viewer
 from case_api.audit import service as audit
-from case_api.market import access, inmates
-from case_api.market.errors import InvalidMarketChange, RequestNotFound
-from case_api.market.models import MarketProvider, MarketRequest, TriageState
+from case_api.market import access, inmates, providers
+from case_api.market.errors import RequestNotFound
+from case_api.market.models import MarketRequest, TriageState
 from case_api.market.schemas import RequestCreate
 from shared.db import utcnow
 from shared.pagination import keyset_page
@@ -22,11 +22,10 @@ from shared.pagination import keyset_page
 async def create_request(session: AsyncSession, *, viewer: Viewer, data: RequestCreate) -> MarketRequest:
     access.require_request_writer(viewer)
     case = await inmates.load_case(session, viewer=viewer, case_id=data.case_id)
-    if (
-        data.wanted_provider_id is not None
-        and await session.get(MarketProvider, data.wanted_provider_id) is None
-    ):
-        raise InvalidMarketChange(f"No provider {data.wanted_provider_id}", field="wanted_provider_id")
+    if data.wanted_provider_id is not None:
+        await providers.require_provider_for_change(
+            session, provider_id=data.wanted_provider_id, field="wanted_provider_id"
+        )
     request = MarketRequest(
         case_id=case.id,
         unit_id=case.current_unit_id,

@@ -122,9 +122,7 @@ def to_session_read(market_session: MarketSession, provider: MarketProvider, boo
 
 
 async def session_reads(session: SessionDep, market_sessions: list[MarketSession]) -> list[SessionRead]:
-    by_id = await providers.providers_by_id(session, (s.provider_id for s in market_sessions))
-    counts = await sessions.booked_counts(session, (s.id for s in market_sessions))
-    return [to_session_read(s, by_id[s.provider_id], counts[s.id]) for s in market_sessions]
+    return [to_session_read(*booking) for booking in await sessions.with_bookings(session, market_sessions)]
 
 
 def to_request_read(request: MarketRequest) -> RequestRead:

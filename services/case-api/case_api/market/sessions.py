@@ -7,13 +7,14 @@ import calendar
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from case_api.access import Viewer
-from case_api.market import access
+from case_api.market import access, providers
 from case_api.market.errors import InvalidMarketChange, SessionCancelled, SessionNotFound
 from case_api.market.lifecycle import ACTIVE, OPEN
 from case_api.market.models import (
@@ -34,10 +35,28 @@ LOCAL_TZ = OSLO
 MAX_OCCURRENCES = 104
 
 
+class SessionBooking(NamedTuple):
+    """A session with its provider and the places taken in it."""
+
+    market_session: MarketSession
+    provider: MarketProvider
+    booked: int
+
+
 def local_day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(0), tzinfo=LOCAL_TZ)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=LOCAL_TZ)
     return start, end
+
+
+def starts_within(from_date: date | None, to_date: date | None) -> list[ColumnElement[bool]]:
+    """Conditions on a session's start: from one local day to another, both included, either open."""
+    conditions: list[ColumnElement[bool]] = []
+    if from_date is not None:
+        conditions.append(col(MarketSession.starts_at) >= local_day_bounds(from_date)[0])
+    if to_date is not None:
+        conditions.append(col(MarketSession.starts_at) < local_day_bounds(to_date)[1])
+    return conditions
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -71,21 +90,14 @@ def occurrences(starts_at: datetime, recurrence: Recurrence, repeat_until: date 
             )
 
 
-async def _active_provider(session: AsyncSession, provider_id: uuid.UUID) -> MarketProvider:
-    provider = await session.get(MarketProvider, provider_id)
-    if provider is None:
-        raise InvalidMarketChange(f"No provider {provider_id}", field="provider_id")
-    if not provider.active:
-        raise InvalidMarketChange("The provider is not active", field="provider_id")
-    return provider
-
-
 async def create_sessions(
     session: AsyncSession, *, viewer: Viewer, data: SessionCreate
 ) -> list[MarketSession]:
     """One session, or with `repeat_until` every occurrence of a weekly or monthly series."""
     await access.require_unit_for_change(session, viewer, data.unit_id, field="unit_id")
-    await _active_provider(session, data.provider_id)
+    await providers.require_provider_for_change(
+        session, provider_id=data.provider_id, field="provider_id", active=True
+    )
     duration = data.ends_at - data.starts_at
     starts = occurrences(data.starts_at, data.recurrence, data.repeat_until)
     group = uuid.uuid4() if len(starts) > 1 or data.repeat_until is not None else None
@@ -145,6 +157,13 @@ async def booked_counts(session: AsyncSession, session_ids: Iterable[uuid.UUID])
     return counts
 
 
+async def with_bookings(session: AsyncSession, market_sessions: list[MarketSession]) -> list[SessionBooking]:
+    """Each session with its provider and places taken, in the given order (two queries)."""
+    by_id = await providers.providers_by_id(session, (s.provider_id for s in market_sessions))
+    counts = await booked_counts(session, (s.id for s in market_sessions))
+    return [SessionBooking(s, by_id[s.provider_id], counts[s.id]) for s in market_sessions]
+
+
 async def list_sessions_page(
     session: AsyncSession,
     *,
@@ -159,11 +178,10 @@ async def list_sessions_page(
 ) -> tuple[list[MarketSession], str | None]:
     """A unit's sessions in time order, keyset-paginated on (starts_at, id)."""
     await access.require_unit(session, viewer, unit_id)
-    conditions: list[ColumnElement[bool]] = [col(MarketSession.unit_id) == unit_id]
-    if from_date is not None:
-        conditions.append(col(MarketSession.starts_at) >= local_day_bounds(from_date)[0])
-    if to_date is not None:
-        conditions.append(col(MarketSession.starts_at) < local_day_bounds(to_date)[1])
+    conditions: list[ColumnElement[bool]] = [
+        col(MarketSession.unit_id) == unit_id,
+        *starts_within(from_date, to_date),
+    ]
     if provider_id is not None:
         conditions.append(col(MarketSession.provider_id) == provider_id)
     if not include_cancelled:

@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from case_api.access import Viewer
 from case_api.market import access
+from case_api.market.checkins import checkins_by_appointment
 from case_api.market.errors import InvalidMarketChange
 from case_api.market.lifecycle import ATTENDED
 from case_api.market.models import (
@@ -129,16 +130,7 @@ async def compute(
             )
         ).scalars()
     )
-    checkins = {
-        c.appointment_id: c
-        for c in (
-            await session.execute(
-                select(MarketCheckin).where(
-                    col(MarketCheckin.appointment_id).in_([a.id for a in appointments])
-                )
-            )
-        ).scalars()
-    }
+    checkins = await checkins_by_appointment(session, (a.id for a in appointments))
     requests = list(
         (
             await session.execute(

@@ -19,11 +19,11 @@ never do something answers 403. Consent-gated roles see only the domains their c
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -58,6 +58,8 @@ class Viewer:
     principal: Principal
     organization: OrganizationRef | None
     region_id: uuid.UUID | None
+    # The app's cache of organization facts; a viewer made outside a request gets an empty one.
+    organization_facts: organizations.FactsCache = field(default_factory=organizations.FactsCache)
 
     @property
     def role(self) -> Role:
@@ -80,9 +82,10 @@ class Viewer:
         return self.role in CONSENT_GATED
 
 
-async def get_viewer(principal: PrincipalDep, session: SessionDep) -> Viewer:
+async def get_viewer(request: Request, principal: PrincipalDep, session: SessionDep) -> Viewer:
     """The caller and its organization's facts (cached per organization for a few seconds: see
     :mod:`case_api.organizations.service`). Each request gets its own transient organization."""
+    cache: organizations.FactsCache = request.app.state.organization_facts
     facts = None
     if principal.organization_id:
         try:
@@ -90,10 +93,12 @@ async def get_viewer(principal: PrincipalDep, session: SessionDep) -> Viewer:
         except ValueError:
             organization_id = None
         if organization_id is not None:
-            facts = await organizations.facts(session, organization_id)
+            facts = await cache.facts(session, organization_id)
     if facts is None:
-        return Viewer(principal=principal, organization=None, region_id=None)
-    return Viewer(principal=principal, organization=facts.ref(), region_id=facts.region_id)
+        return Viewer(principal=principal, organization=None, region_id=None, organization_facts=cache)
+    return Viewer(
+        principal=principal, organization=facts.ref(), region_id=facts.region_id, organization_facts=cache
+    )
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]

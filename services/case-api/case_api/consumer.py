@@ -13,34 +13,37 @@ from shared.contracts import events as contracts
 from shared.events import EventEnvelope
 
 
-async def _organization(
-    session: AsyncSession,
-    _event: EventEnvelope,
-    payload: contracts.OrganizationCreated | contracts.OrganizationChanged,
-) -> None:
-    await organizations.upsert_from_event(session, payload)
-
-
-def _forget_organizations(_payload: contracts.EventPayload) -> None:
-    # Committed now: drop the cached facts again, in case a request cached the old row between
-    # the upsert (which dropped them first) and the commit.
-    organizations.forget()
-
-
 async def _receipt_accepted(
     session: AsyncSession, _event: EventEnvelope, payload: contracts.NoticeReceiptAccepted
 ) -> None:
     await receipts.add_contacts(session, payload)
 
 
-def make_handler(sessionmaker: async_sessionmaker[AsyncSession]) -> InboxConsumer:
+def make_handler(
+    sessionmaker: async_sessionmaker[AsyncSession], organization_facts: organizations.FactsCache
+) -> InboxConsumer:
+    """The consumer; ``organization_facts`` is the app's cache, dropped by every directory event."""
+
+    async def organization(
+        session: AsyncSession,
+        _event: EventEnvelope,
+        payload: contracts.OrganizationCreated | contracts.OrganizationChanged,
+    ) -> None:
+        organization_facts.clear()
+        await organizations.upsert_from_event(session, payload)
+
+    def forget_organizations(_payload: contracts.EventPayload) -> None:
+        # Committed now: drop the facts again, in case a request cached the old row between the
+        # upsert and the commit.
+        organization_facts.clear()
+
     return InboxConsumer(
         service="case-api",
         inbox=CaseInbox,
         sessionmaker=sessionmaker,
         routes=routes(
-            Route(contracts.OrganizationCreated, _organization, after_commit=_forget_organizations),
-            Route(contracts.OrganizationChanged, _organization, after_commit=_forget_organizations),
+            Route(contracts.OrganizationCreated, organization, after_commit=forget_organizations),
+            Route(contracts.OrganizationChanged, organization, after_commit=forget_organizations),
             Route(contracts.NoticeReceiptAccepted, _receipt_accepted),
         ),
     )

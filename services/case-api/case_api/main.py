@@ -9,6 +9,7 @@ from case_api.consumer import make_handler
 from case_api.market.web import router as market_pages
 from case_api.models import CaseOutbox
 from case_api.notices.agreements import AgreementApi
+from case_api.organizations.service import FactsCache
 from case_api.persons.crypto import IdentityVault
 from shared.app import Consumer, ServiceParts, build_app
 from shared.bus import MessageBus
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
     settings = settings or get_settings()
 
     async def build_vault(app: FastAPI) -> None:
+        app.state.organization_facts = FactsCache()
         app.state.identity_vault = IdentityVault(
             hash_key=settings.identity_hash_key, encryption_keys=settings.identity_encryption_keys
         )
@@ -54,7 +56,7 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         consumer=Consumer(
             queue=settings.queue,
             binding_keys=settings.binding_keys,
-            make_handler=lambda app: make_handler(app.state.sessionmaker),
+            make_handler=lambda app: make_handler(app.state.sessionmaker, app.state.organization_facts),
         ),
         openapi_tags=[
             {"name": "persons", "description": "Inmates, registered once; identity numbers only in bodies."},

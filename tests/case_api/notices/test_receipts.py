@@ -20,6 +20,7 @@ from case_api.group.models import GroupMember
 from case_api.main import create_app
 from case_api.models import CaseInbox
 from case_api.organizations import service as organizations
+from case_api.organizations.service import FactsCache
 from shared.bus import RabbitMQBus
 from shared.contracts.events import MalformedEvent, NoticeReceiptAccepted
 from shared.db import unit_of_work
@@ -65,7 +66,7 @@ async def test_the_contact_joins_the_group_once_however_often_the_event_comes(
     case_client: httpx.AsyncClient, directory: Directory, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     case = await open_case(case_client, directory.coordinator_east, unit=directory.unit_oslo)
-    handle = make_handler(sessionmaker)
+    handle = make_handler(sessionmaker, FactsCache())
     event = receipt_event(case["id"], directory.oslo)
 
     await handle(event)
@@ -101,7 +102,7 @@ async def test_the_role_follows_the_organizations_type_and_the_substitute_is_no_
     case_client: httpx.AsyncClient, directory: Directory, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     case = await open_case(case_client, directory.coordinator_east, unit=directory.unit_oslo)
-    handle = make_handler(sessionmaker)
+    handle = make_handler(sessionmaker, FactsCache())
     await handle(receipt_event(case["id"], directory.nav_grunerlokka, substitute=SUBSTITUTE))
     await handle(
         receipt_event(
@@ -135,7 +136,7 @@ async def test_receipts_the_group_cannot_take_are_logged_and_skipped_without_rai
     data: dict[str, Any],
 ) -> None:
     case = await open_case(case_client, directory.coordinator_east, unit=directory.unit_oslo)
-    await make_handler(sessionmaker)(receipt_event(case["id"], directory.oslo, **data))
+    await make_handler(sessionmaker, FactsCache())(receipt_event(case["id"], directory.oslo, **data))
     assert await members(case_client, directory, case["id"]) == []
 
 
@@ -154,7 +155,7 @@ async def test_receipts_that_break_the_contract_are_refused_before_anything_is_w
     good = receipt_event(case["id"], directory.oslo)
     broken = good.model_copy(update={"data": {**good.data, **data}})
     with pytest.raises(MalformedEvent):
-        await make_handler(sessionmaker)(broken)
+        await make_handler(sessionmaker, FactsCache())(broken)
     async with sessionmaker() as session:
         assert await session.get(CaseInbox, broken.id) is None
     assert await members(case_client, directory, case["id"]) == []
@@ -164,7 +165,7 @@ async def test_a_bad_contact_does_not_keep_out_a_good_substitute(
     case_client: httpx.AsyncClient, directory: Directory, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     case = await open_case(case_client, directory.coordinator_east, unit=directory.unit_oslo)
-    await make_handler(sessionmaker)(
+    await make_handler(sessionmaker, FactsCache())(
         receipt_event(
             case["id"], directory.oslo, contact={"name": "X", "phone": "call me"}, substitute=SUBSTITUTE
         )
@@ -185,7 +186,7 @@ async def test_an_unknown_or_closed_case_is_skipped(
         f"{url}/status", json={"status": "closed"}, headers={**directory.coordinator_east, "If-Match": etag}
     )
     assert closed.status_code == 200, closed.text
-    handle = make_handler(sessionmaker)
+    handle = make_handler(sessionmaker, FactsCache())
     await handle(receipt_event(case["id"], directory.oslo))
     await handle(receipt_event(uuid.uuid4(), directory.oslo))
     assert await members(case_client, directory, case["id"]) == []

@@ -22,14 +22,15 @@ from tests.events import organization_event
 ORGANIZATION_READ = re.compile(r"\bFROM case_organization_ref\b")
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts with an empty cache whose entries outlive a slow machine: only a directory
-    change may end them here, never the clock."""
-    monkeypatch.setattr(organizations, "FACTS_SECONDS", 3600.0)
-    organizations.forget()
-    yield
-    organizations.forget()
+@pytest.fixture
+def facts_cache(case_client: httpx.AsyncClient) -> organizations.FactsCache:
+    """The app's cache, replaced by an empty one whose entries outlive a slow machine: only a
+    directory change may end them here, never the clock."""
+    transport = case_client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    app: Any = transport.app
+    app.state.organization_facts = organizations.FactsCache(ttl=3600.0)
+    return app.state.organization_facts  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -49,7 +50,10 @@ def organization_reads(connection: AsyncConnection) -> Iterator[list[str]]:
 
 
 async def test_the_callers_organization_is_read_once_and_again_after_a_change(
-    case_client: httpx.AsyncClient, directory: Directory, organization_reads: list[str]
+    case_client: httpx.AsyncClient,
+    directory: Directory,
+    facts_cache: organizations.FactsCache,
+    organization_reads: list[str],
 ) -> None:
     headers = directory.coordinator_east
     case = await open_case(case_client, headers, unit=directory.unit_oslo)
@@ -58,13 +62,16 @@ async def test_the_callers_organization_is_read_once_and_again_after_a_change(
         response = await case_client.get(f"/api/v1/cases/{case['id']}", headers=headers)
         assert response.status_code == 200
     assert organization_reads == []
-    organizations.forget()
+    facts_cache.clear()
     assert (await case_client.get(f"/api/v1/cases/{case['id']}", headers=headers)).status_code == 200
     assert len(organization_reads) == 1  # the region is its own region: no walk up
 
 
 async def test_opening_cases_reads_the_unit_once(
-    case_client: httpx.AsyncClient, directory: Directory, organization_reads: list[str]
+    case_client: httpx.AsyncClient,
+    directory: Directory,
+    facts_cache: organizations.FactsCache,
+    organization_reads: list[str],
 ) -> None:
     headers = directory.coordinator_east
     await open_case(case_client, headers, unit=directory.unit_oslo)
@@ -79,12 +86,15 @@ def moved(unit: uuid.UUID, region: uuid.UUID) -> EventEnvelope:
 
 
 async def test_a_unit_moved_by_a_directory_event_counts_at_the_next_request(
-    case_client: httpx.AsyncClient, directory: Directory, sessionmaker: async_sessionmaker[AsyncSession]
+    case_client: httpx.AsyncClient,
+    directory: Directory,
+    facts_cache: organizations.FactsCache,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     east, south = directory.coordinator_east, directory.headers("coordinator", directory.region_south)
     await open_case(case_client, east, unit=directory.unit_oslo)  # the unit's facts are cached now
 
-    await make_handler(sessionmaker)(moved(directory.unit_oslo, directory.region_south))
+    await make_handler(sessionmaker, facts_cache)(moved(directory.unit_oslo, directory.region_south))
 
     person = await register_person(case_client, east)
     body = {
@@ -101,7 +111,10 @@ async def test_a_unit_moved_by_a_directory_event_counts_at_the_next_request(
 
 
 async def test_a_region_change_reaches_its_coordinators_view_at_once(
-    case_client: httpx.AsyncClient, directory: Directory, sessionmaker: async_sessionmaker[AsyncSession]
+    case_client: httpx.AsyncClient,
+    directory: Directory,
+    facts_cache: organizations.FactsCache,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The coordinator's own organization is cached too: it turns into a prison, and its coordinator
     no longer sees the region's cases."""
@@ -110,6 +123,6 @@ async def test_a_region_change_reaches_its_coordinators_view_at_once(
     assert (await case_client.get(f"/api/v1/cases/{case['id']}", headers=east)).status_code == 200
 
     changed = organization_event(directory.region_east, "prison", "Øst", changed=["type", "name"])
-    await make_handler(sessionmaker)(changed)
+    await make_handler(sessionmaker, facts_cache)(changed)
 
     assert (await case_client.get(f"/api/v1/cases/{case['id']}", headers=east)).status_code == 404

@@ -46,7 +46,7 @@ async def _check_unit_in_scope(
     session: AsyncSession, viewer: Viewer, unit_id: uuid.UUID, *, field: str
 ) -> uuid.UUID | None:
     """The unit's region, after checking the unit exists and the viewer may place a case there."""
-    unit = await organizations.require_facts(session, unit_id, field=field, types=set(UNIT_TYPES))
+    unit = await viewer.organization_facts.require_facts(session, unit_id, field=field, types=set(UNIT_TYPES))
     region_id = unit.region_id
     if viewer.role is Role.COORDINATOR and (viewer.region_id is None or region_id != viewer.region_id):
         raise UnitOutsideScope("The unit is not in your region")

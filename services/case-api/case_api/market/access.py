@@ -70,7 +70,9 @@ async def in_scope(session: AsyncSession, viewer: Viewer, unit_id: uuid.UUID) ->
     if role is Role.COORDINATOR:
         if viewer.region_id is None:
             return False
-        unit = await organizations.facts(session, unit_id)  # cached: asked on every market request
+        unit = await viewer.organization_facts.facts(
+            session, unit_id
+        )  # cached: asked on every market request
         return unit is not None and unit.region_id == viewer.region_id
     return False
 
@@ -78,7 +80,7 @@ async def in_scope(session: AsyncSession, viewer: Viewer, unit_id: uuid.UUID) ->
 async def require_unit(session: AsyncSession, viewer: Viewer, unit_id: uuid.UUID) -> None:
     """A unit named in the path or query: 404 when unknown or outside the viewer's scope."""
     require_market_reader(viewer)
-    unit = await organizations.facts(session, unit_id)
+    unit = await viewer.organization_facts.facts(session, unit_id)
     if unit is None or unit.type not in UNIT_TYPES or not await in_scope(session, viewer, unit_id):
         raise UnitNotFound(f"No unit {unit_id} whose service market you may see")
 

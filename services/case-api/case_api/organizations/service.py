@@ -1,21 +1,23 @@
 """The local organization read model: upserted from agreement-api's events.
 
 Every request needs its caller's organization and region, and opening a case needs its unit's.
-They change only with directory events, so :func:`facts` keeps them per organization in this
-process for :data:`FACTS_SECONDS`. A region is found through the parents, so a change to one
-organization can move others: :func:`upsert` drops every entry at once and the consumer drops them
-again after its transaction commits (so a request between the two cannot keep the old row). The
-directory changes seldom, so this costs nothing worth counting. Another replica, whose consumer
-did not get the event, sees the change at most that many seconds later.
+They change only with directory events, so :class:`FactsCache` (one per app, on ``app.state``)
+keeps them per organization for :data:`FACTS_SECONDS`. A region is found through the parents, so
+a change to one organization can move others: the consumer drops every entry before it upserts
+and again after its transaction commits (so a request between the two cannot keep the old row).
+Another replica, whose consumer did not get the event, sees the change at most that many seconds
+later.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from case_api.organizations.models import OrganizationRef
@@ -57,48 +59,56 @@ class OrganizationFacts:
         )
 
 
-class _FactsCache:
-    """Facts by organization id until their deadline; ``generation`` counts the drops, so a read
-    that began before a drop does not store what it read."""
+class FactsCache:
+    """Organization facts by id for ``ttl`` seconds (a cachetools TTLCache). ``generation`` counts
+    the drops, so a read that began before a drop does not store what it read."""
 
-    def __init__(self) -> None:
-        self.entries: dict[uuid.UUID, tuple[float, OrganizationFacts]] = {}
+    def __init__(
+        self,
+        *,
+        ttl: float = FACTS_SECONDS,
+        size: int = FACTS_SIZE,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._entries: TTLCache[uuid.UUID, OrganizationFacts] = TTLCache(maxsize=size, ttl=ttl, timer=timer)
         self.generation = 0
 
+    def clear(self) -> None:
+        """Drop every organization's facts (the directory changed)."""
+        self._entries.clear()
+        self.generation += 1
 
-_cache = _FactsCache()
+    async def facts(self, session: AsyncSession, organization_id: uuid.UUID) -> OrganizationFacts | None:
+        """The organization and its region, from the cache when read in the last few seconds."""
+        found = self._entries.get(organization_id)
+        if found is not None:
+            return found
+        generation = self.generation
+        ref = await session.get(OrganizationRef, organization_id)
+        if ref is None:
+            return None
+        found = OrganizationFacts(
+            id=ref.id,
+            type=ref.type,
+            name=ref.name,
+            parent_id=ref.parent_id,
+            kommunenummer=ref.kommunenummer,
+            enhetsnummer=ref.enhetsnummer,
+            updated_at=ref.updated_at,
+            region_id=await region_of(session, ref),
+        )
+        if generation == self.generation:
+            self._entries[organization_id] = found
+        return found
 
-
-def forget() -> None:
-    """Drop every organization's cached facts (the directory changed)."""
-    _cache.entries.clear()
-    _cache.generation += 1
-
-
-async def facts(session: AsyncSession, organization_id: uuid.UUID) -> OrganizationFacts | None:
-    """The organization and its region, from the cache when read in the last few seconds."""
-    entry = _cache.entries.get(organization_id)
-    if entry is not None and entry[0] > time.monotonic():
-        return entry[1]
-    generation = _cache.generation
-    ref = await session.get(OrganizationRef, organization_id)
-    if ref is None:
-        return None
-    found = OrganizationFacts(
-        id=ref.id,
-        type=ref.type,
-        name=ref.name,
-        parent_id=ref.parent_id,
-        kommunenummer=ref.kommunenummer,
-        enhetsnummer=ref.enhetsnummer,
-        updated_at=ref.updated_at,
-        region_id=await region_of(session, ref),
-    )
-    if generation == _cache.generation:
-        if len(_cache.entries) >= FACTS_SIZE:
-            _cache.entries.clear()
-        _cache.entries[organization_id] = (time.monotonic() + FACTS_SECONDS, found)
-    return found
+    async def require_facts(
+        self, session: AsyncSession, organization_id: uuid.UUID, *, field: str, types: set[str]
+    ) -> OrganizationFacts:
+        """As :func:`require`, from the cached facts (with the region) when only they are needed."""
+        found = await self.facts(session, organization_id)
+        _check_known(organization_id, found.type if found else None, field=field, types=types)
+        assert found is not None
+        return found
 
 
 async def upsert(
@@ -111,7 +121,6 @@ async def upsert(
     kommunenummer: str | None = None,
     enhetsnummer: str | None = None,
 ) -> OrganizationRef:
-    forget()
     ref = await session.get(OrganizationRef, organization_id)
     if ref is None:
         ref = OrganizationRef(id=organization_id, type=type, name=name)
@@ -151,16 +160,6 @@ async def require(
     _check_known(organization_id, ref.type if ref else None, field=field, types=types)
     assert ref is not None
     return ref
-
-
-async def require_facts(
-    session: AsyncSession, organization_id: uuid.UUID, *, field: str, types: set[str]
-) -> OrganizationFacts:
-    """As :func:`require`, from the cached facts (with the region) when only they are needed."""
-    found = await facts(session, organization_id)
-    _check_known(organization_id, found.type if found else None, field=field, types=types)
-    assert found is not None
-    return found
 
 
 def _check_known(organization_id: uuid.UUID, type: str | None, *, field: str, types: set[str]) -> None:

@@ -21,7 +21,7 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from case_api.access import get_viewer
+from case_api.access import Viewer
 from case_api.cases import service as cases
 from case_api.cases.schemas import CaseCreate
 from case_api.main import create_app
@@ -100,8 +100,10 @@ async def seed(
         await organizations.upsert(session, organization_id=nav, type="nav_office", name="NAV Grünerløkka")
         await organizations.upsert(session, organization_id=ngo, type="ngo", name="Røde Kors")
     async with unit_of_work(sessionmaker) as session:
-        staff = await get_viewer(
-            Principal(subject="seed", role=Role.PRISON_STAFF, organization_id=str(unit)), session
+        staff = Viewer(
+            principal=Principal(subject="seed", role=Role.PRISON_STAFF, organization_id=str(unit)),
+            organization=await organizations.get(session, unit),
+            region_id=region,
         )
         nav_provider = await providers.create_provider(
             session,

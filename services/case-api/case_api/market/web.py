@@ -389,7 +389,7 @@ async def day_page(
         return _error_page(400, "Bad request", "Give the unit as an id and the day as YYYY-MM-DD.")
     try:
         async with unit_of_work(request.app.state.sessionmaker) as session:
-            viewer = await get_viewer(signed_in.principal, session)
+            viewer = await get_viewer(request, signed_in.principal, session)
             access.require_market_reader(viewer)
             unit = wanted_unit or viewer.organization_id
             if unit is None:
@@ -451,7 +451,7 @@ async def _change(request: Request, appointment_id: str, *, what: str) -> Respon
     day = _today()
     try:
         async with unit_of_work(request.app.state.sessionmaker) as session:
-            viewer = await get_viewer(signed_in.principal, session)
+            viewer = await get_viewer(request, signed_in.principal, session)
             access.require_market_writer(viewer)
             appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=target)
             market_session = await sessions.load_session(
@@ -536,7 +536,7 @@ async def announcements(request: Request) -> Response:
         )
     try:
         async with unit_of_work(request.app.state.sessionmaker) as session:
-            viewer = await get_viewer(signed_in.principal, session)
+            viewer = await get_viewer(request, signed_in.principal, session)
             access.require_market_reader(viewer)
             unit = wanted_unit or viewer.organization_id
             if unit is None:

@@ -11,14 +11,19 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
 
 from shared.contracts.recipients import RecipientKind
 from shared.directory import OrganizationType
 from shared.events import EventEnvelope
 
-# Moments keep the form ``datetime.isoformat()`` gives (``+00:00``), as every event always had.
-Timestamp = Annotated[datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str)]
+# Moments keep the form ``datetime.isoformat()`` gives (``+00:00``), as every event always had; the
+# serializer would hide that the string is a date-time, so the schema says it.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 Kommunenummer = Annotated[str, Field(pattern=r"^\d{4}$")]
 
 CaseStatus = Literal["intake", "planning", "release_ready", "released", "follow_up", "closed"]
@@ -49,8 +54,10 @@ class MalformedEvent(ValueError):
 
 class EventPayload(BaseModel):
     """Base of every payload. ``TYPE`` is the versioned event type (also the routing key),
-    ``TITLE`` a short name, ``PRODUCER`` the service that publishes it; the docstring's first
-    paragraph is its description in the AsyncAPI document."""
+    ``TITLE`` a short name, ``PRODUCER`` the service that publishes it. In the AsyncAPI document
+    (``tilbake asyncapi``) the docstring's first paragraph is the event's summary and the whole
+    docstring its description; the docstrings of the payload's base classes say what the payload
+    carries."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -290,7 +297,7 @@ class EndpointDisabled(EndpointEvent):
 
 class EndpointKeyRotated(EndpointEvent):
     """A webhook endpoint got a new signing key; the previous keys of that kind expire at
-    ``old_keys_expire_at``."""
+    `old_keys_expire_at`."""
 
     TYPE: ClassVar[str] = "endpoint.key_rotated.v1"
     TITLE: ClassVar[str] = "Endpoint signing key rotated"
@@ -359,7 +366,8 @@ class AgreementTerminated(AgreementEvent):
 
 
 class _Notice(EventPayload):
-    """Ids and the milestone; no personal data."""
+    """Every notice event carries the notice's ids and its milestone. None but
+    notice.receipt_accepted.v1 carries personal data."""
 
     PRODUCER: ClassVar[str] = "notify-worker"
 
@@ -421,8 +429,8 @@ class NoticeDead(_Notice):
         "`delivery_failed`: every delivery ended without a 2xx."
     )
     error_classes: list[str] = Field(
-        description="The last error class of each delivery (e.g. `server_error`, `gone`), sorted, "
-        "without repeats; empty for `no_endpoint`."
+        description="The last error class of each delivery (e.g. `server_error`, `gone`, "
+        "`endpoint_disabled`), sorted, without repeats; empty for `no_endpoint`."
     )
 
 
@@ -456,8 +464,10 @@ class NoticeReceiptAccepted(_Receipt):
     TYPE: ClassVar[str] = "notice.receipt_accepted.v1"
     TITLE: ClassVar[str] = "Notice accepted"
 
-    contact: ReceiptPerson
-    substitute: ReceiptPerson | None = Field(default=None, description="Who stands in for the contact person.")
+    contact: ReceiptPerson = Field(description="The recipient's contact person for the case.")
+    substitute: ReceiptPerson | None = Field(
+        default=None, description="Who stands in for the contact person."
+    )
 
 
 class NoticeReceiptRejected(_Receipt):
@@ -466,7 +476,11 @@ class NoticeReceiptRejected(_Receipt):
     TYPE: ClassVar[str] = "notice.receipt_rejected.v1"
     TITLE: ClassVar[str] = "Notice rejected"
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="The recipient's reason, free text that may not hold an 11-digit number.",
+    )
 
 
 class NoticeEscalated(_Notice):
@@ -476,8 +490,14 @@ class NoticeEscalated(_Notice):
     TYPE: ClassVar[str] = "notice.escalated.v1"
     TITLE: ClassVar[str] = "Notice escalated"
 
-    reason: Literal["no_receipt", "not_delivered"]
-    receipt_due_at: Timestamp | None = Field(description="When the answer was due; null if never delivered.")
+    reason: Literal["no_receipt", "not_delivered"] = Field(
+        description="`no_receipt`: delivered, but no accepted or rejected receipt by `receipt_due_at`. "
+        "`not_delivered`: delivery gave up (or the recipient has no endpoint); the coordinator must call "
+        "the recipient."
+    )
+    receipt_due_at: Timestamp | None = Field(
+        description="When the answer was due; null for a notice never delivered."
+    )
     receipt_status: Literal["received"] | None = Field(
         description="`received` when the recipient said it has the notice but gave no answer."
     )
@@ -502,16 +522,18 @@ class NoticeEndpointDisabled(EventPayload):
 
 
 class NotifyRecomputeRequested(EventPayload):
-    """notify-worker to itself: recompute one case's notice schedule. Written once per live case when
-    an agreement is activated, changed, expired or terminated, so each case is recomputed in its
-    own unit of work. Only notify-worker binds it."""
+    """notify-worker to itself: recompute one case's notice schedule. Written once per live case (open,
+    release date today or later) when an agreement is activated, changed, expired or terminated, so
+    each case is recomputed in its own unit of work. Only notify-worker binds it."""
 
     TYPE: ClassVar[str] = "notify.recompute_requested.v1"
     TITLE: ClassVar[str] = "Recompute requested"
     PRODUCER: ClassVar[str] = "notify-worker"
 
     case_id: uuid.UUID
-    reason: str = Field(description="The type of the event that caused the request.")
+    reason: str = Field(
+        description="The type of the event that caused the request, such as agreement.changed.v1."
+    )
     caused_by: uuid.UUID = Field(description="The id of that event.")
 
 
@@ -542,30 +564,42 @@ class _NoticeWebhook(EventPayload):
     milestone_days: int | None = Field(description="Days before release; null for a change notice.")
     release_date: date
     release_date_certainty: ReleaseDateCertainty | None = Field(
-        description="How sure case-api was of this date when the notice was planned; null when unknown."
+        description="How sure case-api was of this date when the notice was planned; null when unknown or "
+        "when case-api already knew another date (a change notice follows)."
     )
-    coordinator: CoordinatorContact | None = Field(description="Null when the case has no coordinator.")
+    coordinator: CoordinatorContact | None = Field(
+        description="The case's coordinator (a member of staff) to call; null when the case has none."
+    )
     detail_url: str = Field(
-        description="`/api/v1/cases/{case_id}/notice-detail` on case-api, fetched with the recipient's own token."
+        description="`/api/v1/cases/{case_id}/notice-detail` on case-api: what the recipient may read, "
+        "fetched with its own token.",
+        json_schema_extra={"format": "uri"},
     )
 
 
 class NoticeReleaseUpcoming(_NoticeWebhook):
-    """A milestone notice: the release is this many days away."""
+    """A milestone notice: the release is this many days away.
+
+    Sent to each active webhook endpoint of the recipient when the milestone falls due; the
+    `webhook-id` header stays the same across retries (docs/notices.md)."""
 
     TYPE: ClassVar[str] = "notice.release_upcoming.v1"
     TITLE: ClassVar[str] = "Release upcoming (webhook)"
 
 
 class NoticeReleaseDateChanged(_NoticeWebhook):
-    """A change notice: the release date the recipient was told has moved."""
+    """A change notice: the release date the recipient was told has moved.
+
+    Sent like notice.release_upcoming.v1 when the release date moved after the recipient was told one
+    (docs/notices.md)."""
 
     TYPE: ClassVar[str] = "notice.release_date_changed.v1"
     TITLE: ClassVar[str] = "Release date changed (webhook)"
 
 
 class WebhookTest(EventPayload):
-    """agreement-api's test event, POSTed straight to one webhook endpoint on request."""
+    """agreement-api's test event, POSTed straight to one webhook endpoint on
+    `POST /api/v1/webhooks/{id}/test`."""
 
     TYPE: ClassVar[str] = "webhook.test.v1"
     TITLE: ClassVar[str] = "Webhook test"

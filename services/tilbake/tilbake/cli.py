@@ -124,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     openapi = commands.add_parser("openapi", help="write each service's OpenAPI document to docs/openapi/")
     openapi.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "openapi")
 
+    asyncapi = commands.add_parser(
+        "asyncapi", help="write the AsyncAPI document, generated from the event contracts"
+    )
+    asyncapi.add_argument(
+        "--out",
+        type=Path,
+        default=REPO_ROOT / "docs" / "asyncapi.yaml",
+        help="file to write (default docs/asyncapi.yaml)",
+    )
+
     args = parser.parse_args(argv)
     if args.command == "embedded":
         from tilbake.embedded.runner import run
@@ -154,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in openapi_documents().items():
             (args.out / f"{name}.json").write_text(text)
             print(f"wrote {args.out / (name + '.json')}")
+    elif args.command == "asyncapi":
+        # Imported here like the apps above: the other commands need no YAML.
+        from tilbake.asyncapi import asyncapi_document
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(asyncapi_document())
+        print(f"wrote {args.out}")
     return 0
 
 

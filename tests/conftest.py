@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -16,11 +18,16 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from shared.auth import Role, mint_token
+from shared.contracts.events import EVENTS
 from shared.db import create_engine
+from shared.outbox import OutboxRecord
 from shared.settings import REPO_ROOT, normalize_database_url
 from tests.infra import Postgres, RabbitMQ, find_postgres, find_rabbitmq, unique_name
 
@@ -223,3 +230,92 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and _skipped and exitstatus == 0:
         session.exitstatus = 1
         print(f"\nCI: {len(_skipped)} test(s) skipped, which CI does not allow: {_skipped}")
+
+
+# --- every event the suite produces keeps its contract -------------------------------------------
+
+# The relay's own tests stage placeholder events (``test.happened.v1``) that no service produces.
+PLACEHOLDER_TYPES = "test."
+
+
+class EventContractViolation(AssertionError):
+    """An outbox row whose ``data`` its event type's contract does not accept."""
+
+
+@dataclass
+class EventContractCheck:
+    validated: Counter[str] = field(default_factory=Counter)
+    placeholders: int = 0
+    violations: list[str] = field(default_factory=list)
+    mark: int = 0  # violations before the current test
+
+
+_event_contracts = EventContractCheck()
+
+
+def contract_violation(row: OutboxRecord) -> str | None:
+    """Why ``row`` breaks its event type's contract (strictly: no undeclared field), or None."""
+    model = EVENTS.get(row.type)
+    if model is None:
+        return "no contract in shared.contracts.events has this type"
+    if not model.ON_BUS:
+        return "a webhook body, which is never published"
+    problems = []
+    if undeclared := sorted(set(row.data) - set(model.model_fields)):
+        problems.append(f"fields {model.__name__} does not declare: {undeclared}")
+    try:
+        model.model_validate(row.data)
+    except ValidationError as exc:
+        # Locations and messages only, as MalformedEvent does: no values.
+        problems += [f"{'.'.join(map(str, item['loc'])) or 'data'}: {item['msg']}" for item in exc.errors()]
+    return "; ".join(problems) or None
+
+
+def _check_staged_events(session: Session, flush_context: object, instances: object) -> None:
+    for row in session.new:
+        if not isinstance(row, OutboxRecord):
+            continue
+        if row.type.startswith(PLACEHOLDER_TYPES):
+            _event_contracts.placeholders += 1
+        elif (problem := contract_violation(row)) is None:
+            _event_contracts.validated[row.type] += 1
+        else:
+            message = f"{row.type} (subject {row.subject}) breaks its contract: {problem}"
+            _event_contracts.violations.append(message)
+            raise EventContractViolation(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def event_contracts() -> Iterator[EventContractCheck]:
+    """Every outbox row any session flushes is checked against ``EVENTS[row.type]``; a row that
+    breaks its contract raises in the flush, so the test that produced it fails."""
+    sa_event.listen(Session, "before_flush", _check_staged_events)
+    try:
+        yield _event_contracts
+    finally:
+        sa_event.remove(Session, "before_flush", _check_staged_events)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _event_contracts.mark = len(_event_contracts.violations)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail the test even where the code under test swallowed the violation (a request answered
+    500, a consumer dead-lettered the event)."""
+    result = yield
+    if broken := _event_contracts.violations[_event_contracts.mark :]:
+        raise EventContractViolation("; ".join(broken))
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    check = _event_contracts
+    counts = ", ".join(f"{name} {count}" for name, count in sorted(check.validated.items()))
+    terminalreporter.write_line(
+        f"event contracts: {check.validated.total()} events of {len(check.validated)} types validated"
+        f" ({counts or 'none'}); {len(check.violations)} broke their contract;"
+        f" {check.placeholders} {PLACEHOLDER_TYPES}* placeholders not checked"
+    )

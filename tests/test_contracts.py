@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
+import pytest
 import yaml
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from case_api.models import CaseOutbox
 from shared.contracts.events import EVENTS
+from shared.db import utcnow
 from shared.events import EventEnvelope
 from shared.settings import REPO_ROOT
+from tests.conftest import EventContractCheck, EventContractViolation
+from tests.events import case_event
 from tilbake.asyncapi import asyncapi_document
 from tilbake.cli import openapi_documents
 
@@ -140,3 +147,41 @@ def test_asyncapi_envelope_matches_the_event_model() -> None:
     envelope = spec["components"]["schemas"]["EventEnvelope"]
     assert set(envelope["required"]) == set(EventEnvelope.model_fields)
     assert set(envelope["properties"]) == set(EventEnvelope.model_fields)
+
+
+async def test_an_event_that_breaks_its_contract_fails_the_test_that_stages_it(
+    sessionmaker: async_sessionmaker[AsyncSession], event_contracts: EventContractCheck
+) -> None:
+    def row(event_type: str, data: dict[str, Any]) -> CaseOutbox:
+        return CaseOutbox(
+            id=uuid.uuid4(),
+            type=event_type,
+            source="case-api",
+            subject=f"case/{uuid.uuid4()}",
+            occurred_at=utcnow(),
+            data=data,
+        )
+
+    opened = case_event(uuid.uuid4()).data
+    broken = [
+        ("case.opened.v1", {**opened, "status": "lost"}, "status"),
+        ("case.opened.v1", {key: value for key, value in opened.items() if key != "case_id"}, "case_id"),
+        ("case.opened.v1", {**opened, "inmate_name": "Kari Nordmann"}, "does not declare: ['inmate_name']"),
+        ("case.reopened.v1", opened, "no contract"),
+        ("webhook.test.v1", {}, "never published"),
+    ]
+    for event_type, data, problem in broken:
+        async with sessionmaker() as session:
+            session.add(row(event_type, data))
+            with pytest.raises(EventContractViolation, match=f"^{event_type}") as raised:
+                await session.flush()
+        assert problem in str(raised.value)
+        # The check also fails the test after the fact (in case the code swallowed the error): this
+        # one produced the violations on purpose.
+        assert event_contracts.violations.pop() == str(raised.value)
+
+    checked = event_contracts.validated["case.opened.v1"]
+    async with sessionmaker() as session:
+        session.add(row("case.opened.v1", opened))
+        await session.flush()
+    assert event_contracts.validated["case.opened.v1"] == checked + 1

@@ -99,23 +99,11 @@ def inbox_model(prefix: str, module: str) -> type[InboxRecord]:
 
 
 def add_event(
-    session: AsyncSession,
-    model: type[OutboxRecord],
-    payload: EventPayload | None = None,
-    *,
-    subject: str,
-    type: str | None = None,
-    source: str | None = None,
-    data: dict[str, Any] | None = None,
+    session: AsyncSession, model: type[OutboxRecord], payload: EventPayload, *, subject: str
 ) -> EventEnvelope:
     """Stage ``payload`` as an event in the caller's transaction; it is published only if that
     commits. Its type and source come from the payload's contract."""
-    if payload is not None:
-        event = EventEnvelope(type=payload.TYPE, source=payload.PRODUCER, subject=subject, data=payload.data())
-    else:  # TEMPORARY until notify-worker builds its events from contracts
-        assert type is not None
-        assert source is not None
-        event = EventEnvelope(type=type, source=source, subject=subject, data=data or {})
+    event = EventEnvelope(type=payload.TYPE, source=payload.PRODUCER, subject=subject, data=payload.data())
     session.add(
         model(
             id=event.id,

@@ -17,9 +17,8 @@ from sqlmodel import col
 
 from case_api.models import CaseOutbox
 from case_api.organizations import service as case_organizations
-from notify_worker.clients import AgreementClient, CaseClient
+from notify_worker.clients import AgreementClient, CaseClient, cached
 from notify_worker.consumer import make_handler
-from notify_worker.handlers import load_handlers
 from notify_worker.notices.models import NotifyNotice
 from notify_worker.notices.service import Ports
 from shared.auth import mint_token
@@ -123,7 +122,7 @@ class World:
                 .scalars()
                 .all()
             )
-        handler = make_handler(self.sessionmaker, self.ports)
+        handler = make_handler(self.sessionmaker, self.ports, cached(self.ports.agreements, 0))
         fed = 0
         for row in rows:
             if row.id in self.seen:
@@ -185,7 +184,6 @@ async def world(database_url: str, sessionmaker: async_sessionmaker[AsyncSession
     from agreement_api.main import create_app as agreement_app
     from case_api.main import create_app as case_app
 
-    load_handlers()
     token = mint_token(role="service", subject="notify-worker")
     async with (
         running(case_app(test_settings("case_api.config", database_url)), sessionmaker=sessionmaker) as case,

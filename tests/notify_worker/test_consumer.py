@@ -7,15 +7,19 @@ import time
 import uuid
 
 import aio_pika
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notify_worker.handlers import HANDLERS
+import notify_worker.main
 from notify_worker.main import create_app
 from notify_worker.models import NotifyInbox
 from shared.bus import RabbitMQBus
+from shared.consumer import InboxConsumer, Route, routes
+from shared.contracts.events import CaseClosed
 from shared.events import EventEnvelope
 from tests.conftest import running, test_settings
+from tests.events import case_event, organization_event
 from tests.infra import RabbitMQ, unique_name
 
 
@@ -40,7 +44,7 @@ def _worker(database_url: str, rabbitmq: RabbitMQ, exchange: str, queue: str, **
         amqp_url=rabbitmq.url,
         event_exchange=exchange,
         queue=queue,
-        binding_keys=["case.#", "test.#"],
+        binding_keys=["case.#", "organization.#"],
         **overrides,
     )
     return create_app(settings)
@@ -57,10 +61,9 @@ async def test_worker_records_each_event_once_even_when_delivered_twice(
     amqp_queues.append(queue)
     app = _worker(database_url, rabbitmq, exchange_name, queue)
     publisher = RabbitMQBus(rabbitmq.url, exchange=exchange_name)
-    event = EventEnvelope(
-        type="case.opened.v1", source="case-api", subject="case/abc", data={"case_id": "abc"}
-    )
-    other = EventEnvelope(type="case.closed.v1", source="case-api", subject="case/abc")
+    # Directory events are bound but have no route in the worker: recorded in the inbox, no more.
+    event = organization_event(uuid.uuid4(), "municipality", "Oslo kommune", kommunenummer="0301")
+    other = organization_event(uuid.uuid4(), "nav_office", "NAV Grünerløkka")
     try:
         async with running(app) as client:  # type: ignore[arg-type]
             assert await _wait_for(lambda: _ready(client), 15), "worker never became ready"
@@ -74,7 +77,7 @@ async def test_worker_records_each_event_once_even_when_delivered_twice(
         await publisher.close()
     assert sorted(await _inbox_ids(committed_sessionmaker)) == sorted([event.id, other.id])
     assert (
-        'tilbake_events_consumed_total{outcome="duplicate",service="notify-worker",type="case.opened.v1"}'
+        'tilbake_events_consumed_total{outcome="duplicate",service="notify-worker",type="organization.created.v1"}'
         in metrics
     )
 
@@ -94,20 +97,29 @@ async def test_shutdown_lets_the_in_flight_message_commit_and_ack(
     rabbitmq: RabbitMQ,
     exchange_name: str,
     amqp_queues: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     queue = unique_name("test.shutdown")
     amqp_queues.append(queue)
     started = asyncio.Event()
     finished = asyncio.Event()
 
-    async def slow(_session: AsyncSession, _event: EventEnvelope) -> None:
+    async def slow(_session: AsyncSession, _event: EventEnvelope, _payload: CaseClosed) -> None:
         started.set()
         await asyncio.sleep(1.5)
         finished.set()
 
-    HANDLERS["test.slow.v1"] = slow
+    def slow_consumer(sessionmaker: async_sessionmaker[AsyncSession], *_deps: object) -> InboxConsumer:
+        return InboxConsumer(
+            service="notify-worker",
+            inbox=NotifyInbox,
+            sessionmaker=sessionmaker,
+            routes=routes(Route(CaseClosed, slow)),
+        )
+
+    monkeypatch.setattr(notify_worker.main, "make_handler", slow_consumer)
     publisher = RabbitMQBus(rabbitmq.url, exchange=exchange_name)
-    event = EventEnvelope(type="test.slow.v1", source="test", subject="case/slow")
+    event = case_event(uuid.uuid4(), CaseClosed, status="closed", old_status="planning")
     try:
         app = _worker(database_url, rabbitmq, exchange_name, queue)
         async with running(app) as client:  # type: ignore[arg-type]
@@ -117,7 +129,6 @@ async def test_shutdown_lets_the_in_flight_message_commit_and_ack(
             # leaving the block runs the lifespan shutdown, as SIGTERM does under uvicorn
         assert finished.is_set(), "shutdown did not wait for the in-flight handler"
     finally:
-        HANDLERS.pop("test.slow.v1", None)
         await publisher.close()
 
     assert await _inbox_ids(committed_sessionmaker) == [event.id]

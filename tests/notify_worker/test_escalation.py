@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.models import NotifyOutbox
-from notify_worker.notices.events import NOTICE_ESCALATED
 from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from notify_worker.receipts.escalation import escalate_overdue
 from notify_worker.receipts.models import ReceiptStatus
+from shared.contracts.events import NoticeEscalated
 from shared.db import unit_of_work
 from tests.notify_worker.test_receipts import assert_documented
 
@@ -55,7 +55,7 @@ async def _escalations(sessionmaker: async_sessionmaker[AsyncSession]) -> list[N
     async with sessionmaker() as session:
         rows = await session.execute(
             select(NotifyOutbox)
-            .where(col(NotifyOutbox.type) == NOTICE_ESCALATED)
+            .where(col(NotifyOutbox.type) == NoticeEscalated.TYPE)
             .order_by(col(NotifyOutbox.occurred_at))
         )
         return list(rows.scalars().all())

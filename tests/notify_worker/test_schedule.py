@@ -13,7 +13,11 @@ from sqlmodel import col
 from notify_worker.models import NotifyOutbox
 from notify_worker.notices.models import HoldReason, NoticeKind, NoticeState, NotifyCase, NotifyNotice
 from notify_worker.notices.service import due_at_for, milestone_due_at, recompute, record_case
+from shared.contracts.events import CaseFacts
+from shared.contracts.recipients import RecipientKind
 from shared.db import unit_of_work
+from tests.agreement_api.agreements.helpers import activate, agreement_body
+from tests.conftest import auth
 from tests.notify_worker.conftest import World, days, today
 
 MILESTONES = [0, 7, 30, 90]
@@ -186,6 +190,41 @@ async def test_release_abroad_cancels_municipal_notices_only(world: World) -> No
     assert len(await world.notices(case_id)) == 8
 
 
+async def test_a_municipality_named_by_id_is_told_nothing_of_a_deportation(world: World) -> None:
+    """A rule naming Oslo kommune by id makes it a municipal recipient like a rule naming the type:
+    classified ``municipality``, and dropped when the person is deported."""
+    agreement = (
+        await world.agreement.post(
+            "/api/v1/agreements",
+            json=agreement_body(str(world.ids["region"]), str(world.ids["oslo"]), domains=["housing"]),
+            headers=auth("coordinator"),
+        )
+    ).json()
+    rule = {
+        "recipient_organization_id": str(world.ids["oslo"]),
+        "milestones": [{"days_before_release": 30}],
+        "receipt_deadline_days": 5,
+        "data_sharing_profile": {"domains": ["housing"], "fields": ["release_date"]},
+    }
+    response = await world.agreement.post(
+        f"/api/v1/agreements/{agreement['id']}/rules", json=rule, headers=auth("admin")
+    )
+    assert response.status_code == 201, response.text
+    await activate(world.agreement, agreement["id"])
+    at_home = await _ready_case(world, release_in=10)
+    deported = await _ready_case(world, release_in=10)
+    await world.patch(deported, release_destination="deportation")
+    for case_id in (at_home, deported):
+        await world.give_consent(case_id, "oslo")
+    await world.feed()
+
+    told = [n for n in await world.notices(at_home) if n.recipient_organization_id == world.ids["oslo"]]
+    assert [(n.recipient_kind, n.milestone_days) for n in told] == [(RecipientKind.MUNICIPALITY, 30)]
+    # Planned while the case was still going home, cancelled when the deportation was recorded.
+    gone = [n for n in await world.notices(deported) if n.recipient_organization_id == world.ids["oslo"]]
+    assert {n.state for n in gone} <= {NoticeState.CANCELLED}
+
+
 async def test_a_lead_time_already_passed_is_due_now(world: World) -> None:
     began = datetime.now(UTC)
     case_id = await _ready_case(world, release_in=10)
@@ -265,10 +304,13 @@ async def test_an_older_event_never_overwrites_newer_facts(world: World) -> None
         "municipality_status": "confirmed",
         "nav_office_id": None,
         "effective_release_date": "2027-01-01",
+        "region_id": None,
     }
     async with unit_of_work(world.sessionmaker) as session:
-        assert await record_case(session, facts, now)
-        assert not await record_case(session, {**facts, "status": "closed"}, now - timedelta(minutes=1))
+        assert await record_case(session, CaseFacts.model_validate(facts), now)
+        assert not await record_case(
+            session, CaseFacts.model_validate({**facts, "status": "closed"}), now - timedelta(minutes=1)
+        )
         row = await session.get(NotifyCase, case_id)
         assert row is not None
         assert row.status == "planning"
@@ -285,8 +327,11 @@ async def test_two_first_events_of_a_new_case_at_once_both_commit(
         "case_id": str(case_id),
         "status": "planning",
         "current_unit_id": str(uuid.uuid4()),
+        "region_id": None,
+        "release_destination": "municipality",
         "municipality_status": "confirmed",
         "responsible_kommunenummer": "0301",
+        "nav_office_id": None,
         "effective_release_date": "2027-01-01",
     }
     first_in = asyncio.Event()
@@ -294,7 +339,9 @@ async def test_two_first_events_of_a_new_case_at_once_both_commit(
 
     async def older() -> bool:
         async with unit_of_work(committed_sessionmaker) as session:
-            recorded = await record_case(session, {**facts, "status": "planning"}, now - timedelta(seconds=1))
+            recorded = await record_case(
+                session, CaseFacts.model_validate({**facts, "status": "planning"}), now - timedelta(seconds=1)
+            )
             first_in.set()
             await release_first.wait()  # hold the transaction open while the newer event inserts
             return recorded
@@ -302,7 +349,9 @@ async def test_two_first_events_of_a_new_case_at_once_both_commit(
     async def newer() -> bool:
         await first_in.wait()
         async with unit_of_work(committed_sessionmaker) as session:
-            return await record_case(session, {**facts, "status": "release_ready"}, now)
+            return await record_case(
+                session, CaseFacts.model_validate({**facts, "status": "release_ready"}), now
+            )
 
     older_task = asyncio.create_task(older())
     newer_task = asyncio.create_task(newer())

@@ -11,119 +11,35 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from cachetools import TTLCache
 
 from notify_worker.config import Settings
+from shared.contracts.answers import (
+    Disclosure,
+    NoticeFacts,
+    NoticeFactsList,
+    Resolution,
+    ResolvedRule,
+    SigningKey,
+    SigningKeys,
+    WebhookEndpoint,
+    WebhookEndpointPage,
+)
+from shared.contracts.events import CoordinatorContact
+
+Rule = ResolvedRule
+Contact = CoordinatorContact
 
 FACTS_CHUNK = 200  # cases per GET /api/v1/notice-facts: case-api's limit
 
 
 class UpstreamError(Exception):
     """Another service answered with an unexpected status; the message is retried."""
-
-
-class Milestone(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    days_before_release: int = Field(ge=0)
-    business_days: bool = False
-
-
-class Profile(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    domains: list[str] = Field(default_factory=list)
-    fields: list[str] = Field(default_factory=list)
-
-
-class Rule(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    agreement_id: uuid.UUID | None = None
-    rule_id: uuid.UUID | None = None
-    recipient_organization_id: uuid.UUID
-    recipient_organization_type: str | None = None
-    milestones: list[Milestone] = Field(default_factory=list)
-    event_types: list[str] = Field(default_factory=list)
-    receipt_deadline_days: int = 5
-    data_sharing_profile: Profile = Field(default_factory=Profile)
-
-
-class AgreementRef(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    id: uuid.UUID
-    version: int
-
-
-class WebhookEndpoint(BaseModel):
-    """An endpoint as ``GET /api/v1/organizations/{id}/webhooks`` lists it."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    url: str
-    event_types: list[str] = Field(default_factory=list)
-    state: str
-
-    def wants(self, event_type: str) -> bool:
-        """Active, and subscribed to ``event_type`` (an empty list means every type)."""
-        return self.state == "active" and (not self.event_types or event_type in self.event_types)
-
-
-class SigningKey(BaseModel):
-    """A key valid at the moment asked for, with its secret (never logged)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: uuid.UUID
-    kind: Literal["hmac", "ed25519"]
-    secret: str
-
-
-class Resolution(BaseModel):
-    """agreement-api's answer: who is told what for a case."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    source: Literal["agreement", "default", "none"]
-    explanation: str | None = None
-    agreements: list[AgreementRef] = Field(default_factory=list)
-    rules: list[Rule] = Field(default_factory=list)
-
-    def agreement_version(self, agreement_id: uuid.UUID | None) -> int | None:
-        for agreement in self.agreements:
-            if agreement.id == agreement_id:
-                return agreement.version
-        return None
-
-
-class Contact(BaseModel):
-    """A member of staff: the case's coordinator (never the inmate)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: str
-    phone: str | None = None
-    email: str | None = None
-    organization_id: uuid.UUID | None = None
-
-
-class NoticeFacts(BaseModel):
-    """case-api's ``GET /api/v1/cases/{id}/notice-facts``: what a notice's payload says beyond ids."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    case_id: uuid.UUID
-    effective_release_date: str | None = None
-    release_date_certainty: str | None = None
-    coordinator: Contact | None = None
 
 
 class AgreementPort(Protocol):
@@ -210,9 +126,9 @@ class AgreementClient(_Client):
                 return []  # an organization agreement-api does not know has no endpoints
             if response.status_code != 200:
                 raise UpstreamError(f"agreement-api webhooks answered {response.status_code}")
-            page = response.json()
-            endpoints.extend(WebhookEndpoint.model_validate(item) for item in page.get("items", []))
-            cursor = page.get("next_cursor")
+            page = WebhookEndpointPage.model_validate(response.json())
+            endpoints.extend(page.items)
+            cursor = page.next_cursor
             if not cursor:
                 return endpoints
 
@@ -225,7 +141,7 @@ class AgreementClient(_Client):
         )
         if response.status_code != 200:
             raise UpstreamError(f"agreement-api signing keys answered {response.status_code}")
-        return [SigningKey.model_validate(item) for item in response.json().get("keys", [])]
+        return SigningKeys.model_validate(response.json()).keys
 
     async def disable_endpoint(self, endpoint_id: uuid.UUID, reason: str) -> bool:
         """``POST /api/v1/webhooks/{id}/disable``; False when agreement-api does not know it."""
@@ -239,31 +155,49 @@ class AgreementClient(_Client):
         return True
 
 
-K = TypeVar("K", bound=Hashable)
+CACHE_SIZE = 10_000  # organizations' endpoint lists, and endpoints' key sets, kept at most
 V = TypeVar("V")
 
 
-class _TtlCache(Generic[K, V]):
-    """Answers kept for ``ttl`` seconds; concurrent misses of one key share a single request.
+class CachedEndpoints:
+    """An :class:`EndpointPort` that keeps an organization's endpoint list and an endpoint's signing
+    keys for ``ttl`` seconds (``NOTIFY_WORKER_ENDPOINT_CACHE_SECONDS``) in cachetools TTLCaches;
+    concurrent misses of one key share a single request, and errors are not kept.
 
-    Errors are not kept: every waiter of the failed request gets the error, and the next ask tries
-    again."""
+    Without it every attempt asks agreement-api for the keys, the largest single cost of a delivery.
+    Kept keys stay verifiable: a rotation keeps the old key valid for an overlap period far longer
+    than the cache. The consumer calls :meth:`forget` for every ``endpoint.*`` event, so a new or
+    changed endpoint is seen at once; an answer asked before a forget is neither kept nor shared
+    with a caller that asks after it. Disabling through this port forgets too."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
-        self._ttl = ttl
-        self._clock = clock
-        self._kept: dict[K, tuple[float, V]] = {}
-        self._asking: dict[K, asyncio.Future[V]] = {}
+    def __init__(
+        self, port: EndpointPort, *, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._port = port
+        self.ttl = ttl
+        self.max_age = timedelta(seconds=ttl)  # how old a kept answer may be
+        size = CACHE_SIZE if ttl > 0 else 1
+        self._endpoints: TTLCache[uuid.UUID, list[WebhookEndpoint]] = TTLCache(size, max(ttl, 1e-9), clock)
+        self._keys: TTLCache[uuid.UUID, list[SigningKey]] = TTLCache(size, max(ttl, 1e-9), clock)
+        self._asking: dict[tuple[str, uuid.UUID], asyncio.Future[Any]] = {}
+        self._generation = 0
 
-    async def get(self, key: K, ask: Callable[[], Awaitable[V]]) -> V:
-        kept = self._kept.get(key)
-        if kept is not None and self._clock() < kept[0]:
-            return kept[1]
-        asking = self._asking.get(key)
+    async def _kept(
+        self, cache: TTLCache[uuid.UUID, V], kind: str, key: uuid.UUID, ask: Callable[[], Awaitable[V]]
+    ) -> V:
+        if self.ttl <= 0:
+            return await ask()
+        kept = cache.get(key)
+        if kept is not None:
+            return kept
+        flight = (kind, key)
+        asking = self._asking.get(flight)
         if asking is not None:
-            return await asyncio.shield(asking)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._asking[key] = future
+            value: V = await asyncio.shield(asking)
+            return value
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._asking[flight] = future
+        generation = self._generation
         try:
             value = await ask()
         except BaseException as exc:
@@ -271,57 +205,52 @@ class _TtlCache(Generic[K, V]):
             future.exception()  # retrieved: no "never retrieved" warning when nobody waited
             raise
         else:
-            self._kept[key] = (self._clock() + self._ttl, value)
+            if generation == self._generation:
+                cache[key] = value
             future.set_result(value)
             return value
         finally:
-            del self._asking[key]
-
-    def forget(self, key: K | None = None) -> None:
-        """Drop one key's answer, or every answer."""
-        if key is None:
-            self._kept.clear()
-        else:
-            self._kept.pop(key, None)
-
-
-class CachedEndpoints:
-    """An :class:`EndpointPort` that keeps an organization's endpoint list and an endpoint's signing
-    keys for ``ttl`` seconds (``NOTIFY_WORKER_ENDPOINT_CACHE_SECONDS``).
-
-    Without it every attempt asks agreement-api for the keys, the largest single cost of a delivery.
-    Kept keys stay verifiable: a rotation keeps the old key valid for an overlap period far longer
-    than the cache. The trade-off: an endpoint disabled or removed in agreement-api may still be
-    planned and attempted for up to ``ttl``; recording such an attempt finds the delivery ended
-    or the receiver refusing, as it does for an attempt in flight when the endpoint is disabled.
-    Disabling through this port forgets the kept answers at once."""
-
-    def __init__(
-        self, port: EndpointPort, *, ttl: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._port = port
-        self.max_age = timedelta(seconds=ttl)  # how old a kept answer may be
-        self._endpoints: _TtlCache[uuid.UUID, list[WebhookEndpoint]] = _TtlCache(ttl, clock)
-        self._keys: _TtlCache[uuid.UUID, list[SigningKey]] = _TtlCache(ttl, clock)
+            if self._asking.get(flight) is future:
+                del self._asking[flight]
 
     async def endpoints_for(self, organization_id: uuid.UUID) -> list[WebhookEndpoint]:
-        return await self._endpoints.get(organization_id, lambda: self._port.endpoints_for(organization_id))
+        return await self._kept(
+            self._endpoints, "endpoints", organization_id, lambda: self._port.endpoints_for(organization_id)
+        )
 
     async def signing_keys(self, endpoint_id: uuid.UUID, at: datetime) -> list[SigningKey]:
         # Keys valid when first asked; still valid within the TTL thanks to the rotation overlap.
-        return await self._keys.get(endpoint_id, lambda: self._port.signing_keys(endpoint_id, at))
+        return await self._kept(
+            self._keys, "keys", endpoint_id, lambda: self._port.signing_keys(endpoint_id, at)
+        )
 
     async def disable_endpoint(self, endpoint_id: uuid.UUID, reason: str) -> bool:
         try:
             return await self._port.disable_endpoint(endpoint_id, reason)
         finally:
-            self._keys.forget(endpoint_id)
-            self._endpoints.forget()  # the organization is not known here; lists are cheap to ask again
+            self.forget(endpoint_id=endpoint_id)
+
+    def forget(self, organization_id: uuid.UUID | None = None, endpoint_id: uuid.UUID | None = None) -> None:
+        """Drop the organization's endpoint list and the endpoint's keys; every list when no
+        organization is named. Requests already under way are not shared with later askers."""
+        self._generation += 1
+        if organization_id is None:
+            self._endpoints.clear()
+        else:
+            self._endpoints.pop(organization_id, None)
+        if endpoint_id is not None:
+            self._keys.pop(endpoint_id, None)
+        for kind, key in list(self._asking):
+            if (kind == "endpoints" and organization_id in (None, key)) or (kind, key) == (
+                "keys",
+                endpoint_id,
+            ):
+                del self._asking[kind, key]
 
 
-def cached(port: EndpointPort, ttl: float) -> EndpointPort:
-    """``port`` behind a :class:`CachedEndpoints` of ``ttl`` seconds; ``port`` itself when 0."""
-    return CachedEndpoints(port, ttl=ttl) if ttl > 0 else port
+def cached(port: EndpointPort, ttl: float) -> CachedEndpoints:
+    """``port`` behind a :class:`CachedEndpoints` of ``ttl`` seconds (0: nothing is kept)."""
+    return CachedEndpoints(port, ttl=ttl)
 
 
 class CaseClient(_Client):
@@ -343,7 +272,7 @@ class CaseClient(_Client):
             return False  # unknown case, organization or domain: nothing may be disclosed
         if response.status_code != 200:
             raise UpstreamError(f"case-api disclosure answered {response.status_code}")
-        return bool(response.json().get("allowed"))
+        return Disclosure.model_validate(response.json()).allowed
 
     async def notice_facts(self, case_id: uuid.UUID) -> NoticeFacts | None:
         """The release date's certainty and the coordinator's contact; None for an unknown case."""
@@ -368,8 +297,7 @@ class CaseClient(_Client):
             )
             if response.status_code != 200:
                 raise UpstreamError(f"case-api notice-facts answered {response.status_code}")
-            for item in response.json().get("items", []):
-                facts = NoticeFacts.model_validate(item)
+            for facts in NoticeFactsList.model_validate(response.json()).items:
                 found[facts.case_id] = facts
         return found
 

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.contracts import events as contracts
 from shared.settings import CommaList, ServiceSettings
 
 # 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h, 24 h, 24 h: about three days in all.
@@ -25,7 +26,7 @@ class Settings(ServiceSettings):
             "agreement.#",
             "organization.#",
             "endpoint.#",
-            "notify.recompute_requested.v1",
+            contracts.NotifyRecomputeRequested.TYPE,
         ],
         description="Routing keys bound to the queue (comma-separated or JSON list).",
     )

@@ -1,41 +1,23 @@
-"""The consumer loop: one unit of work per message, acknowledged only after it committed."""
+"""notify-worker's consumer: the shared inbox consumer with the worker's routes, its ports to the
+other services and its endpoint cache passed in explicitly."""
 
 from __future__ import annotations
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notify_worker.handlers import HANDLERS
+from notify_worker.clients import CachedEndpoints
+from notify_worker.handlers import agreement_events, case_events
 from notify_worker.models import NotifyInbox
-from notify_worker.notices.service import Ports, current_ports
-from shared.bus import Handler
-from shared.db import unit_of_work
-from shared.events import EventEnvelope
-from shared.metrics import EVENTS_CONSUMED
-from shared.outbox import first_delivery
-
-log = structlog.get_logger("notify_worker.consumer")
+from notify_worker.notices.service import Ports
+from shared.consumer import InboxConsumer, routes
 
 
-def make_handler(sessionmaker: async_sessionmaker[AsyncSession], ports: Ports | None = None) -> Handler:
-    async def handle(event: EventEnvelope) -> None:
-        token = current_ports.set(ports)
-        try:
-            await _handle(event)
-        finally:
-            current_ports.reset(token)
-
-    async def _handle(event: EventEnvelope) -> None:
-        async with unit_of_work(sessionmaker) as session:
-            if not await first_delivery(session, NotifyInbox, event):
-                EVENTS_CONSUMED.labels("notify-worker", event.type, "duplicate").inc()
-                log.info("event.duplicate_ignored")
-                return
-            handler = HANDLERS.get(event.type)
-            if handler is not None:
-                await handler(session, event)
-        outcome = "handled" if handler is not None else "recorded"
-        EVENTS_CONSUMED.labels("notify-worker", event.type, outcome).inc()
-        log.info("event.consumed", outcome=outcome)
-
-    return handle
+def make_handler(
+    sessionmaker: async_sessionmaker[AsyncSession], ports: Ports, endpoints: CachedEndpoints
+) -> InboxConsumer:
+    return InboxConsumer(
+        service="notify-worker",
+        inbox=NotifyInbox,
+        sessionmaker=sessionmaker,
+        routes=routes(*case_events.routes(ports), *agreement_events.routes(ports, endpoints)),
+    )

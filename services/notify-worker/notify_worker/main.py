@@ -13,7 +13,6 @@ from notify_worker.config import Settings, get_settings
 from notify_worker.consumer import make_handler
 from notify_worker.deliveries.dispatcher import Dispatcher
 from notify_worker.deliveries.sender import WebhookSender
-from notify_worker.handlers import load_handlers
 from notify_worker.metrics import RefreshOnScrape
 from notify_worker.models import NotifyOutbox
 from notify_worker.notices.service import Ports
@@ -30,11 +29,13 @@ dead letters, health, readiness and metrics.
 
 def create_app(settings: Settings | None = None, *, bus: MessageBus | None = None) -> FastAPI:
     settings = settings or get_settings()
-    load_handlers()
 
     async def open_ports(app: FastAPI) -> None:
         agreements, cases = clients_from_settings(settings)
         app.state.ports = Ports(agreements=agreements, cases=cases)
+        # One endpoint cache for the delivery loop and the consumer, which drops its answers on
+        # every endpoint event.
+        app.state.endpoints = cached(agreements, settings.endpoint_cache_seconds)
 
     async def close_ports(app: FastAPI) -> None:
         ports = getattr(app.state, "ports", None)
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         )
         dispatcher = Dispatcher(
             app.state.sessionmaker,
-            cached(app.state.ports.agreements, settings.endpoint_cache_seconds),
+            app.state.endpoints,
             sender,
             facts=app.state.ports.cases,
             case_api_public_url=settings.case_api_public_url,
@@ -104,7 +105,9 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         consumer=Consumer(
             queue=settings.queue,
             binding_keys=settings.binding_keys,
-            make_handler=lambda app: make_handler(app.state.sessionmaker, app.state.ports),
+            make_handler=lambda app: make_handler(
+                app.state.sessionmaker, app.state.ports, app.state.endpoints
+            ),
         ),
         on_startup=[open_ports, start_dispatcher],
         on_shutdown=[close_ports, stop_dispatcher],

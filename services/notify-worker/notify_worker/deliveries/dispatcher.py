@@ -55,9 +55,10 @@ from notify_worker.deliveries import health
 from notify_worker.deliveries.claims import claim_due, release_stale_claims
 from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.deliveries.sender import Outcome, WebhookSender, encode, event_type_for, payload
-from notify_worker.notices.events import NOTICE_DEAD, NOTICE_DELIVERED, emit_notice
+from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.escalation import escalate_overdue
+from shared.contracts import events as contracts
 from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.dispatcher")
@@ -121,7 +122,7 @@ def stored_facts(facts: NoticeFacts | None, release_date: date) -> tuple[str | N
     date the notice announces) and the coordinator's contact."""
     if facts is None:
         return None, None
-    same_date = facts.effective_release_date == release_date.isoformat()
+    same_date = facts.effective_release_date == release_date
     certainty = facts.release_date_certainty if same_date else None
     contact = facts.coordinator.model_dump(mode="json") if facts.coordinator is not None else None
     return certainty, contact
@@ -346,7 +347,7 @@ class Dispatcher:
         if not endpoints:
             notice.state = NoticeState.DEAD
             notice.dead_at = now
-            emit_notice(session, NOTICE_DEAD, notice, reason=NO_ENDPOINT, error_classes=[])
+            emit_notice(session, contracts.NoticeDead, notice, reason=NO_ENDPOINT, error_classes=[])
             log.warning(
                 "dispatcher.no_endpoint",
                 notice_id=str(notice_id),
@@ -657,7 +658,7 @@ class Dispatcher:
             notice.dead_at = None
             emit_notice(
                 session,
-                NOTICE_DELIVERED,
+                contracts.NoticeDelivered,
                 notice,
                 delivered_at=notice.delivered_at.isoformat(),
                 receipt_due_at=notice.receipt_due_at.isoformat(),
@@ -667,7 +668,7 @@ class Dispatcher:
             notice.dead_at = max(ended_at or now for _, ended_at, _ in deliveries)
             emit_notice(
                 session,
-                NOTICE_DEAD,
+                contracts.NoticeDead,
                 notice,
                 reason=DELIVERY_FAILED,
                 error_classes=sorted({error for _, _, error in deliveries if error}),

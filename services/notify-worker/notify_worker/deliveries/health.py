@@ -34,7 +34,8 @@ from sqlmodel import col
 from notify_worker import metrics
 from notify_worker.clients import EndpointPort, UpstreamError
 from notify_worker.deliveries.models import DeliveryState, NotifyDelivery, NotifyEndpointHealth
-from notify_worker.notices.events import ENDPOINT_DELIVERY_DISABLED, emit
+from notify_worker.notices.events import emit
+from shared.contracts import events as contracts
 from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.health")
@@ -235,15 +236,15 @@ async def disable(
         health.disabled_at = moment
         health.disabled_reason = reason
         health.updated_at = moment
-        emit(
-            session,
-            ENDPOINT_DELIVERY_DISABLED,
-            subject=f"webhook/{endpoint_id}",
-            endpoint_id=str(endpoint_id),
-            organization_id=str(health.organization_id),
-            reason=reason,
-            failing_since=health.failing_since.isoformat() if health.failing_since else None,
+        alert = contracts.NoticeEndpointDisabled.model_validate(
+            {
+                "endpoint_id": endpoint_id,
+                "organization_id": health.organization_id,
+                "reason": reason,
+                "failing_since": health.failing_since,
+            }
         )
+        emit(session, alert, subject=f"webhook/{endpoint_id}")
         ended = await end_pending_deliveries(session, endpoint_id=endpoint_id, now=moment)
     metrics.ENDPOINTS_DISABLED.labels(reason).inc()
     if ended:

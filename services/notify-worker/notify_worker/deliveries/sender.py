@@ -22,14 +22,24 @@ import httpx
 from notify_worker.clients import SigningKey
 from notify_worker.notices.models import NoticeKind, NotifyNotice
 from shared import webhooks
+from shared.contracts import events as contracts
 
-RELEASE_UPCOMING = "notice.release_upcoming.v1"
-RELEASE_DATE_CHANGED = "notice.release_date_changed.v1"
 USER_AGENT = "tilbake-notify-worker/webhook"
 
 
+def contract_for(
+    notice: NotifyNotice,
+) -> type[contracts.NoticeReleaseUpcoming | contracts.NoticeReleaseDateChanged]:
+    """The webhook body's contract: a change notice or a milestone notice."""
+    return (
+        contracts.NoticeReleaseDateChanged
+        if notice.kind is NoticeKind.CHANGE
+        else contracts.NoticeReleaseUpcoming
+    )
+
+
 def event_type_for(notice: NotifyNotice) -> str:
-    return RELEASE_DATE_CHANGED if notice.kind is NoticeKind.CHANGE else RELEASE_UPCOMING
+    return contract_for(notice).TYPE
 
 
 def detail_url(case_api_public_url: str, case_id: uuid.UUID) -> str:

@@ -10,38 +10,33 @@ and a national agreement touching thousands of cases never holds one long transa
 
 An endpoint that is created or enabled again gives a recipient that had nowhere to receive notices a
 place to receive them: its notices that died for want of an endpoint (no delivery was ever made) and
-still announce a future release are scheduled again, due now.
+still announce a future release are scheduled again, due now. Every ``endpoint.*`` event first drops
+what the worker's endpoint cache holds for that organization and endpoint, so a revived notice never
+reads a list that was empty a moment ago.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import structlog
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from notify_worker.clients import CachedEndpoints
 from notify_worker.deliveries.models import NotifyDelivery
-from notify_worker.handlers import handles
 from notify_worker.notices.events import emit
 from notify_worker.notices.models import NoticeState, NotifyCase, NotifyNotice
-from notify_worker.notices.service import CLOSED, current_ports, recompute
+from notify_worker.notices.service import CLOSED, Ports, recompute
 from shared.clock import oslo_today
+from shared.consumer import Route
+from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.events import EventEnvelope
 
 log = structlog.get_logger("notify_worker.handlers.agreement_events")
-
-RECOMPUTE_REQUESTED = "notify.recompute_requested.v1"
-
-AGREEMENT_EVENTS = (
-    "agreement.activated.v1",
-    "agreement.changed.v1",
-    "agreement.expired.v1",
-    "agreement.terminated.v1",
-)
-ENDPOINT_READY_EVENTS = ("endpoint.created.v1", "endpoint.changed.v1")
 
 
 async def live_case_ids(session: AsyncSession) -> list[uuid.UUID]:
@@ -58,33 +53,22 @@ async def live_case_ids(session: AsyncSession) -> list[uuid.UUID]:
     return list(rows.scalars())
 
 
-async def handle_agreement_event(session: AsyncSession, event: EventEnvelope) -> None:
+async def handle_agreement_event(
+    session: AsyncSession, event: EventEnvelope, _payload: contracts.AgreementEvent
+) -> None:
     """Ask for a recompute of every live case, one message each."""
     case_ids = await live_case_ids(session)
     for case_id in case_ids:
-        emit(
-            session,
-            RECOMPUTE_REQUESTED,
-            subject=f"case/{case_id}",
-            case_id=str(case_id),
-            reason=event.type,
-            caused_by=str(event.id),
-        )
+        request = contracts.NotifyRecomputeRequested(case_id=case_id, reason=event.type, caused_by=event.id)
+        emit(session, request, subject=f"case/{case_id}")
     log.info("schedule.recompute_requested", cases=len(case_ids), reason=event.type)
 
 
-async def handle_recompute_requested(session: AsyncSession, event: EventEnvelope) -> None:
-    ports = current_ports.get()
-    if ports is None:
-        raise RuntimeError("notify-worker's ports to case-api and agreement-api are not configured")
-    await recompute(session, uuid.UUID(str(event.data["case_id"])), ports=ports)
-
-
-async def handle_endpoint_ready(session: AsyncSession, event: EventEnvelope) -> None:
-    """Give notices that died for want of an endpoint another chance when one appears."""
-    if event.data.get("state", "active") != "active" or "organization_id" not in event.data:
+async def revive_for_endpoint(session: AsyncSession, endpoint: contracts.EndpointEvent) -> None:
+    """Give notices that died for want of an endpoint another chance when an active one appears."""
+    if endpoint.state != "active":
         return
-    organization_id = uuid.UUID(str(event.data["organization_id"]))
+    organization_id = endpoint.organization_id
     now = utcnow()
     notices = (
         await session.execute(
@@ -112,8 +96,30 @@ async def handle_endpoint_ready(session: AsyncSession, event: EventEnvelope) -> 
         log.info("schedule.revived_for_endpoint", organization_id=str(organization_id), notices=revived)
 
 
-for _event_type in AGREEMENT_EVENTS:
-    handles(_event_type)(handle_agreement_event)
-handles(RECOMPUTE_REQUESTED)(handle_recompute_requested)
-for _event_type in ENDPOINT_READY_EVENTS:
-    handles(_event_type)(handle_endpoint_ready)
+def routes(ports: Ports, endpoints: CachedEndpoints) -> list[Route[Any]]:
+    """Agreement events fan out to recompute requests; a recompute request recomputes its case;
+    endpoint events drop the cached endpoint answers and revive notices that had nowhere to go."""
+
+    async def recompute_requested(
+        session: AsyncSession, _event: EventEnvelope, request: contracts.NotifyRecomputeRequested
+    ) -> None:
+        await recompute(session, request.case_id, ports=ports)
+
+    async def endpoint_event(
+        session: AsyncSession, _event: EventEnvelope, endpoint: contracts.EndpointEvent
+    ) -> None:
+        endpoints.forget(endpoint.organization_id, endpoint.endpoint_id)
+        if isinstance(endpoint, (contracts.EndpointCreated, contracts.EndpointChanged)):
+            await revive_for_endpoint(session, endpoint)
+
+    def forget_endpoint(endpoint: contracts.EndpointEvent) -> None:
+        # Committed: drop again whatever a delivery round cached while this message ran.
+        endpoints.forget(endpoint.organization_id, endpoint.endpoint_id)
+
+    agreement_events = [m for m in contracts.EVENTS.values() if issubclass(m, contracts.AgreementEvent)]
+    endpoint_events = [m for m in contracts.EVENTS.values() if issubclass(m, contracts.EndpointEvent)]
+    return [
+        *(Route(model, handle_agreement_event) for model in agreement_events),
+        Route(contracts.NotifyRecomputeRequested, recompute_requested),
+        *(Route(model, endpoint_event, after_commit=forget_endpoint) for model in endpoint_events),
+    ]

@@ -16,13 +16,8 @@ from sqlalchemy import Column, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
 from notify_worker.receipts.models import ReceiptStatus
+from shared.contracts.recipients import RecipientKind
 from shared.db import JSONType, UTCDateTime, enum_type, new_id, utcnow
-
-
-class RecipientKind(StrEnum):
-    MUNICIPALITY = "municipality"
-    NAV = "nav"
-    OTHER = "other"
 
 
 class AgreementSource(StrEnum):

@@ -9,8 +9,7 @@ row changes nothing the second time, so every case event may simply trigger it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from notify_worker.clients import AgreementPort, CasePort, Rule
-from notify_worker.models import NotifyOutbox
+from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import (
     PENDING_STATES,
     AgreementSource,
@@ -30,24 +29,20 @@ from notify_worker.notices.models import (
     NoticeState,
     NotifyCase,
     NotifyNotice,
-    RecipientKind,
 )
 from shared.business_days import milestone_due_date
 from shared.clock import OSLO
+from shared.contracts import events as contracts
+from shared.contracts.events import EventPayload
+from shared.contracts.recipients import RecipientKind, is_told, recipient_kind
 from shared.db import insert_ignoring_conflicts, utcnow
-from shared.outbox import add_event
 
 log = structlog.get_logger("notify_worker.schedule")
 
 NOTICE_TIME = time(8, 0)  # notices fall due at 08:00 Oslo time on their due date
 
-NOTICE_HELD = "notice.held.v1"
-NOTICE_RELEASED = "notice.released.v1"
-NOTICE_CANCELLED = "notice.cancelled.v1"
 
 CLOSED = "closed"
-NO_MUNICIPAL_NOTICES = frozenset({"abroad", "deportation"})
-MUNICIPAL_TYPES = frozenset({"municipality", "district"})
 
 
 @dataclass(frozen=True)
@@ -56,10 +51,6 @@ class Ports:
 
     agreements: AgreementPort
     cases: CasePort
-
-
-# Set by the consumer for the duration of one message (handlers keep the (session, event) shape).
-current_ports: ContextVar[Ports | None] = ContextVar("notify_worker_ports", default=None)
 
 
 def due_at_for(day: date) -> datetime:
@@ -80,22 +71,21 @@ def _uuid(value: Any) -> uuid.UUID | None:
     return uuid.UUID(str(value)) if value else None
 
 
-async def record_case(session: AsyncSession, data: Mapping[str, Any], occurred_at: datetime) -> bool:
+async def record_case(session: AsyncSession, facts: contracts.CaseFacts, occurred_at: datetime) -> bool:
     """Upsert ``notify_case`` from a case event's facts; False (and no change) when the event is
     older than the facts already recorded."""
-    case_id = uuid.UUID(str(data["case_id"]))
+    case_id = facts.case_id
     row = await session.get(NotifyCase, case_id, with_for_update=True)
     if row is not None and row.last_event_at > occurred_at:
         return False
-    release = data.get("effective_release_date")
-    facts: dict[str, Any] = {
-        "status": str(data["status"]),
-        "current_unit_id": uuid.UUID(str(data["current_unit_id"])),
-        "release_destination": str(data.get("release_destination") or "municipality"),
-        "responsible_kommunenummer": data.get("responsible_kommunenummer"),
-        "municipality_status": str(data.get("municipality_status") or "unresolved"),
-        "nav_office_id": _uuid(data.get("nav_office_id")),
-        "effective_release_date": date.fromisoformat(release) if release else None,
+    values: dict[str, Any] = {
+        "status": facts.status,
+        "current_unit_id": facts.current_unit_id,
+        "release_destination": facts.release_destination,
+        "responsible_kommunenummer": facts.responsible_kommunenummer,
+        "municipality_status": facts.municipality_status,
+        "nav_office_id": facts.nav_office_id,
+        "effective_release_date": facts.effective_release_date,
         "last_event_at": occurred_at,
     }
     if row is None:
@@ -103,7 +93,7 @@ async def record_case(session: AsyncSession, data: Mapping[str, Any], occurred_a
         # winner's commit, then reads its row and compares times like any later event.
         inserted = await session.execute(
             insert_ignoring_conflicts(
-                session, NotifyCase, {"case_id": case_id, **facts}, key=["case_id"]
+                session, NotifyCase, {"case_id": case_id, **values}, key=["case_id"]
             ).returning(col(NotifyCase.case_id))
         )
         if inserted.first() is not None:
@@ -111,7 +101,7 @@ async def record_case(session: AsyncSession, data: Mapping[str, Any], occurred_a
         row = await session.get(NotifyCase, case_id, with_for_update=True, populate_existing=True)
         if row is None or row.last_event_at > occurred_at:
             return False
-    for key, value in facts.items():
+    for key, value in values.items():
         setattr(row, key, value)
     await session.flush()
     return True
@@ -120,23 +110,9 @@ async def record_case(session: AsyncSession, data: Mapping[str, Any], occurred_a
 # --- events -------------------------------------------------------------------------------------
 
 
-def _emit(session: AsyncSession, event_type: str, notice: NotifyNotice, **extra: Any) -> None:
+def _emit(session: AsyncSession, contract: type[EventPayload], notice: NotifyNotice, **extra: Any) -> None:
     """A notice event: ids and the milestone only, never personal data."""
-    add_event(
-        session,
-        NotifyOutbox,
-        type=event_type,
-        source="notify-worker",
-        subject=f"case/{notice.case_id}",
-        data={
-            "notice_id": str(notice.id),
-            "case_id": str(notice.case_id),
-            "recipient_organization_id": str(notice.recipient_organization_id),
-            "kind": notice.kind.value,
-            "milestone_days": notice.milestone_days,
-            **extra,
-        },
-    )
+    emit_notice(session, contract, notice, **extra)
 
 
 def _assign(notice: NotifyNotice, now: datetime, **values: Any) -> bool:
@@ -156,16 +132,16 @@ def _set_gate(session: AsyncSession, notice: NotifyNotice, reason: HoldReason | 
     if reason is None:
         _assign(notice, now, state=NoticeState.SCHEDULED, hold_reason=None)
         if was_held:
-            _emit(session, NOTICE_RELEASED, notice)
+            _emit(session, contracts.NoticeReleased, notice)
     else:
         _assign(notice, now, state=NoticeState.HELD, hold_reason=reason)
         if not was_held or previous is not reason:
-            _emit(session, NOTICE_HELD, notice, reason=reason.value)
+            _emit(session, contracts.NoticeHeld, notice, reason=reason.value)
 
 
 def _cancel(session: AsyncSession, notice: NotifyNotice, why: str, now: datetime) -> None:
     _assign(notice, now, state=NoticeState.CANCELLED, hold_reason=None)
-    _emit(session, NOTICE_CANCELLED, notice, reason=why)
+    _emit(session, contracts.NoticeCancelled, notice, reason=why)
 
 
 # --- the gate -----------------------------------------------------------------------------------
@@ -194,15 +170,11 @@ async def _consent_hold(
     return HoldReason.NO_CONSENT
 
 
-def recipient_kind(rule: Rule, case: NotifyCase) -> RecipientKind:
-    if rule.recipient_organization_type in MUNICIPAL_TYPES:
-        return RecipientKind.MUNICIPALITY
-    if (
-        rule.recipient_organization_type == "nav_office"
-        or rule.recipient_organization_id == case.nav_office_id
-    ):
-        return RecipientKind.NAV
-    return RecipientKind.OTHER
+def kind_of(rule: Rule, case: NotifyCase) -> RecipientKind:
+    """The recipient's kind by the rule case-api's detail view applies too."""
+    return recipient_kind(
+        rule.recipient_organization_type, rule.recipient_organization_id, nav_office_id=case.nav_office_id
+    )
 
 
 # --- recompute ----------------------------------------------------------------------------------
@@ -255,13 +227,12 @@ async def recompute(
     )
     rules = resolution.rules if resolution.source != "none" else []
     source = AgreementSource.AGREEMENT if resolution.source == "agreement" else AgreementSource.DEFAULT
-    abroad = case.release_destination in NO_MUNICIPAL_NOTICES
 
     wanted: dict[tuple[uuid.UUID, int], _Wanted] = {}
     rule_of: dict[uuid.UUID, Rule] = {}
     for rule in rules:
-        kind = recipient_kind(rule, case)
-        if abroad and kind is RecipientKind.MUNICIPALITY:
+        kind = kind_of(rule, case)
+        if not is_told(kind, case.release_destination):
             continue
         rule_of.setdefault(rule.recipient_organization_id, rule)
         for milestone in rule.milestones:
@@ -384,7 +355,7 @@ async def _change_notice(
     new = NotifyNotice(
         case_id=case.case_id,
         recipient_organization_id=recipient,
-        recipient_kind=recipient_kind(rule, case),
+        recipient_kind=kind_of(rule, case),
         agreement_source=AgreementSource.DEFAULT,
         kind=NoticeKind.CHANGE,
         milestone_days=None,

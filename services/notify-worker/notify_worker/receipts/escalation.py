@@ -24,9 +24,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from notify_worker.notices.events import NOTICE_ESCALATED, emit_notice
+from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.models import ReceiptStatus
+from shared.contracts import events as contracts
 from shared.db import unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.escalation")
@@ -84,7 +85,7 @@ def _escalate(session: AsyncSession, notice: NotifyNotice, reason: EscalationRea
     }
     notice.escalated_at = now
     notice.updated_at = now
-    emit_notice(session, NOTICE_ESCALATED, notice, **data)
+    emit_notice(session, contracts.NoticeEscalated, notice, **data)
 
 
 async def escalate_overdue(

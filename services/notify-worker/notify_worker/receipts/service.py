@@ -19,17 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from notify_worker.notices.events import (
-    NOTICE_RECEIPT_ACCEPTED,
-    NOTICE_RECEIPT_RECEIVED,
-    NOTICE_RECEIPT_REJECTED,
-    emit_notice,
-)
+from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.errors import NoticeNotDelivered, NoticeNotFound, ReceiptAlreadyFinal
 from notify_worker.receipts.models import NotifyReceipt, ReceiptStatus
 from notify_worker.receipts.schemas import AcceptedCreate, ReceivedCreate, RejectedCreate
 from shared.auth import Principal, Role
+from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.errors import Forbidden
 
@@ -40,10 +36,10 @@ RECEIPT_READERS = frozenset({Role.ADMIN, Role.AUDITOR})
 # Never answer for a recipient, whatever organization their token names.
 NOT_RECIPIENTS = frozenset({Role.AUDITOR, Role.SERVICE})
 
-EVENT_BY_STATUS = {
-    ReceiptStatus.RECEIVED: NOTICE_RECEIPT_RECEIVED,
-    ReceiptStatus.ACCEPTED: NOTICE_RECEIPT_ACCEPTED,
-    ReceiptStatus.REJECTED: NOTICE_RECEIPT_REJECTED,
+EVENT_BY_STATUS: dict[ReceiptStatus, type[contracts.EventPayload]] = {
+    ReceiptStatus.RECEIVED: contracts.NoticeReceiptReceived,
+    ReceiptStatus.ACCEPTED: contracts.NoticeReceiptAccepted,
+    ReceiptStatus.REJECTED: contracts.NoticeReceiptRejected,
 }
 
 

@@ -11,6 +11,7 @@ from shared.contracts.events import (
     CaseFacts,
     CaseOpened,
     EventPayload,
+    NotifyRecomputeRequested,
     OrganizationChanged,
     OrganizationCreated,
 )
@@ -75,3 +76,8 @@ def organization_event(
         else OrganizationCreated(**fields)
     )
     return envelope(payload, subject=f"organization/{organization_id}")
+
+
+def placeholder(n: int) -> NotifyRecomputeRequested:
+    """A small real event for tests of the outbox and the bus themselves; ``n`` is its reason."""
+    return NotifyRecomputeRequested(case_id=uuid.uuid4(), reason=str(n), caused_by=uuid.uuid4())

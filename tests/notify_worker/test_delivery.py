@@ -33,6 +33,9 @@ from tests.notify_worker.webhook_setup import (
 )
 from tests.webhook_receiver import Answer, Receiver
 
+# A UUID's last group can be twelve digits by chance: look for identity numbers outside them.
+UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 
 async def test_a_due_notice_is_delivered_signed_and_thin(setup: Setup) -> None:
     notice_id = await setup.notice()
@@ -62,7 +65,7 @@ async def test_a_due_notice_is_delivered_signed_and_thin(setup: Setup) -> None:
     }
     # Thin: ids, dates and the coordinator's work contact; no inmate's name and no identity number
     # (11 digits) anywhere.
-    assert not re.search(rb"\d{11}", received.bodies[0])
+    assert not re.search(rb"\d{11}", UUID.sub(b"", received.bodies[0]))
     assert not {"name", "person", "fodselsnummer", "national_id"} & set(body)
     assert notice.state is NoticeState.DELIVERED
     assert delivery.state is DeliveryState.SUCCEEDED
@@ -491,4 +494,4 @@ async def test_the_payload_carries_case_api_s_facts(
             "organization_id": str(world.ids["prison"]),
         }
         assert body["detail_url"] == f"{PUBLIC_CASE_API}/api/v1/cases/{case_id}/notice-detail"
-        assert not re.search(r"\d{11}", json.dumps(body))
+        assert not re.search(rb"\d{11}", UUID.sub(b"", json.dumps(body).encode()))

@@ -14,9 +14,11 @@ from agreement_api.organizations import service as organizations
 from agreement_api.organizations.models import Organization, OrganizationType
 from agreement_api.organizations.schemas import OrganizationCreate
 from shared.bus import RabbitMQBus
+from shared.contracts.events import NotifyRecomputeRequested
 from shared.db import unit_of_work
 from shared.events import EventEnvelope
 from shared.outbox import OutboxRelay, RelayPublishError, add_event
+from tests.events import placeholder
 from tests.infra import RabbitMQ, unique_name
 
 
@@ -72,10 +74,8 @@ async def test_relay_keeps_unconfirmed_events_and_publishes_them_in_order_later(
             add_event(
                 session,
                 AgreementOutbox,
-                type="test.happened.v1",
-                source="test",
+                placeholder(n),
                 subject=f"s/{n}",
-                data={"n": n},
             )
 
     # A broker that cannot be reached: nothing is marked sent, the first row records the failure.
@@ -110,7 +110,7 @@ async def test_relay_keeps_unconfirmed_events_and_publishes_them_in_order_later(
             all_five.set()
 
     try:
-        await consumer.subscribe(queue, ["test.#"], handler)
+        await consumer.subscribe(queue, [NotifyRecomputeRequested.TYPE], handler)
         relay = OutboxRelay(sessionmaker=sessionmaker, model=AgreementOutbox, bus=publisher)
         assert await relay.run_once() == 5
         assert await relay.run_once() == 0

@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from case_api.models import CaseOutbox
 from shared.bus import RabbitMQBus
+from shared.contracts.events import NotifyRecomputeRequested
 from shared.db import unit_of_work
 from shared.events import EventEnvelope
 from shared.outbox import OutboxRelay, add_event
+from tests.events import placeholder
 from tests.infra import RabbitMQ, unique_name
 
 
@@ -27,10 +29,8 @@ async def _stage(
             add_event(
                 session,
                 CaseOutbox,
-                type="test.happened.v1",
-                source="test",
+                placeholder(n),
                 subject=f"case/{n}",
-                data={"n": n},
             ).id
             for n in range(start, start + count)
         ]
@@ -61,13 +61,13 @@ async def test_relay_publishes_to_rabbitmq_and_each_event_is_handled_once_per_ac
 
     async def handler(event: EventEnvelope) -> None:
         deliveries.append(event.id)
-        if event.data["n"] == 2 and event.id not in failed_once:
+        if event.data["reason"] == "2" and event.id not in failed_once:
             failed_once.add(event.id)
             raise RuntimeError("transient failure: the message must come back")
         acked.append(event.id)
 
     try:
-        await consumer.subscribe(queue, ["test.#"], handler)
+        await consumer.subscribe(queue, [NotifyRecomputeRequested.TYPE], handler)
         ids = await _stage(committed_sessionmaker, 10)
         relay = OutboxRelay(sessionmaker=committed_sessionmaker, model=CaseOutbox, bus=publisher)
         assert await relay.run_once() == 10
@@ -153,7 +153,7 @@ async def test_no_event_is_lost_when_the_broker_restarts_mid_run(
         poll_seconds=0.1,
         max_backoff_seconds=1.0,
     )
-    await consumer.subscribe(queue, ["test.#"], handler)
+    await consumer.subscribe(queue, [NotifyRecomputeRequested.TYPE], handler)
     relay_task = asyncio.create_task(relay.run())
     staged: list[uuid.UUID] = []
     try:

@@ -140,7 +140,7 @@ async def test_notify_workers_client_reads_the_answer(
     client = CaseClient("http://case-api", token, http=case_client)
     facts = await client.notice_facts(uuid.UUID(case_id))
     assert facts is not None
-    assert facts.effective_release_date == in_days(40).isoformat()
+    assert facts.effective_release_date == in_days(40)
     assert facts.release_date_certainty == "probable"
     assert facts.coordinator is not None
     assert facts.coordinator.name == "Ola Hansen"

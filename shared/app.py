@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 
-from shared import health
+from shared import dead_letters, health
 from shared.auth import TokenVerifier
 from shared.bus import Handler, MessageBus, create_bus
 from shared.db import create_engine, create_sessionmaker, ping
@@ -114,7 +114,10 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
         app.state.sessionmaker = create_sessionmaker(engine)
         own_bus = bus is None
         app.state.bus = bus or create_bus(
-            settings.amqp_url, exchange=settings.event_exchange, queue_type=settings.queue_type
+            settings.amqp_url,
+            exchange=settings.event_exchange,
+            queue_type=settings.queue_type,
+            retry_delays=settings.event_retry_delays,
         )
         app.state.token_verifier = TokenVerifier(settings)
         connect_task: asyncio.Task[None] | None = None
@@ -195,6 +198,9 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
     app.add_middleware(RequestContextMiddleware, service=parts.name)
     app.include_router(health.router)
     app.include_router(parts.api_router)
+    if parts.consumer is not None:
+        app.state.consumer_queue = parts.consumer.queue
+        app.include_router(dead_letters.router)
     for extra in parts.extra_routers:
         app.include_router(extra)
     return app

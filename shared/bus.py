@@ -3,15 +3,19 @@
 The port is small on purpose: ``publish`` returns only once the broker has confirmed the message
 (so the outbox relay may then mark it sent), and ``subscribe`` runs a handler per message and
 acknowledges only after the handler returned, which means after its unit of work committed.
-A handler that raises has its message redelivered; one that keeps failing goes to the dead-letter
-exchange. A message that can never succeed (not a valid envelope, or a payload that does not fit
-its contract: :class:`MalformedEvent`) is dead-lettered at once, logged and counted.
+A handler that raises has its message redelivered later, after a growing wait (``retry_delays``,
+through one retry queue per wait whose expired messages go back to the consumer's queue); a
+failure that waiting can cure (:func:`shared.retry.is_transient`) gets the whole schedule, any
+other ``poison_attempts`` attempts. Then the message goes to the queue's dead-letter queue, from
+where an operator can redrive it (:meth:`RabbitMQBus.redrive`). A message that can never succeed
+(not a valid envelope, or a payload that does not fit its contract: :class:`MalformedEvent`) is
+dead-lettered at once. Every dead letter is logged and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,7 +24,8 @@ import structlog
 from shared.context import correlation_id_var
 from shared.contracts.events import MalformedEvent
 from shared.events import EventEnvelope
-from shared.metrics import EVENTS_DEAD_LETTERED
+from shared.metrics import EVENTS_DEAD_LETTERED, EVENTS_RETRIED
+from shared.retry import POISON_ATTEMPTS, RETRY_DELAYS_SECONDS, is_transient
 
 Handler = Callable[[EventEnvelope], Awaitable[None]]
 log = structlog.get_logger("shared.bus")
@@ -42,6 +47,30 @@ class MessageBus(Protocol):
 
     async def stop_consuming(self, timeout: float = 30.0) -> None:
         """Stop taking new messages; in-flight handlers get ``timeout`` seconds to finish."""
+
+    async def dead_letters(self, queue: str, *, limit: int = 100) -> DeadLetters:
+        """How many messages ``queue``'s dead-letter queue holds, and the first ``limit`` of them."""
+
+    async def redrive(self, queue: str, *, limit: int | None = None) -> int:
+        """Move dead letters (all, or the first ``limit``) back to ``queue``; how many moved."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in a dead-letter queue, as an operator sees it (never its data)."""
+
+    event_id: str | None
+    type: str | None
+    subject: str | None
+    occurred_at: str | None
+    reason: str | None  # why it was dead-lettered: the last error class, or the broker's reason
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    queue: str
+    count: int
+    items: list[DeadLetter]
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:
@@ -67,6 +96,30 @@ async def _run_handler(handler: Handler, event: EventEnvelope) -> None:
             await handler(event)
     finally:
         correlation_id_var.reset(token)
+
+
+ATTEMPT_HEADER = "x-tilbake-attempt"  # which attempt a retried message is on (the first is 1)
+ERROR_HEADER = "x-tilbake-last-error"  # the error class of the attempt that failed last
+REDRIVEN_HEADER = "x-tilbake-redriven"  # how often an operator sent it back from the dead letters
+
+
+def _plain_headers(headers: Any) -> dict[str, Any]:
+    """Our own headers of a message, without the broker's dead-letter history."""
+    return {key: value for key, value in dict(headers or {}).items() if not key.startswith("x-death")}
+
+
+def _dead_letter_of(message: Any) -> DeadLetter:
+    try:
+        event: EventEnvelope | None = EventEnvelope.model_validate_json(message.body)
+    except ValueError:
+        event = None
+    headers = dict(message.headers or {})
+    reason = headers.get(ERROR_HEADER)
+    if reason is None and headers.get("x-death"):
+        reason = str(dict(headers["x-death"][0]).get("reason"))
+    if event is None:
+        return DeadLetter(None, message.type, None, None, str(reason or "invalid_envelope"))
+    return _dead_letter(event, None if reason is None else str(reason))
 
 
 def _malformed(queue: str, exc: MalformedEvent) -> None:
@@ -96,13 +149,14 @@ class InProcessBus:
 
     Because delivery completes before the outbox relay marks the row published, the embedded
     mode keeps the outbox's at-least-once promise across a crash. A handler that fails
-    ``max_attempts`` times puts the event on :attr:`dead_letters`.
+    ``max_attempts`` times puts the event on :attr:`dead`, from where :meth:`redrive` hands it to
+    its subscriber again.
     """
 
     max_attempts: int = 3
     retry_delay: float = 0.05
     subscriptions: list[_Subscription] = field(default_factory=list)
-    dead_letters: list[tuple[str, EventEnvelope, str]] = field(default_factory=list)
+    dead: list[tuple[str, EventEnvelope, str]] = field(default_factory=list)
     _consuming: bool = True
 
     async def start(self) -> None:
@@ -121,36 +175,61 @@ class InProcessBus:
     async def subscribe(self, queue: str, binding_keys: list[str], handler: Handler) -> None:
         self.subscriptions.append(_Subscription(queue, list(binding_keys), handler))
 
+    async def dead_letters(self, queue: str, *, limit: int = 100) -> DeadLetters:
+        mine = [(event, reason) for name, event, reason in self.dead if name == queue]
+        return DeadLetters(queue, len(mine), [_dead_letter(event, reason) for event, reason in mine[:limit]])
+
+    async def redrive(self, queue: str, *, limit: int | None = None) -> int:
+        chosen = [item for item in self.dead if item[0] == queue][:limit]
+        for item in chosen:
+            self.dead.remove(item)
+        for _queue, event, _reason in chosen:
+            for sub in self.subscriptions:
+                if sub.queue == queue:
+                    await self._deliver(sub, event)
+        return len(chosen)
+
     async def publish(self, event: EventEnvelope) -> None:
         for sub in list(self.subscriptions):
-            if not self._consuming or not any(topic_matches(k, event.routing_key) for k in sub.binding_keys):
-                continue
-            for attempt in range(1, self.max_attempts + 1):
-                try:
-                    await _run_handler(sub.handler, event)
-                    break
-                except MalformedEvent as exc:
-                    _malformed(sub.queue, exc)
-                    self.dead_letters.append((sub.queue, event, type(exc).__name__))
-                    break
-                except Exception as exc:
-                    log.warning(
-                        "bus.handler_failed",
-                        queue=sub.queue,
-                        attempt=attempt,
-                        error_class=type(exc).__name__,
-                    )
-                    if attempt == self.max_attempts:
-                        self.dead_letters.append((sub.queue, event, type(exc).__name__))
-                    else:
-                        await asyncio.sleep(self.retry_delay * attempt)
+            if self._consuming and any(topic_matches(k, event.routing_key) for k in sub.binding_keys):
+                await self._deliver(sub, event)
+
+    async def _deliver(self, sub: _Subscription, event: EventEnvelope) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await _run_handler(sub.handler, event)
+                return
+            except MalformedEvent as exc:
+                _malformed(sub.queue, exc)
+                self.dead.append((sub.queue, event, type(exc).__name__))
+                return
+            except Exception as exc:
+                log.warning(
+                    "bus.handler_failed", queue=sub.queue, attempt=attempt, error_class=type(exc).__name__
+                )
+                if attempt == self.max_attempts:
+                    EVENTS_DEAD_LETTERED.labels(sub.queue, event.type, "handler_failed").inc()
+                    self.dead.append((sub.queue, event, type(exc).__name__))
+                else:
+                    await asyncio.sleep(self.retry_delay * attempt)
+
+
+def _dead_letter(event: EventEnvelope, reason: str | None) -> DeadLetter:
+    return DeadLetter(
+        event_id=str(event.id),
+        type=event.type,
+        subject=event.subject,
+        occurred_at=event.occurred_at.isoformat(),
+        reason=reason,
+    )
 
 
 # --------------------------------------------------------------------------- RabbitMQ
 
 
 class RabbitMQBus:
-    """aio-pika adapter: durable topic exchange, confirms, DLX, manual ack after the handler."""
+    """aio-pika adapter: durable topic exchange, confirms, retry queues, DLX, manual ack after the
+    handler."""
 
     def __init__(
         self,
@@ -161,12 +240,18 @@ class RabbitMQBus:
         delivery_limit: int = 5,
         prefetch: int = 16,
         publish_timeout: float = 10.0,
+        retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS,
+        poison_attempts: int = POISON_ATTEMPTS,
     ) -> None:
         self.url = url
         self.exchange_name = exchange
         self.dead_letter_exchange_name = f"{exchange}.dlx"
         self.queue_type = queue_type
+        # A process killed mid-handler leaves its message unacknowledged: the broker redelivers it,
+        # at most this many times (quorum queues), before dead-lettering it.
         self.delivery_limit = delivery_limit
+        self.retry_delays = [max(0.001, float(delay)) for delay in retry_delays]
+        self.poison_attempts = max(1, poison_attempts)
         self.prefetch = prefetch
         self.publish_timeout = publish_timeout
         self._connection: Any = None
@@ -263,6 +348,19 @@ class RabbitMQBus:
         amqp_queue = await channel.declare_queue(queue, durable=True, arguments=arguments)
         for key in binding_keys:
             await amqp_queue.bind(exchange, routing_key=key)
+        for name, delay in self._retry_queues(queue):
+            # A message waits here for its delay, then the broker dead-letters it back to ``queue``
+            # through the default exchange. One queue per delay: a queue's TTL is its own.
+            await channel.declare_queue(
+                name,
+                durable=True,
+                arguments={
+                    "x-queue-type": self.queue_type,
+                    "x-message-ttl": int(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue,
+                },
+            )
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
@@ -294,20 +392,122 @@ class RabbitMQBus:
             await message.reject(requeue=False)
             return
         except Exception as exc:
-            log.warning(
-                "bus.handler_failed",
-                queue=queue,
-                event_id=str(event.id),
-                event_type=event.type,
-                redelivered=message.redelivered,
-                error_class=type(exc).__name__,
-            )
-            # Quorum queues count deliveries and dead-letter past x-delivery-limit; classic
-            # queues get one redelivery, then the dead-letter exchange.
-            requeue = self.queue_type == "quorum" or not message.redelivered
-            await message.nack(requeue=requeue)
+            await self._retry_or_dead_letter(message, event, queue, exc)
             return
         await message.ack()
+
+    def _retry_queues(self, queue: str) -> list[tuple[str, float]]:
+        return [(f"{queue}.retry.{int(delay * 1000)}ms", delay) for delay in dict.fromkeys(self.retry_delays)]
+
+    async def _retry_or_dead_letter(
+        self, message: Any, event: EventEnvelope, queue: str, exc: Exception
+    ) -> None:
+        """Send a failed message to wait in the retry queue of its next delay, or, when its
+        attempts are spent, to the dead-letter queue."""
+        import aio_pika
+
+        transient = is_transient(exc)
+        attempts = int((message.headers or {}).get(ATTEMPT_HEADER, 1))
+        allowed = len(self.retry_delays) + 1 if transient else self.poison_attempts
+        error_class = type(exc).__name__
+        fields = {"queue": queue, "event_id": str(event.id), "event_type": event.type, "attempt": attempts}
+        if attempts >= allowed:
+            log.error("bus.dead_lettered", transient=transient, error_class=error_class, **fields)
+            EVENTS_DEAD_LETTERED.labels(
+                queue, event.type, "retries_spent" if transient else "handler_failed"
+            ).inc()
+            await message.reject(requeue=False)
+            return
+        delay = self.retry_delays[min(attempts - 1, len(self.retry_delays) - 1)]
+        retry = aio_pika.Message(
+            body=message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+            timestamp=message.timestamp,
+            headers={
+                **_plain_headers(message.headers),
+                ATTEMPT_HEADER: attempts + 1,
+                ERROR_HEADER: error_class,
+            },
+        )
+        try:
+            if self._publish_channel is None:
+                await self.start()
+            await self._publish_channel.default_exchange.publish(
+                retry, routing_key=f"{queue}.retry.{int(delay * 1000)}ms", timeout=self.publish_timeout
+            )
+        except Exception as publish_error:
+            # The retry could not be parked: give the message back to the queue as it is.
+            log.warning("bus.retry_not_parked", error_class=type(publish_error).__name__, **fields)
+            await message.nack(requeue=True)
+            return
+        log.warning(
+            "bus.handler_failed", retry_in=delay, transient=transient, error_class=error_class, **fields
+        )
+        EVENTS_RETRIED.labels(queue, event.type, "transient" if transient else "handler_failed").inc()
+        await message.ack()
+
+    async def dead_letters(self, queue: str, *, limit: int = 100) -> DeadLetters:
+        """The dead-letter queue's length and its first ``limit`` messages, put back unchanged."""
+        if self._connection is None:
+            await self.start()
+        import aio_pika
+
+        channel = await self._connection.channel()
+        try:
+            try:
+                dead = await channel.declare_queue(f"{queue}.dead", passive=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                return DeadLetters(queue, 0, [])  # the consumer never subscribed: nothing died
+            count = int(dead.declaration_result.message_count or 0)
+            taken: list[Any] = []
+            while len(taken) < min(limit, count) and (message := await dead.get(fail=False)) is not None:
+                taken.append(message)
+            items = [_dead_letter_of(message) for message in taken]
+        finally:
+            await channel.close()  # closing without acks returns every taken message to the queue
+        return DeadLetters(queue, count, items)
+
+    async def redrive(self, queue: str, *, limit: int | None = None) -> int:
+        """Move dead letters back to ``queue`` with a fresh retry schedule, oldest first; each is
+        acknowledged in the dead-letter queue only once the broker confirmed its copy."""
+        import aio_pika
+
+        if self._connection is None:
+            await self.start()
+        channel = await self._connection.channel(publisher_confirms=True)
+        moved = 0
+        try:
+            try:
+                dead = await channel.declare_queue(f"{queue}.dead", passive=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                return 0
+            while limit is None or moved < limit:
+                message = await dead.get(fail=False)
+                if message is None:
+                    break
+                headers = _plain_headers(message.headers)
+                headers.pop(ATTEMPT_HEADER, None)
+                copy = aio_pika.Message(
+                    body=message.body,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message.message_id,
+                    correlation_id=message.correlation_id,
+                    type=message.type,
+                    timestamp=message.timestamp,
+                    headers={**headers, REDRIVEN_HEADER: int(headers.get(REDRIVEN_HEADER, 0)) + 1},
+                )
+                await channel.default_exchange.publish(copy, routing_key=queue, timeout=self.publish_timeout)
+                await message.ack()
+                moved += 1
+        finally:
+            await channel.close()
+        log.info("bus.redriven", queue=queue, messages=moved)
+        return moved
 
     async def stop_consuming(self, timeout: float = 30.0) -> None:
         for queue, tag in self._consumers:
@@ -322,7 +522,13 @@ class RabbitMQBus:
             log.warning("bus.in_flight_abandoned", count=len(self._in_flight))
 
 
-def create_bus(amqp_url: str | None, *, exchange: str, queue_type: str) -> MessageBus:
+def create_bus(
+    amqp_url: str | None,
+    *,
+    exchange: str,
+    queue_type: str,
+    retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS,
+) -> MessageBus:
     if amqp_url:
-        return RabbitMQBus(amqp_url, exchange=exchange, queue_type=queue_type)
+        return RabbitMQBus(amqp_url, exchange=exchange, queue_type=queue_type, retry_delays=retry_delays)
     return InProcessBus()

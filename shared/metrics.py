@@ -28,6 +28,11 @@ OUTBOX_PUBLISH_FAILURES = Counter(
 EVENTS_CONSUMED = Counter(
     "tilbake_events_consumed_total", "Events handled by a consumer", ["service", "type", "outcome"]
 )
+EVENTS_RETRIED = Counter(
+    "tilbake_events_retried_total",
+    "Messages whose handler failed, sent back to their queue after a wait",
+    ["queue", "type", "reason"],
+)
 EVENTS_DEAD_LETTERED = Counter(
     "tilbake_events_dead_lettered_total",
     "Messages sent to a queue's dead-letter queue at once, without retries (they can never succeed)",

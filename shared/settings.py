@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.retry import RETRY_DELAYS_SECONDS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_KEY_DIR = REPO_ROOT / "deploy" / "dev-keys"
 DEV_JWT_PUBLIC_KEY_FILE = DEV_KEY_DIR / "jwt-dev-public.pem"
@@ -35,6 +37,9 @@ def _split_commas(value: Any) -> Any:
 # A list setting given as "a,b,c" or a JSON list. NoDecode stops pydantic-settings from
 # insisting on JSON for list fields read from the environment.
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+SecondsList = Annotated[
+    list[Annotated[float, Field(gt=0, le=86400)]], NoDecode, BeforeValidator(_split_commas)
+]
 
 
 def normalize_database_url(url: str) -> str:
@@ -70,6 +75,12 @@ class ServiceSettings(BaseSettings):
     event_exchange: str = Field("tilbake.events", description="Durable topic exchange for events.")
     queue_type: Literal["quorum", "classic"] = Field(
         "quorum", description="RabbitMQ queue type for consumer queues."
+    )
+    event_retry_delays: SecondsList = Field(
+        default_factory=lambda: list(RETRY_DELAYS_SECONDS),
+        min_length=1,
+        description="Seconds a consumed event waits before each retry after its handler failed "
+        "(comma-separated); a transient failure gets them all, any other three attempts in all.",
     )
     log_level: str = Field("INFO", description="Root log level.")
     log_json: bool | None = Field(
@@ -149,7 +160,7 @@ def settings_fields(cls: type[ServiceSettings]) -> list[tuple[str, str, str]]:
         else:
             default = field.default
         if isinstance(default, list):
-            default = ",".join(default)
+            default = ",".join(f"{item:g}" if isinstance(item, float) else str(item) for item in default)
         shown = "" if default is None else str(default)
         rows.append((f"{prefix}{name}".upper(), shown, field.description or ""))
     return rows

@@ -28,6 +28,7 @@ from shared.auth import Role, mint_token
 from shared.contracts.events import EVENTS
 from shared.db import create_engine
 from shared.outbox import OutboxRecord
+from shared.retry import RETRY_DELAYS_SECONDS
 from shared.settings import REPO_ROOT, normalize_database_url
 from tests.infra import Postgres, RabbitMQ, find_postgres, find_rabbitmq, unique_name
 
@@ -198,6 +199,9 @@ async def case_client(
         yield client
 
 
+TEST_RETRY_DELAYS = (0.1, 0.3)  # short waits between a failed handler's attempts, for tests
+
+
 @pytest.fixture
 async def amqp_queues(rabbitmq: RabbitMQ, exchange_name: str) -> AsyncIterator[list[str]]:
     """Names of queues a test declares; they and their dead-letter queues are deleted afterwards."""
@@ -209,7 +213,10 @@ async def amqp_queues(rabbitmq: RabbitMQ, exchange_name: str) -> AsyncIterator[l
     try:
         channel = await connection.channel()
         for name in names:
-            for queue in (name, f"{name}.dead"):
+            retries = [
+                f"{name}.retry.{int(delay * 1000)}ms" for delay in {*RETRY_DELAYS_SECONDS, *TEST_RETRY_DELAYS}
+            ]
+            for queue in (name, f"{name}.dead", *retries):
                 await channel.queue_delete(queue)
     finally:
         await connection.close()

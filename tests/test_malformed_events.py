@@ -14,7 +14,7 @@ import pytest
 
 from shared.bus import RabbitMQBus
 from shared.events import EventEnvelope
-from tests.conftest import running, test_settings
+from tests.conftest import auth, running, test_settings
 from tests.events import case_event, organization_event
 from tests.infra import RabbitMQ, unique_name
 
@@ -70,10 +70,19 @@ async def test_a_payload_that_breaks_its_contract_goes_to_the_dead_letter_queue_
                 bodies = await _dead_letters(rabbitmq, queue)
             elapsed = time.monotonic() - started
             metrics = (await client.get("/metrics")).text
+            # Put back so the operator's view below sees it.
+            await _redrive_and_wait(rabbitmq, queue, broken)
+            listed = await client.get("/api/v1/ops/dead-letters", headers=auth("admin"))
+            refused = await client.post("/api/v1/ops/dead-letters/redrive", headers=auth("auditor"))
     finally:
         await publisher.close()
 
     assert [EventEnvelope.model_validate_json(body).id for body in bodies] == [broken.id]
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["count"] == 1
+    [item] = listed.json()["items"]
+    assert (item["event_id"], item["type"], item["subject"]) == (str(broken.id), broken.type, broken.subject)
+    assert refused.status_code == 403
     assert elapsed < 5, "dead-lettered at once, not after the broker's redeliveries"
     sample = f'tilbake_events_dead_lettered_total{{queue="{queue}",reason="invalid_payload",type="{good.type}"}} 1.0'
     assert sample in metrics
@@ -81,6 +90,19 @@ async def test_a_payload_that_breaks_its_contract_goes_to_the_dead_letter_queue_
     assert len(logged) == 1
     assert str(broken.id) in logged[0]
     assert missing in logged[0]
+
+
+async def _redrive_and_wait(rabbitmq: RabbitMQ, queue: str, event: EventEnvelope) -> None:
+    """Publish the taken dead letter back to the dead-letter queue as it was."""
+    connection = await aio_pika.connect(rabbitmq.url)
+    try:
+        channel = await connection.channel()
+        await channel.default_exchange.publish(
+            aio_pika.Message(body=event.model_dump_json().encode(), type=event.type),
+            routing_key=f"{queue}.dead",
+        )
+    finally:
+        await connection.close()
 
 
 async def _until_ready(client: httpx.AsyncClient) -> None:

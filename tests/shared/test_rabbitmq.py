@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import time
 import uuid
 
 import aio_pika
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,6 +19,8 @@ from shared.contracts.events import NotifyRecomputeRequested
 from shared.db import unit_of_work
 from shared.events import EventEnvelope
 from shared.outbox import OutboxRelay, add_event
+from shared.retry import POISON_ATTEMPTS
+from tests.conftest import TEST_RETRY_DELAYS
 from tests.events import placeholder
 from tests.infra import RabbitMQ, unique_name
 
@@ -88,7 +92,7 @@ async def test_relay_publishes_to_rabbitmq_and_each_event_is_handled_once_per_ac
 async def test_invalid_and_poison_messages_go_to_the_dead_letter_queue(
     rabbitmq: RabbitMQ, exchange_name: str, amqp_queues: list[str]
 ) -> None:
-    consumer = RabbitMQBus(rabbitmq.url, exchange=exchange_name, delivery_limit=2)
+    consumer = RabbitMQBus(rabbitmq.url, exchange=exchange_name, retry_delays=TEST_RETRY_DELAYS)
     queue = unique_name("test.poison")
     amqp_queues.append(queue)
     attempts = collections.Counter[str]()
@@ -126,8 +130,8 @@ async def test_invalid_and_poison_messages_go_to_the_dead_letter_queue(
     assert b"not json" in bodies
     assert any(b"case/poison" in body for body in bodies)
     assert len(bodies) == 2
-    # delivery limit 2: the first delivery plus two redeliveries, then dead-lettered
-    assert attempts["case/poison"] == 3
+    # Not a failure waiting can cure: three attempts in all, then dead-lettered.
+    assert attempts["case/poison"] == POISON_ATTEMPTS
 
 
 @pytest.mark.broker_restart
@@ -185,3 +189,93 @@ async def test_no_event_is_lost_when_the_broker_restarts_mid_run(
     assert set(received) == set(staged)
     # At-least-once: a publish whose confirm was lost in the restart may arrive twice, never zero.
     assert min(received.values()) >= 1
+
+
+async def _publish_one(rabbitmq: RabbitMQ, exchange_name: str, n: int) -> EventEnvelope:
+    publisher = RabbitMQBus(rabbitmq.url, exchange=exchange_name)
+    event = EventEnvelope(
+        type=NotifyRecomputeRequested.TYPE, source="test", subject=f"case/{n}", data=placeholder(n).data()
+    )
+    try:
+        await publisher.publish(event)
+    finally:
+        await publisher.close()
+    return event
+
+
+async def test_a_transient_failure_is_retried_after_growing_waits_until_it_passes(
+    rabbitmq: RabbitMQ, exchange_name: str, amqp_queues: list[str]
+) -> None:
+    """A peer that is down for a while: the handler fails with a connection error three times
+    (more than the broker's delivery limit would allow), then succeeds on the schedule's last
+    retry. Nothing is dead-lettered."""
+    delays = (0.2, 0.4, 0.8)
+    consumer = RabbitMQBus(rabbitmq.url, exchange=exchange_name, retry_delays=delays, delivery_limit=2)
+    queue = unique_name("test.transient")
+    amqp_queues.append(queue)
+    tried: list[float] = []
+    done = asyncio.Event()
+
+    async def flaky(event: EventEnvelope) -> None:
+        tried.append(time.monotonic())
+        if len(tried) <= len(delays):
+            raise httpx.ConnectError("agreement-api is down")
+        done.set()
+
+    try:
+        await consumer.subscribe(queue, [NotifyRecomputeRequested.TYPE], flaky)
+        await _publish_one(rabbitmq, exchange_name, 1)
+        await asyncio.wait_for(done.wait(), 20)
+        dead = await consumer.dead_letters(queue)
+    finally:
+        await consumer.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tried)]
+    assert len(tried) == len(delays) + 1
+    assert all(gap >= wanted - 0.05 for gap, wanted in zip(gaps, delays, strict=True)), gaps
+    assert dead.count == 0
+
+
+async def test_a_poison_message_is_dead_lettered_listed_and_redriven(
+    rabbitmq: RabbitMQ, exchange_name: str, amqp_queues: list[str]
+) -> None:
+    """A handler bug: three attempts, then the dead-letter queue, where an operator can read which
+    event it is and, once the bug is fixed, send it back."""
+    consumer = RabbitMQBus(rabbitmq.url, exchange=exchange_name, retry_delays=TEST_RETRY_DELAYS)
+    queue = unique_name("test.redrive")
+    amqp_queues.append(queue)
+    fixed = False
+    attempts: collections.Counter[uuid.UUID] = collections.Counter()
+    handled: list[uuid.UUID] = []
+
+    async def handler(event: EventEnvelope) -> None:
+        attempts[event.id] += 1
+        if not fixed:
+            raise KeyError("a bug")
+        handled.append(event.id)
+
+    try:
+        await consumer.subscribe(queue, [NotifyRecomputeRequested.TYPE], handler)
+        event = await _publish_one(rabbitmq, exchange_name, 2)
+        deadline = time.monotonic() + 15
+        while (dead := await consumer.dead_letters(queue)).count < 1:
+            assert time.monotonic() < deadline, "never dead-lettered"
+            await asyncio.sleep(0.1)
+        assert attempts[event.id] == POISON_ATTEMPTS
+        again = await consumer.dead_letters(queue)  # listing takes nothing away
+        assert (again.count, [item.event_id for item in again.items]) == (1, [str(event.id)])
+        assert (dead.items[0].type, dead.items[0].subject, dead.items[0].reason) == (
+            event.type,
+            event.subject,
+            "KeyError",
+        )
+
+        fixed = True
+        assert await consumer.redrive(queue) == 1
+        deadline = time.monotonic() + 15
+        while not handled:
+            assert time.monotonic() < deadline, "the redriven message never came back"
+            await asyncio.sleep(0.1)
+        assert (await consumer.dead_letters(queue)).count == 0
+    finally:
+        await consumer.close()
+    assert handled == [event.id]

@@ -89,6 +89,35 @@ def _seed_directory(database_url: str | None) -> int:
     return 0
 
 
+def _dead_letters(queue: str, amqp_url: str | None, *, redrive: bool, limit: int | None) -> int:
+    import asyncio
+    import os
+
+    from shared.bus import RabbitMQBus
+
+    url = amqp_url or os.environ.get("AMQP_URL")
+    if not url:
+        print("Set --amqp-url or AMQP_URL", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        bus = RabbitMQBus(url)
+        try:
+            if redrive:
+                moved = await bus.redrive(queue, limit=limit)
+                print(f"{queue}: {moved} dead letter(s) sent back")
+                return
+            found = await bus.dead_letters(queue, limit=limit or 20)
+            print(f"{queue}.dead: {found.count} message(s)")
+            for item in found.items:
+                print(f"  {item.occurred_at}  {item.type}  {item.subject}  {item.event_id}  ({item.reason})")
+        finally:
+            await bus.close()
+
+    asyncio.run(run())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tilbake", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +163,21 @@ def main(argv: list[str] | None = None) -> int:
         help="file to write (default docs/asyncapi.yaml)",
     )
 
+    dead = commands.add_parser(
+        "dead-letters",
+        help="count and list a consumer queue's dead letters, or send them back to the queue",
+    )
+    dead.add_argument("queue", help="the consumer's queue, e.g. notify-worker.events")
+    dead.add_argument(
+        "--amqp-url", default=None, help="RabbitMQ URL (default: AMQP_URL from the environment)"
+    )
+    dead.add_argument(
+        "--redrive", action="store_true", help="move them back to the queue with a fresh retry schedule"
+    )
+    dead.add_argument(
+        "--limit", type=int, default=None, help="at most this many (default: all to redrive, 20 to list)"
+    )
+
     args = parser.parse_args(argv)
     if args.command == "embedded":
         from tilbake.embedded.runner import run
@@ -164,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in openapi_documents().items():
             (args.out / f"{name}.json").write_text(text)
             print(f"wrote {args.out / (name + '.json')}")
+    elif args.command == "dead-letters":
+        return _dead_letters(args.queue, args.amqp_url, redrive=args.redrive, limit=args.limit)
     elif args.command == "asyncapi":
         # Imported here like the apps above: the other commands need no YAML.
         from tilbake.asyncapi import asyncapi_document

@@ -15,11 +15,12 @@ import structlog
 from pydantic import ValidationError
 
 from shared.contracts.answers import Resolution
+from shared.retry import TransientError
 
 log = structlog.get_logger("case_api.notices.agreements")
 
 
-class AgreementApiUnavailable(Exception):
+class AgreementApiUnavailable(TransientError):
     """agreement-api could not be asked or gave no usable answer; the caller may retry later."""
 
 

@@ -31,6 +31,7 @@ from shared.contracts.answers import (
     WebhookEndpointPage,
 )
 from shared.contracts.events import CoordinatorContact
+from shared.retry import TransientError
 
 Rule = ResolvedRule
 Contact = CoordinatorContact
@@ -38,8 +39,8 @@ Contact = CoordinatorContact
 FACTS_CHUNK = 200  # cases per GET /api/v1/notice-facts: case-api's limit
 
 
-class UpstreamError(Exception):
-    """Another service answered with an unexpected status; the message is retried."""
+class UpstreamError(TransientError):
+    """Another service answered with an unexpected status; the message is retried with backoff."""
 
 
 class AgreementPort(Protocol):

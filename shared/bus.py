@@ -485,7 +485,11 @@ class RabbitMQBus:
                 dead = await channel.declare_queue(f"{queue}.dead", passive=True)
             except aio_pika.exceptions.ChannelNotFoundEntity:
                 return 0
-            while limit is None or moved < limit:
+            # Only what is there now: a redriven message that fails again comes back to this queue
+            # and must not be taken a second time in the same redrive.
+            present = int(dead.declaration_result.message_count or 0)
+            wanted = present if limit is None else min(limit, present)
+            while moved < wanted:
                 message = await dead.get(fail=False)
                 if message is None:
                     break

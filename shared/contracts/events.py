@@ -524,7 +524,9 @@ class NoticeEndpointDisabled(EventPayload):
 class NotifyRecomputeRequested(EventPayload):
     """notify-worker to itself: recompute one case's notice schedule. Written once per live case (open,
     release date today or later) when an agreement is activated, changed, expired or terminated, so
-    each case is recomputed in its own unit of work. Only notify-worker binds it."""
+    each case is recomputed in its own unit of work; and when a notice is delivered that announced
+    a date that no longer stands, so its recipient gets its change notice. Only notify-worker binds
+    it."""
 
     TYPE: ClassVar[str] = "notify.recompute_requested.v1"
     TITLE: ClassVar[str] = "Recompute requested"
@@ -532,7 +534,7 @@ class NotifyRecomputeRequested(EventPayload):
 
     case_id: uuid.UUID
     reason: str = Field(
-        description="The type of the event that caused the request, such as agreement.changed.v1."
+        description="The type of the event that caused the request, such as agreement.changed.v1 or notice.delivered.v1."
     )
     caused_by: uuid.UUID = Field(description="The id of that event.")
 

@@ -325,7 +325,7 @@ async def test_facts_are_asked_once_and_every_retry_sends_the_same_bytes(setup: 
     setup.receiver.answers = [Answer(500), Answer(500)]
     case_id = uuid.uuid4()
     first = await setup.notice(case_id=case_id)
-    second = await setup.notice(case_id=case_id, kind=NoticeKind.CHANGE)
+    second = await setup.notice(case_id=case_id, milestone_days=90)
     dispatcher = setup.dispatcher()
     now = datetime.now(UTC)
     await dispatcher.run_once(now)
@@ -395,7 +395,7 @@ async def test_an_unreachable_case_api_leaves_the_claim(setup: Setup) -> None:
 async def test_a_round_of_many_cases_asks_case_api_once(setup: Setup) -> None:
     case_ids = [uuid.uuid4() for _ in range(5)]
     notice_ids = [await setup.notice(case_id=case_id) for case_id in case_ids]
-    notice_ids.append(await setup.notice(case_id=case_ids[0], kind=NoticeKind.CHANGE))
+    notice_ids.append(await setup.notice(case_id=case_ids[0], milestone_days=90))
     await setup.dispatcher().run_once()
     assert len(setup.facts.calls) == 1, "one facts question for the round"
     assert sorted(setup.facts.calls[0]) == sorted(case_ids), "each case once"

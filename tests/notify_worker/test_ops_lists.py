@@ -4,7 +4,7 @@ page; one notice with its deliveries; a delivery's attempt history; and who may 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -35,7 +35,7 @@ async def walk(client: httpx.AsyncClient, url: str, **params: Any) -> list[dict[
 
 
 async def deliver_a_known_set(setup: Setup) -> dict[str, uuid.UUID]:
-    """case one: a delivered milestone notice and a change notice still retrying (500);
+    """case one: a delivered milestone notice and a change notice (the date moved) still retrying (500);
     case two: a delivered notice; a recipient without endpoints: a dead notice."""
     case_one, case_two = uuid.uuid4(), uuid.uuid4()
     dispatcher = setup.dispatcher()
@@ -43,7 +43,9 @@ async def deliver_a_known_set(setup: Setup) -> dict[str, uuid.UUID]:
     ids = {"delivered": await setup.notice(case_id=case_one)}
     await dispatcher.run_once(now)
     setup.receiver.answers = [Answer(500)]
-    ids["retrying"] = await setup.notice(case_id=case_one, kind=NoticeKind.CHANGE)
+    ids["retrying"] = await setup.notice(
+        case_id=case_one, kind=NoticeKind.CHANGE, release_date=date(2027, 3, 8)
+    )
     await dispatcher.run_once(now + timedelta(seconds=1))
     ids["other_case"] = await setup.notice(case_id=case_two)
     await dispatcher.run_once(now + timedelta(seconds=2))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker.models import NotifyOutbox
+from notify_worker.notices import told
 from notify_worker.notices.models import HoldReason, NoticeKind, NoticeState, NotifyCase, NotifyNotice
 from notify_worker.notices.service import due_at_for, milestone_due_at, recompute, record_case
 from shared.contracts.events import CaseFacts
@@ -139,6 +140,8 @@ async def test_a_delivered_notice_is_followed_by_a_change_notice_due_now(world: 
             )
         ).scalar_one()
         notice.state = NoticeState.DELIVERED
+        notice.delivered_at = datetime.now(UTC)
+        await told.record(session, notice, delivered_event=uuid.uuid4())  # what delivering it records
 
     began = datetime.now(UTC)
     await world.set_release(case_id, today() + days(100))

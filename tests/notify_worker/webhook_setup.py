@@ -119,15 +119,20 @@ class Setup:
         case_id: uuid.UUID | None = None,
         organization_id: uuid.UUID | None = None,
         due_at: datetime | None = None,
+        milestone_days: int = 30,
+        release_date: date = date(2027, 3, 1),
     ) -> uuid.UUID:
+        """A scheduled notice to the organization, due a minute ago unless ``due_at`` says when.
+        Two notices of one recipient announcing one date at once are one too many: the claim
+        cancels such a change notice (docs/notices.md, "One notice, not two")."""
         notice = NotifyNotice(
             case_id=case_id or uuid.uuid4(),
             recipient_organization_id=organization_id or self.organization_id,
             recipient_kind=RecipientKind.MUNICIPALITY,
             agreement_source=AgreementSource.DEFAULT,
             kind=kind,
-            milestone_days=30 if kind is NoticeKind.MILESTONE else None,
-            release_date=date(2027, 3, 1),
+            milestone_days=milestone_days if kind is NoticeKind.MILESTONE else None,
+            release_date=release_date,
             due_at=due_at or datetime.now(UTC) - timedelta(minutes=1),
             receipt_deadline_days=5,
         )
@@ -201,23 +206,30 @@ class Setup:
 
 @contextlib.asynccontextmanager
 async def start_setup(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], receiver: Receiver
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    receiver: Receiver,
+    *,
+    organization_id: uuid.UUID | None = None,
+    facts: Any = None,
 ) -> AsyncIterator[Setup]:
-    """agreement-api (allowing local http receivers) with an organization whose one endpoint is
-    ``receiver``; the receiver verifies with that endpoint's secret."""
+    """agreement-api (allowing local http receivers) with an organization (a new Halden kommune
+    unless ``organization_id`` names one) whose one endpoint is ``receiver``; the receiver verifies
+    with that endpoint's secret. ``facts`` answers for case-api (:class:`FixedFacts` by default)."""
     from agreement_api.main import create_app
 
     settings = test_settings(
         "agreement_api.config", database_url, allow_private_webhook_urls=True, allow_http_webhooks=True
     )
     async with running(create_app(settings), sessionmaker=sessionmaker) as agreement:
-        response = await agreement.post(
-            "/api/v1/organizations",
-            json={"type": "municipality", "name": "Halden kommune", "kommunenummer": "3101"},
-            headers=auth("admin"),
-        )
-        assert response.status_code == 201, response.text
-        organization_id = response.json()["id"]
+        if organization_id is None:
+            response = await agreement.post(
+                "/api/v1/organizations",
+                json={"type": "municipality", "name": "Halden kommune", "kommunenummer": "3101"},
+                headers=auth("admin"),
+            )
+            assert response.status_code == 201, response.text
+            organization_id = uuid.UUID(response.json()["id"])
         response = await agreement.post(
             f"/api/v1/organizations/{organization_id}/webhooks",
             json={"url": receiver.url, "key_kind": "hmac"},
@@ -232,8 +244,9 @@ async def start_setup(
             agreement=agreement,
             agreements=AgreementClient("http://agreement-api", token, http=agreement),
             receiver=receiver,
-            organization_id=uuid.UUID(organization_id),
+            organization_id=organization_id,
             endpoint_id=uuid.UUID(created["id"]),
+            facts=facts or FixedFacts(),
         )
         try:
             yield ready

@@ -8,7 +8,7 @@ and the inbox.
 from __future__ import annotations
 
 from notify_worker.deliveries.models import NotifyAttempt, NotifyDelivery, NotifyEndpointHealth
-from notify_worker.notices.models import NotifyCase, NotifyNotice
+from notify_worker.notices.models import NotifyCase, NotifyNotice, NotifyTold
 from notify_worker.receipts.models import NotifyReceipt
 from shared.outbox import inbox_model, outbox_model
 
@@ -24,4 +24,5 @@ __all__ = [
     "NotifyNotice",
     "NotifyOutbox",
     "NotifyReceipt",
+    "NotifyTold",
 ]

@@ -4,6 +4,10 @@ Rows are locked with ``FOR UPDATE SKIP LOCKED``, so two claimers never get the s
 claim whose deliveries are not recorded within the visibility timeout returns the notice to
 ``scheduled``. Once a notice has deliveries, they carry its retries
 (notify_worker.deliveries.dispatcher).
+
+A due change notice that need not be sent any more is cancelled instead of claimed: its recipient
+already holds its date, or another notice tells it that date now, such as a milestone notice that
+fell due with it (notify_worker.notices.told).
 """
 
 from __future__ import annotations
@@ -15,14 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from notify_worker.deliveries.models import NotifyDelivery
-from notify_worker.notices.models import NoticeState, NotifyNotice
+from notify_worker.notices.events import emit_notice
+from notify_worker.notices.models import NoticeKind, NoticeState, NotifyNotice
+from notify_worker.notices.told import needless_change
+from shared.contracts import events as contracts
 from shared.db import utcnow
 
 
 async def claim_due(
     session: AsyncSession, *, worker_id: str, now: datetime | None = None, limit: int = 50
 ) -> list[NotifyNotice]:
-    """Claim up to ``limit`` scheduled notices due by ``now``, earliest first. The caller commits."""
+    """Claim up to ``limit`` scheduled notices due by ``now``, earliest first; a change notice that
+    need not be sent is cancelled instead (and not returned). The caller commits."""
     now = now or utcnow()
     notices = list(
         (
@@ -42,8 +50,21 @@ async def claim_due(
         notice.claimed_by = worker_id
         notice.claimed_at = now
         notice.updated_at = now
+    await session.flush()  # a milestone claimed with a change notice carries its date
+    claimed: list[NotifyNotice] = []
+    for notice in notices:
+        needless = (
+            await needless_change(session, notice, now=now) if notice.kind is NoticeKind.CHANGE else None
+        )
+        if needless is None:
+            claimed.append(notice)
+            continue
+        notice.state = NoticeState.CANCELLED
+        notice.claimed_by = None
+        notice.claimed_at = None
+        emit_notice(session, contracts.NoticeCancelled, notice, reason=needless)
     await session.flush()
-    return notices
+    return claimed
 
 
 async def release_stale_claims(

@@ -55,6 +55,7 @@ from notify_worker.deliveries import health
 from notify_worker.deliveries.claims import claim_due, release_stale_claims
 from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.deliveries.sender import Outcome, WebhookSender, encode, event_type_for, payload
+from notify_worker.notices import told
 from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.escalation import escalate_overdue
@@ -638,7 +639,9 @@ class Dispatcher:
             ).all():
                 ended.setdefault(notice_id, []).append((state, ended_at, error_class))
             for notice in notices:
-                self._end_notice(session, notice, ended[notice.id], now)
+                delivered = self._end_notice(session, notice, ended[notice.id], now)
+                if delivered is not None:  # what the recipient was told, in the same transaction
+                    await told.record(session, notice, delivered_event=delivered)
             return len(notices)
 
     @staticmethod
@@ -647,8 +650,9 @@ class Dispatcher:
         notice: NotifyNotice,
         deliveries: list[tuple[DeliveryState, datetime | None, str | None]],
         now: datetime,
-    ) -> None:
-        """Mark the notice by its ended deliveries and say so on the bus, in the same transaction."""
+    ) -> uuid.UUID | None:
+        """Mark the notice by its ended deliveries and say so on the bus, in the same transaction;
+        the id of its ``notice.delivered.v1`` when it was delivered."""
         succeeded = [ended_at or now for state, ended_at, _ in deliveries if state is DeliveryState.SUCCEEDED]
         notice.updated_at = now
         if succeeded:
@@ -656,14 +660,15 @@ class Dispatcher:
             notice.delivered_at = min(succeeded)
             notice.receipt_due_at = notice.delivered_at + timedelta(days=notice.receipt_deadline_days)
             notice.dead_at = None
-            emit_notice(
+            delivered = emit_notice(
                 session,
                 contracts.NoticeDelivered,
                 notice,
                 delivered_at=notice.delivered_at.isoformat(),
                 receipt_due_at=notice.receipt_due_at.isoformat(),
-            )
+            ).id
         else:
+            delivered = None
             notice.state = NoticeState.DEAD
             notice.dead_at = max(ended_at or now for _, ended_at, _ in deliveries)
             emit_notice(
@@ -674,6 +679,7 @@ class Dispatcher:
                 error_classes=sorted({error for _, _, error in deliveries if error}),
             )
         log.info("dispatcher.notice_ended", notice_id=str(notice.id), state=notice.state.value)
+        return delivered
 
 
 K = TypeVar("K")

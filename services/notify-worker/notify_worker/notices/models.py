@@ -1,8 +1,10 @@
-"""The notices domain's tables: the case read model and the notice schedule.
+"""The notices domain's tables: the case read model, the notice schedule and what each recipient
+was last told.
 
 ``notify_case`` is the worker's read model of case-api's cases (the facts carried by the latest
 ``case.*`` event); ``notify_notice`` is the notice schedule: one row per recipient and milestone
-(or per change notice), with its state, hold reason and claim. See docs/notices.md.
+(or per change notice), with its state, hold reason and claim; ``notify_told`` is, per case and
+recipient, the date the latest delivered notice announced. See docs/notices.md.
 """
 
 from __future__ import annotations
@@ -148,3 +150,20 @@ class NotifyNotice(SQLModel, table=True):
     version: int = Field(default=1, sa_column=_notice_version)
 
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": _notice_version}
+
+
+class NotifyTold(SQLModel, table=True):
+    """What one recipient was last told about one case: the release date of the notice delivered
+    to it last (by the moment of its first 2xx), that notice, and that moment.
+
+    Written only in the transaction that marks a notice delivered (notify_worker.notices.told), so
+    receipts, escalation or anything else that touches a notice never move it; the change-notice
+    rule reads nothing else."""
+
+    __tablename__ = "notify_told"
+
+    case_id: uuid.UUID = Field(primary_key=True)
+    recipient_organization_id: uuid.UUID = Field(primary_key=True)
+    release_date: date = Field(description="The release date the recipient was last told.")
+    notice_id: uuid.UUID = Field(foreign_key="notify_notice.id", description="The notice that told it.")
+    told_at: datetime = Field(sa_type=UTCDateTime, description="That notice's delivered_at (its first 2xx).")

@@ -29,7 +29,9 @@ from notify_worker.notices.models import (
     NoticeState,
     NotifyCase,
     NotifyNotice,
+    NotifyTold,
 )
+from notify_worker.notices.told import CARRIED, HOLDS_DATE, carries, told_of
 from shared.business_days import milestone_due_date
 from shared.clock import OSLO
 from shared.contracts import events as contracts
@@ -289,6 +291,7 @@ async def recompute(
             session.add(item)
             await session.flush()
             _set_gate(session, item, gates[recipient], now)
+            notices.append(item)  # a new milestone due now carries a change too
             continue
         item = found
         if item.state is NoticeState.CANCELLED:
@@ -310,9 +313,13 @@ async def recompute(
         elif notice.recipient_organization_id not in rule_of:
             _cancel(session, notice, "no_longer_applies", now)
 
-    # Recipients told a release date that has since moved get a change notice, due now.
+    # Recipients told a release date that has since moved get a change notice, due now. The record
+    # is read after the case's notices are locked: a delivery that ends meanwhile has committed.
+    told = await told_of(session, case.case_id)
     for recipient, rule in rule_of.items():
-        await _change_notice(session, case, recipient, rule, notices, gates[recipient], now, fill)
+        await _change_notice(
+            session, case, recipient, rule, notices, told.get(recipient), gates[recipient], now, fill
+        )
     await session.flush()
 
 
@@ -322,36 +329,33 @@ async def _change_notice(
     recipient: uuid.UUID,
     rule: Rule,
     notices: list[NotifyNotice],
+    told: NotifyTold | None,
     gate: HoldReason | None,
     now: datetime,
     fill: Any,
 ) -> None:
+    """One pending change notice when the recipient was last told (``told``, notify_worker.notices.told)
+    another date than the one that stands and no other notice tells it that date now."""
     release = case.effective_release_date
     assert release is not None
+    if told is None:
+        return  # never told anything: its milestone notices will tell it
     mine = [notice for notice in notices if notice.recipient_organization_id == recipient]
-    delivered = [notice for notice in mine if notice.state is NoticeState.DELIVERED]
-    if not delivered:
-        return
-    announced = max(delivered, key=lambda notice: (notice.updated_at, notice.created_at)).release_date
-    change = next(
-        (
-            n
-            for n in mine
-            if n.kind is NoticeKind.CHANGE and n.state in PENDING_STATES and n.state is not None
-        ),
-        None,
-    )
-    if announced == release:
+    change = next((n for n in mine if n.kind is NoticeKind.CHANGE and n.state in PENDING_STATES), None)
+    needless = None
+    if told.release_date == release:
+        needless = HOLDS_DATE
+    elif any(carries(n, release, now) for n in mine if n is not change):
+        needless = CARRIED
+    if needless is not None:
         if change is not None:
-            _cancel(session, change, "release_date_restored", now)
+            _cancel(session, change, needless, now)
         return
     if change is not None:
         if change.release_date != release:
             _assign(change, now, release_date=release, due_at=now)
         _set_gate(session, change, gate, now)
         return
-    if any(n.kind is NoticeKind.CHANGE and n.state is NoticeState.CLAIMED for n in mine):
-        return  # one is on its way; the next recompute after delivery compares again
     new = NotifyNotice(
         case_id=case.case_id,
         recipient_organization_id=recipient,

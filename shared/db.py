@@ -111,13 +111,19 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
 
 
 def insert_ignoring_conflicts(
-    session: AsyncSession, table: Any, values: dict[str, Any] | list[dict[str, Any]], *, key: list[str]
+    session: AsyncSession,
+    table: Any,
+    values: dict[str, Any] | list[dict[str, Any]],
+    *,
+    key: list[str],
+    where: Any = None,
 ) -> Any:
     """``INSERT … ON CONFLICT (key) DO NOTHING`` for the session's database (PostgreSQL, or SQLite in
-    embedded mode). Add ``.returning(...)`` to learn whether a row was inserted."""
+    embedded mode); ``where`` names a partial unique index's predicate. Add ``.returning(...)`` to
+    learn whether a row was inserted."""
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(table).values(values).on_conflict_do_nothing(index_elements=key)
+    return insert(table).values(values).on_conflict_do_nothing(index_elements=key, index_where=where)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -53,7 +53,7 @@ from notify_worker import metrics
 from notify_worker.clients import EndpointPort, FactsPort, NoticeFacts, UpstreamError, WebhookEndpoint
 from notify_worker.deliveries import health
 from notify_worker.deliveries.claims import claim_due, release_stale_claims
-from notify_worker.deliveries.models import DeliveryState, NotifyAttempt, NotifyDelivery
+from notify_worker.deliveries.models import LIVE_DELIVERY, DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.deliveries.sender import Outcome, WebhookSender, encode, event_type_for, payload
 from notify_worker.notices import told
 from notify_worker.notices.events import emit_notice
@@ -312,7 +312,10 @@ class Dispatcher:
             (
                 await session.execute(
                     select(col(NotifyDelivery.notice_id))
-                    .where(col(NotifyDelivery.notice_id).in_(ids))
+                    .where(
+                        col(NotifyDelivery.notice_id).in_(ids),
+                        col(NotifyDelivery.state) != DeliveryState.SUPERSEDED,
+                    )
                     .distinct()
                 )
             )
@@ -331,6 +334,7 @@ class Dispatcher:
                     NotifyDelivery,
                     rows[start : start + INSERT_CHUNK],
                     key=["notice_id", "endpoint_id"],
+                    where=LIVE_DELIVERY,
                 )
             )
 
@@ -611,7 +615,10 @@ class Dispatcher:
                         select(NotifyNotice)
                         .where(
                             col(NotifyNotice.state) == NoticeState.CLAIMED,
-                            exists().where(col(NotifyDelivery.notice_id) == col(NotifyNotice.id)),
+                            exists().where(
+                                col(NotifyDelivery.notice_id) == col(NotifyNotice.id),
+                                col(NotifyDelivery.state) != DeliveryState.SUPERSEDED,
+                            ),
                             ~exists().where(
                                 col(NotifyDelivery.notice_id) == col(NotifyNotice.id),
                                 col(NotifyDelivery.state) == DeliveryState.PENDING,
@@ -634,7 +641,10 @@ class Dispatcher:
                         col(NotifyDelivery.state),
                         col(NotifyDelivery.ended_at),
                         col(NotifyDelivery.last_error_class),
-                    ).where(col(NotifyDelivery.notice_id).in_([notice.id for notice in notices]))
+                    ).where(
+                        col(NotifyDelivery.notice_id).in_([notice.id for notice in notices]),
+                        col(NotifyDelivery.state) != DeliveryState.SUPERSEDED,
+                    )
                 )
             ).all():
                 ended.setdefault(notice_id, []).append((state, ended_at, error_class))

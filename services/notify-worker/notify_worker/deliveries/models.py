@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from shared.db import UTCDateTime, enum_type, new_id, utcnow
@@ -18,6 +18,10 @@ class DeliveryState(StrEnum):
     SUCCEEDED = "succeeded"  # the endpoint answered 2xx
     FAILED_PERMANENTLY = "failed_permanently"  # the endpoint answered 410 Gone
     DEAD = "dead"  # the retry schedule ran out
+    SUPERSEDED = "superseded"  # the notice's date or consent changed first; never attempted again
+
+
+LIVE_DELIVERY = text("state <> 'superseded'")  # the predicate of the one-live-delivery index
 
 
 class NotifyDelivery(SQLModel, table=True):
@@ -25,7 +29,15 @@ class NotifyDelivery(SQLModel, table=True):
 
     __tablename__ = "notify_delivery"
     __table_args__ = (
-        UniqueConstraint("notice_id", "endpoint_id", name="uq_notify_delivery_notice_endpoint"),
+        # One live delivery per notice and endpoint; superseded ones stay beside it as history.
+        Index(
+            "uq_notify_delivery_notice_endpoint",
+            "notice_id",
+            "endpoint_id",
+            unique=True,
+            postgresql_where=text("state <> 'superseded'"),
+            sqlite_where=text("state <> 'superseded'"),
+        ),
         # The attempt query: pending deliveries by next attempt.
         Index(
             "ix_notify_delivery_due",

@@ -15,11 +15,12 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from notify_worker.clients import AgreementPort, CasePort, Rule
+from notify_worker.deliveries.models import DeliveryState, NotifyDelivery
 from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import (
     PENDING_STATES,
@@ -190,6 +191,49 @@ class _Wanted:
     business_days: bool
 
 
+async def _unsent_claims(session: AsyncSession, notices: Sequence[NotifyNotice]) -> list[NotifyNotice]:
+    """The claimed notices none of whose deliveries has succeeded yet."""
+    claimed = [notice for notice in notices if notice.state is NoticeState.CLAIMED]
+    if not claimed:
+        return []
+    told = set(
+        (
+            await session.execute(
+                select(col(NotifyDelivery.notice_id)).where(
+                    col(NotifyDelivery.notice_id).in_([notice.id for notice in claimed]),
+                    col(NotifyDelivery.state) == DeliveryState.SUCCEEDED,
+                )
+            )
+        ).scalars()
+    )
+    return [notice for notice in claimed if notice.id not in told]
+
+
+async def _supersede(
+    session: AsyncSession, superseding: list[tuple[NotifyNotice, str]], now: datetime
+) -> None:
+    """End the unfinished deliveries of notices whose content no longer holds (``superseded``, the
+    reason kept as the delivery's last error) and make the notices pending again: the rest of the
+    recompute reschedules, holds or cancels them, and a new claim plans new deliveries with new
+    webhook-ids. An attempt already on the wire is not called back."""
+    for notice, why in superseding:
+        if notice.state is not NoticeState.CLAIMED:
+            continue
+        await session.execute(
+            update(NotifyDelivery)
+            .where(
+                col(NotifyDelivery.notice_id) == notice.id,
+                col(NotifyDelivery.state) != DeliveryState.SUCCEEDED,
+                col(NotifyDelivery.state) != DeliveryState.SUPERSEDED,
+            )
+            .values(state=DeliveryState.SUPERSEDED, last_error_class=why, ended_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        _assign(notice, now, state=NoticeState.SCHEDULED, claimed_by=None, claimed_at=None)
+        log.info("schedule.superseded", notice_id=str(notice.id), reason=why)
+    superseding.clear()
+
+
 async def recompute(
     session: AsyncSession, case_id: uuid.UUID, *, ports: Ports, now: datetime | None = None
 ) -> None:
@@ -211,6 +255,19 @@ async def recompute(
         .all()
     )
     pending = [notice for notice in notices if notice.state in PENDING_STATES]
+    # Claimed notices nothing was delivered of yet: what they are about to say is checked again
+    # below, and one that no longer holds is superseded and treated like a pending one.
+    unsent = await _unsent_claims(session, notices)
+
+    def supersede(notice: NotifyNotice, why: str) -> None:
+        superseding.append((notice, why))
+        pending.append(notice)
+
+    superseding: list[tuple[NotifyNotice, str]] = []
+    if case.status == CLOSED or case.effective_release_date is None:
+        for notice in unsent:
+            supersede(notice, "case_closed" if case.status == CLOSED else "no_release_date")
+        await _supersede(session, superseding, now)
 
     if case.status == CLOSED:
         for notice in pending:
@@ -250,6 +307,18 @@ async def recompute(
         gates[recipient] = municipal or await _consent_hold(
             ports, case, recipient, rule.data_sharing_profile.domains, consent_cache
         )
+
+    for notice in unsent:
+        recipient = notice.recipient_organization_id
+        if notice.release_date != release:
+            supersede(notice, "release_date_moved")
+        elif recipient not in rule_of or (
+            notice.kind is NoticeKind.MILESTONE and (recipient, notice.milestone_days or 0) not in wanted
+        ):
+            supersede(notice, "no_longer_applies")
+        elif gates.get(recipient) is not None:
+            supersede(notice, "held")
+    await _supersede(session, superseding, now)
 
     def fill(notice: NotifyNotice, rule: Rule) -> None:
         _assign(

@@ -108,6 +108,22 @@ def _plain_headers(headers: Any) -> dict[str, Any]:
     return {key: value for key, value in dict(headers or {}).items() if not key.startswith("x-death")}
 
 
+def _copy(message: Any, headers: dict[str, Any]) -> Any:
+    """A persistent copy of a received message with ``headers``, to publish again."""
+    import aio_pika
+
+    return aio_pika.Message(
+        body=message.body,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        timestamp=message.timestamp,
+        headers=headers,
+    )
+
+
 def _dead_letter_of(message: Any) -> DeadLetter:
     try:
         event: EventEnvelope | None = EventEnvelope.model_validate_json(message.body)
@@ -404,7 +420,6 @@ class RabbitMQBus:
     ) -> None:
         """Send a failed message to wait in the retry queue of its next delay, or, when its
         attempts are spent, to the dead-letter queue."""
-        import aio_pika
 
         transient = is_transient(exc)
         attempts = int((message.headers or {}).get(ATTEMPT_HEADER, 1))
@@ -419,19 +434,9 @@ class RabbitMQBus:
             await message.reject(requeue=False)
             return
         delay = self.retry_delays[min(attempts - 1, len(self.retry_delays) - 1)]
-        retry = aio_pika.Message(
-            body=message.body,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.type,
-            timestamp=message.timestamp,
-            headers={
-                **_plain_headers(message.headers),
-                ATTEMPT_HEADER: attempts + 1,
-                ERROR_HEADER: error_class,
-            },
+        retry = _copy(
+            message,
+            {**_plain_headers(message.headers), ATTEMPT_HEADER: attempts + 1, ERROR_HEADER: error_class},
         )
         try:
             if self._publish_channel is None:
@@ -495,16 +500,7 @@ class RabbitMQBus:
                     break
                 headers = _plain_headers(message.headers)
                 headers.pop(ATTEMPT_HEADER, None)
-                copy = aio_pika.Message(
-                    body=message.body,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    correlation_id=message.correlation_id,
-                    type=message.type,
-                    timestamp=message.timestamp,
-                    headers={**headers, REDRIVEN_HEADER: int(headers.get(REDRIVEN_HEADER, 0)) + 1},
-                )
+                copy = _copy(message, {**headers, REDRIVEN_HEADER: int(headers.get(REDRIVEN_HEADER, 0)) + 1})
                 await channel.default_exchange.publish(copy, routing_key=queue, timeout=self.publish_timeout)
                 await message.ack()
                 moved += 1

@@ -1,7 +1,8 @@
-"""Send-time checks through real processes: case-api publishes its events through its outbox and
-RabbitMQ, the worker consumes them and delivers to a receiver that fails at first. A release date
-that moves while its notice is being retried reaches the receiver as the date that stands; a
-consent withdrawn while a notice is being retried stops the retries once the worker consumed it.
+"""What a recipient is told, through real processes: case-api publishes its events through its
+outbox and RabbitMQ, the worker consumes them and delivers to a local receiver. A release date that
+moves while its notice is being retried reaches the receiver as the date that stands; a consent
+withdrawn while a notice is being retried stops the retries once the worker consumed it; a receipt
+and an escalation on an earlier notice never make a change notice.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from case_api.models import CaseOutbox
 from notify_worker.models import NotifyInbox
+from notify_worker.notices.models import NoticeKind, NoticeState, NotifyNotice
 from shared.contracts.events import CaseConsentWithdrawn
 from tests.case_api.conftest import identity_number
+from tests.conftest import auth
 from tests.infra import RabbitMQ, unique_name
 from tests.notify_worker.harness import ADMIN, ServiceProcess, common_settings, wait_until
 from tests.notify_worker.test_outages import Processes
 from tests.notify_worker.test_reliability import Directory, seed_directory
-from tests.webhook_receiver import Answer, Receiver
+from tests.webhook_receiver import Answer, Received, Receiver
 
 PUBLIC_CASE_API = "https://tilbake.example.no"
 FAILING = [Answer(500)] * 1000  # every attempt fails until the script is replaced
@@ -118,6 +121,7 @@ async def _start(
             "dispatch_interval_seconds": "0.2",
             "retry_schedule_seconds": ",".join(["0.5"] * 10),
             "endpoint_cache_seconds": "0",
+            "escalation_interval_seconds": "0.5",
         },
         "notify-worker",
     )
@@ -162,11 +166,13 @@ async def _case(client: httpx.AsyncClient, directory: Directory, release: date) 
     return case_id, str(consent.json()["id"])
 
 
-async def _set_release(client: httpx.AsyncClient, case_id: str, day: date) -> None:
+async def _set_release(
+    client: httpx.AsyncClient, case_id: str, day: date, certainty: str = "probable"
+) -> None:
     etag = (await client.get(f"/api/v1/cases/{case_id}", headers=ADMIN)).headers["etag"]
     response = await client.post(
         f"/api/v1/cases/{case_id}/release-dates",
-        json={"kind": "expected", "date": day.isoformat(), "certainty": "probable", "source": "judgment"},
+        json={"kind": "expected", "date": day.isoformat(), "certainty": certainty, "source": "judgment"},
         headers={**ADMIN, "If-Match": etag},
     )
     assert response.status_code in (200, 201), response.text
@@ -288,3 +294,91 @@ async def test_no_attempt_follows_a_consent_withdrawal_the_worker_consumed(
     after = [at for at, *_ in _ninety(receiver, case_id) if at > consumed_at + 1.0]
     assert len(before) >= 3, "the notice was being retried before the withdrawal"
     assert after == [], f"{len(after)} attempt(s) after the withdrawal was consumed"
+
+
+async def test_a_receipt_and_an_escalation_on_an_earlier_notice_make_no_change_notice(
+    database_url: str,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    rabbitmq: RabbitMQ,
+    exchange_name: str,
+    amqp_queues: list[str],
+    processes: Processes,
+    receiver: Receiver,
+) -> None:
+    """Oslo gets the 90-day notice for D1, then the date moves to D2 and Oslo gets the change notice
+    for D2. A receipt and an escalation on the 90-day notice, then D2 posted again as certain: Oslo
+    already holds D2, so nothing more is sent."""
+    running = await _start(
+        database_url, committed_sessionmaker, rabbitmq, exchange_name, amqp_queues, processes, receiver
+    )
+    first = datetime.now(UTC).date() + timedelta(days=60)
+    moved = first + timedelta(days=5)
+    async with httpx.AsyncClient(base_url=running.writer.url, timeout=30.0, trust_env=False) as client:
+        case_id, _consent = await _case(client, running.directory, first)
+        await wait_until(
+            lambda: _sent(receiver, case_id, 1), 30, lambda: f"no notice:\n{running.worker.tail()}"
+        )
+        await _set_release(client, case_id, moved)
+        await wait_until(
+            lambda: _sent(receiver, case_id, 2), 30, lambda: f"no change notice:\n{running.worker.tail()}"
+        )
+        sent = [(item.payload["type"], item.payload["release_date"]) for item in _ok(receiver, case_id)]
+        assert sent == [
+            ("notice.release_upcoming.v1", first.isoformat()),
+            ("notice.release_date_changed.v1", moved.isoformat()),
+        ]
+        ninety = str(_ok(receiver, case_id)[0].payload["notice_id"])
+        oslo = {"Authorization": _token(running.directory.oslo)}
+        async with httpx.AsyncClient(base_url=running.worker.url, timeout=10.0, trust_env=False) as worker:
+            received = await worker.post(
+                f"/api/v1/notices/{ninety}/receipts", json={"status": "received"}, headers=oslo
+            )
+            assert received.status_code == 201, received.text
+        async with committed_sessionmaker() as session:  # its answer is overdue: the worker escalates
+            await session.execute(
+                update(NotifyNotice)
+                .where(col(NotifyNotice.id) == uuid.UUID(ninety))
+                .values(receipt_due_at=datetime.now(UTC) - timedelta(minutes=1))
+            )
+            await session.commit()
+
+        async def escalated() -> bool:
+            async with committed_sessionmaker() as session:
+                notice = await session.get(NotifyNotice, uuid.UUID(ninety), populate_existing=True)
+                return notice is not None and notice.escalated_at is not None
+
+        await wait_until(escalated, 20, lambda: f"never escalated:\n{running.worker.tail()}")
+        await _set_release(client, case_id, moved, "certain")  # the same date, surer: a recompute
+        await wait_until(_consumed_change(committed_sessionmaker, case_id), 30, "the post was never consumed")
+    await asyncio.sleep(2.0)  # room for a change notice to be planned and sent, if one were made
+    async with committed_sessionmaker() as session:
+        changes = (
+            (
+                await session.execute(
+                    select(NotifyNotice).where(
+                        col(NotifyNotice.case_id) == uuid.UUID(case_id),
+                        col(NotifyNotice.kind) == NoticeKind.CHANGE,
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(_ok(receiver, case_id)) == 2, "nothing more sent"
+    assert [(c.release_date, c.state) for c in changes] == [(moved, NoticeState.DELIVERED)]
+
+
+def _ok(receiver: Receiver, case_id: str) -> list[Received]:
+    return [
+        item
+        for item in receiver.requests("oslo")
+        if item.status == 200 and item.payload.get("case_id") == case_id
+    ]
+
+
+async def _sent(receiver: Receiver, case_id: str, count: int) -> bool:
+    return len(_ok(receiver, case_id)) >= count
+
+
+def _token(organization_id: str) -> str:
+    return auth("municipality", org=organization_id)["Authorization"]

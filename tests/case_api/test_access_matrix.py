@@ -86,6 +86,9 @@ CREATE = {
 ANYONE = dict.fromkeys(CALLERS, 200)
 # What a notice says beyond ids: for notify-worker (the service role) only.
 NOTICE_FACTS = {**dict.fromkeys(CALLERS, 403), "service": 200}
+# Operators' view of the consumer's dead letters: read by admin and auditor, redriven by admin.
+DEAD_LETTERS_READ = {**dict.fromkeys(CALLERS, 403), "admin": 200, "auditor": 200}
+DEAD_LETTERS_REDRIVE = {**dict.fromkeys(CALLERS, 403), "admin": 200}
 # The detail view a notice links to: recipients (by the rules and with consent) and, naming whose
 # view, admin and auditor. A consent-gated role that is no recipient gets 404, like an unknown case.
 NOTICE_DETAIL = {
@@ -252,6 +255,11 @@ def _send(
 
 
 ENDPOINTS: dict[str, tuple[Call, dict[str, int]]] = {
+    "GET /ops/dead-letters": (_get(lambda s: "/api/v1/ops/dead-letters"), DEAD_LETTERS_READ),
+    "POST /ops/dead-letters/redrive": (
+        _send("POST", lambda s: "/api/v1/ops/dead-letters/redrive", lambda s: None),
+        DEAD_LETTERS_REDRIVE,
+    ),
     "GET /cases": (_get(lambda s: "/api/v1/cases"), LIST),
     "GET /readiness": (_get(lambda s: "/api/v1/readiness?days=365"), LIST),
     "GET /municipalities": (_get(lambda s: "/api/v1/municipalities?q=Oslo"), ANYONE),

@@ -1,9 +1,10 @@
 """``python -m benchmarks [--quick] [--scale] [--output PATH]``: the whole suite in one command.
 
-Three parts, each with its own scratch database: the API (case-api against a bare baseline, and
-case-api under py-spy), the worker (benchmarks.worker) and, with ``--scale`` or ``--quick``, the
-scale part (benchmarks.scale). ``--quick`` runs every part small, to keep the code paths working
-(CI runs it); its figures mean nothing.
+Four parts, each with its own scratch database: the API (case-api against a bare baseline, and
+case-api under py-spy), the worker (benchmarks.worker), one slow receiver among fast ones
+(benchmarks.isolation) and, with ``--scale`` or ``--quick``, the scale part (benchmarks.scale).
+``--quick`` runs every part small, to keep the code paths working (CI runs it); its figures mean
+nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api, profiling, report, scale, worker
+from benchmarks import api, isolation, profiling, report, scale, worker
 from shared.settings import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
@@ -30,7 +31,7 @@ RAMP = (4, 8, 16, 32)
 OUTBOX_DRAIN_LIMIT_S = 120.0
 
 
-PARTS = ("api", "worker", "scale")
+PARTS = ("api", "worker", "isolation", "scale")
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ async def suite(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
     notes: list[str] = []
-    data: dict[str, Any] = {"api": None, "worker": None, "scale": None}
+    data: dict[str, Any] = {"api": None, "worker": None, "isolation": None, "scale": None}
     postgres_version = str(await api.query_value(api.server_url(), "SHOW server_version"))
     if "api" in parts:
         data["api"], api_notes = await api_suite(profile, workdir)
@@ -353,6 +354,11 @@ async def suite(
         data["worker"] = await worker.run(worker.QUICK_WORKER if quick else worker.FULL_WORKER, workdir, log)
         notes.extend(worker_notes())
         log(f"worker part done after {time.monotonic() - started:.0f} s")
+    if "isolation" in parts:
+        data["isolation"] = await isolation.run(
+            isolation.QUICK_ISOLATION if quick else isolation.FULL_ISOLATION, workdir, log
+        )
+        log(f"isolation part done after {time.monotonic() - started:.0f} s")
     if "scale" in parts:
         data["scale"] = await scale.run(
             scale.QUICK_SCALE if quick else scale.FULL_SCALE,

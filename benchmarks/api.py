@@ -276,7 +276,10 @@ def start_notify_worker(
     return _start(name, ["-m", "notify_worker"], env, port, log_dir)
 
 
-def start_receiver(secrets: dict[str, str], port: int, log_dir: Path) -> Server:
+def start_receiver(
+    secrets: dict[str, str], port: int, log_dir: Path, *, delays: dict[str, float] | None = None
+) -> Server:
+    """benchmarks.receiver; an endpoint (path) in ``delays`` answers that many seconds late."""
     args = [
         "-m",
         "uvicorn",
@@ -290,7 +293,8 @@ def start_receiver(secrets: dict[str, str], port: int, log_dir: Path) -> Server:
         "warning",
         "--no-access-log",
     ]
-    return _start("receiver", args, {"BENCH_RECEIVER_SECRETS": json.dumps(secrets)}, port, log_dir)
+    env = {"BENCH_RECEIVER_SECRETS": json.dumps(secrets), "BENCH_RECEIVER_DELAYS": json.dumps(delays or {})}
+    return _start("receiver", args, env, port, log_dir)
 
 
 def start_baseline(url: str, log_dir: Path) -> Server:

@@ -401,14 +401,17 @@ async def due_notices(
     recipients: Sequence[uuid.UUID],
     due_at: datetime,
     batch: int,
+    spacing: timedelta = timedelta(0),
 ) -> list[uuid.UUID]:
     """One scheduled notice per case, all due at ``due_at``, spread over ``recipients`` in turn:
     the worker benchmark's batch. ``batch`` is stored as the milestone, so each batch is told
     apart (and never collides with an earlier one on the one-milestone-per-recipient index).
+    With ``spacing`` the n-th notice falls due n spacings after ``due_at`` (a steady flow).
     Returns the notice ids."""
     rows: list[tuple[Any, ...]] = []
     release = due_at.date() + timedelta(days=batch)
     for index, case_id in enumerate(case_ids):
+        due = due_at + index * spacing
         rows.append(
             (
                 uuid.uuid4(),
@@ -420,7 +423,7 @@ async def due_notices(
                 batch,
                 False,
                 release,
-                due_at,
+                due,
                 "scheduled",
                 None,
                 5,

@@ -6,11 +6,14 @@ Every POST is verified with the reference ``standardwebhooks`` package against t
 endpoint its path stands for (``BENCH_RECEIVER_SECRETS``, a JSON object path -> ``whsec_`` secret);
 a request that fails verification is answered 401 and counted, never recorded as delivered. For each verified notice it records the wall-clock arrival time, the
 ``notice_id`` and the ``webhook-id``, so the suite can compute due-to-delivered lag and count
-repeated POSTs. ``GET /results`` returns everything recorded so far.
+repeated POSTs. ``GET /results`` returns everything recorded so far. An endpoint named in
+``BENCH_RECEIVER_DELAYS`` (a JSON object path -> seconds; optional) answers only that long after
+its POST arrived: a slow receiver (its arrivals are recorded when they arrive).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -26,8 +29,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class Receiver:
-    def __init__(self, secrets: dict[str, str]) -> None:
+    def __init__(self, secrets: dict[str, str], delays: dict[str, float] | None = None) -> None:
         self.webhooks = {path: Webhook(secret) for path, secret in secrets.items()}
+        self.delays = delays or {}
         self.arrivals: list[tuple[str, str, float]] = []  # (notice_id, webhook-id, unix time)
         self.rejected = 0
 
@@ -70,6 +74,9 @@ class Receiver:
             await self._answer(send, 401, b"")
             return
         self.arrivals.append((str(notice.get("notice_id")), headers.get("webhook-id", ""), arrived))
+        delay = self.delays.get(scope["path"], 0.0)
+        if delay:
+            await asyncio.sleep(delay)  # the sender may have given up meanwhile: uvicorn drops the answer
         await self._answer(send, 204, b"")
 
     @staticmethod
@@ -80,5 +87,8 @@ class Receiver:
 
 
 def create_app() -> Receiver:
-    """uvicorn's factory (``--factory``): the secret is read when the process starts."""
-    return Receiver(json.loads(os.environ["BENCH_RECEIVER_SECRETS"]))
+    """uvicorn's factory (``--factory``): the secrets and delays are read when the process starts."""
+    return Receiver(
+        json.loads(os.environ["BENCH_RECEIVER_SECRETS"]),
+        json.loads(os.environ.get("BENCH_RECEIVER_DELAYS", "{}")),
+    )

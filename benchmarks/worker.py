@@ -22,6 +22,7 @@ under benchmarks.stages (wall time per stage).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import random
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,6 +214,11 @@ def machine_busy() -> tuple[float, float]:
     return total - idle, total
 
 
+def endpoint_path(index: int) -> str:
+    """The receiver's path for the endpoint of the ``index``-th recipient."""
+    return f"/hook/{index}"
+
+
 async def register_recipients(
     agreement: api.Server, receiver_port: int, count: int
 ) -> tuple[list[uuid.UUID], dict[str, str]]:
@@ -231,7 +237,7 @@ async def register_recipients(
             if response.status_code != 201:
                 raise RuntimeError(f"organization: {response.status_code} {response.text[:300]}")
             organization_id = response.json()["id"]
-            path = f"/hook/{index}"
+            path = endpoint_path(index)
             response = await client.post(
                 f"/api/v1/organizations/{organization_id}/webhooks",
                 json={
@@ -322,7 +328,9 @@ async def _database_counts(rig: Rig, batch: int) -> dict[str, Any]:
     }
 
 
-async def _arrivals(rig: Rig) -> tuple[list[tuple[str, str, float]], int]:
+async def received(rig: Rig) -> tuple[list[tuple[str, str, float]], int]:
+    """What the receiver recorded so far: (notice id, webhook-id, arrival time) each, and how many
+    requests it refused."""
     async with httpx.AsyncClient(base_url=rig.receiver.base_url, timeout=30.0) as client:
         body = (await client.get("/results")).json()
     arrivals = [
@@ -357,7 +365,7 @@ async def run_batch(
     ]
     watched = [*processes, rig.agreement, rig.case_api, rig.receiver]
     recordings: list[profiling.Recording] = []
-    _, rejected_before = await _arrivals(rig)
+    _, rejected_before = await received(rig)
     try:
         await asyncio.gather(*(api.wait_healthy(process) for process in processes))
         due = time.time() + LEAD_S
@@ -396,7 +404,7 @@ async def run_batch(
         for process in processes:
             await asyncio.to_thread(process.stop)
     counts = await _database_counts(rig, batch)
-    arrivals, rejected = await _arrivals(rig)
+    arrivals, rejected = await received(rig)
     ours = set(counts["ids"])
     first_arrival: dict[str, float] = {}
     posts: dict[str, int] = {}
@@ -531,27 +539,31 @@ async def run_stages(rig: Rig, *, count: int, tuning: Tuning) -> dict[str, Any]:
     return result
 
 
-async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None]) -> WorkerResult:
-    started = time.monotonic()
-    name = f"tilbake_bench_worker_{uuid.uuid4().hex[:8]}"
-    log(f"worker: scratch database {name}")
+@contextlib.asynccontextmanager
+async def open_rig(
+    workdir: Path,
+    log: Callable[[str], None],
+    *,
+    cases: int,
+    recipients: int,
+    delays: dict[int, float] | None = None,
+    label: str = "worker",
+) -> AsyncIterator[Rig]:
+    """A scratch database with ``cases`` cases, agreement-api and case-api, ``recipients``
+    municipalities with one endpoint each, and the receiver; all stopped and dropped afterwards. The
+    endpoint of a recipient whose index is in ``delays`` answers that many seconds late."""
+    name = f"tilbake_bench_{label}_{uuid.uuid4().hex[:8]}"
+    log(f"{label}: scratch database {name}")
     url = await api.create_database(name)
     servers: list[api.Server] = []
     try:
         await asyncio.to_thread(api.migrate, url)
-        needed = max(
-            profile.notices,
-            profile.pair_notices,
-            profile.profile_notices,
-            profile.stage_notices,
-            profile.sweep_notices,
-        )
         conn = await asyncpg.connect(url)
         try:
             rng = random.Random(7)
             loaded = await bulk.load_cases(
                 conn,
-                needed,
+                cases,
                 directory=bulk.Directory.synthetic(rng),
                 now=datetime.now(UTC),
                 rng=rng,
@@ -565,8 +577,9 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
         servers.append(case_api)
         await asyncio.gather(api.wait_healthy(agreement), api.wait_healthy(case_api))
         receiver_port = api.free_port()
-        recipients, secrets = await register_recipients(agreement, receiver_port, profile.recipients)
-        receiver = api.start_receiver(secrets, receiver_port, workdir)
+        ids, secrets = await register_recipients(agreement, receiver_port, recipients)
+        slow = {endpoint_path(index): seconds for index, seconds in (delays or {}).items()}
+        receiver = api.start_receiver(secrets, receiver_port, workdir, delays=slow)
         servers.append(receiver)
         await api.wait_healthy(receiver)
         rig = Rig(
@@ -575,10 +588,32 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
             agreement=agreement,
             case_api=case_api,
             receiver=receiver,
-            recipients=recipients,
+            recipients=ids,
             case_ids=[case.id for case in loaded],
             log=log,
         )
+        yield rig
+        for server in servers:
+            rig.note_peak(server)
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.name} died during the run:\n{server.tail()}")
+    finally:
+        for server in servers:
+            await asyncio.to_thread(server.stop)
+        await api.drop_database(name)
+        log(f"dropped {name}")
+
+
+async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None]) -> WorkerResult:
+    started = time.monotonic()
+    needed = max(
+        profile.notices,
+        profile.pair_notices,
+        profile.profile_notices,
+        profile.stage_notices,
+        profile.sweep_notices,
+    )
+    async with open_rig(workdir, log, cases=needed, recipients=profile.recipients) as rig:
         sweep = [
             await run_batch(
                 rig, f"sweep: {tuning.label}", workers=1, count=profile.sweep_notices, tuning=tuning
@@ -606,16 +641,6 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
                 profile_seconds=profile.profile_seconds,
             )
         stages = await run_stages(rig, count=profile.stage_notices, tuning=best)
-        for server in servers:
-            rig.note_peak(server)
-            if server.process.poll() is not None:
-                raise RuntimeError(f"{server.name} died during the run:\n{server.tail()}")
-        peak = dict(rig.peak)
-    finally:
-        for server in servers:
-            await asyncio.to_thread(server.stop)
-        await api.drop_database(name)
-        log(f"dropped {name}")
     return WorkerResult(
         profile=profile,
         sweep=sweep,
@@ -624,6 +649,6 @@ async def run(profile: WorkerProfile, workdir: Path, log: Callable[[str], None])
         pair=pair,
         profiled=profiled,
         stages=stages,
-        rss_kib=peak,
+        rss_kib=dict(rig.peak),
         elapsed_s=time.monotonic() - started,
     )

@@ -1,6 +1,6 @@
 """The benchmark suite's quick mode works end to end (a smoke test, not a speed check): the API
-scenarios, the worker runs against real processes with signature-verifying receiver, and the
-scale load with its captured queries and plans."""
+scenarios, the worker runs against real processes with signature-verifying receiver, one slow
+receiver among fast ones, and the scale load with its captured queries and plans."""
 
 from __future__ import annotations
 
@@ -87,6 +87,17 @@ def test_worker_delivers_every_notice_once_with_valid_signatures(report: str) ->
     for stage in ("plan", "_plan_all", "attempt_due", "_lease", "_send", "_record", "WebhookSender.send"):
         assert re.search(rf"^\| `{re.escape(stage)}` \|", stages, flags=re.MULTILINE), (stage, stages)
     assert re.search(r"\*notify-worker-1\*: [1-9]\d* samples", worker), "no py-spy profile of the worker"
+
+
+@pytest.mark.timeout(240)
+def test_a_slow_receiver_delays_none_of_the_others(report: str) -> None:
+    section = _section(report, "## Worker: one slow receiver")
+    cells = _cells(section, "one slow receiver")
+    assert int(cells[1]) > 0, cells
+    assert cells[2] == cells[1], f"not every fast receiver's notice arrived: {cells}"
+    assert int(cells[8]) > 0, f"the slow receiver was never attempted: {cells}"
+    assert cells[9] == cells[8], f"an attempt to the slow receiver did not time out: {cells}"
+    assert "| one receiver " in _section(report, "## Targets"), "no target line for the slow receiver"
 
 
 @pytest.mark.timeout(240)

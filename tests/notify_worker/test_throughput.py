@@ -20,10 +20,8 @@ from notify_worker.deliveries.sender import Outcome, WebhookSender
 from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from shared.db import unit_of_work
 from tests.notify_worker.webhook_setup import (
-    LEASE,
-    PUBLIC_CASE_API,
-    FixedFacts,
     Setup,
+    committed_dispatcher,
 )
 from tests.webhook_receiver import Answer, Receiver
 
@@ -185,22 +183,6 @@ class OneEndpoint:
         return True
 
 
-def _dispatcher(
-    sessionmaker: async_sessionmaker[AsyncSession], port: OneEndpoint, sender: WebhookSender, **kwargs: Any
-) -> Dispatcher:
-    return Dispatcher(
-        sessionmaker,
-        port,
-        sender,
-        facts=FixedFacts(),
-        case_api_public_url=PUBLIC_CASE_API,
-        retry_schedule=[30],
-        claim_timeout=timedelta(minutes=5),
-        lease=LEASE,
-        **kwargs,
-    )
-
-
 async def _notices(
     sessionmaker: async_sessionmaker[AsyncSession], organization_id: uuid.UUID, n: int
 ) -> None:
@@ -245,7 +227,7 @@ async def test_due_deliveries_to_a_slow_receiver_are_sent_side_by_side(
     port = OneEndpoint(receiver.url, receiver.secret)
     await _notices(committed_sessionmaker, port.organization_id, n)
     sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
-    dispatcher = _dispatcher(committed_sessionmaker, port, sender, concurrency=n, batch_size=n)
+    dispatcher = committed_dispatcher(committed_sessionmaker, port, sender, concurrency=n, batch_size=n)
     try:
         await dispatcher.run_once()
     finally:
@@ -275,7 +257,7 @@ async def test_two_workers_leasing_batches_never_attempt_a_delivery_twice(
     await _notices(committed_sessionmaker, port.organization_id, n)
     senders = [WebhookSender(connect_timeout=2.0, read_timeout=5.0) for _ in range(2)]
     workers = [
-        _dispatcher(
+        committed_dispatcher(
             committed_sessionmaker, port, sender, concurrency=4, batch_size=6, worker_id=f"worker-{index}"
         )
         for index, sender in enumerate(senders)
@@ -315,7 +297,7 @@ async def test_a_chunk_s_attempts_are_recorded_in_one_transaction(
     n = 6
     port = await _planned(committed_sessionmaker, receiver, n, b"u")
     sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
-    dispatcher = _dispatcher(committed_sessionmaker, port, sender, concurrency=n, batch_size=n)
+    dispatcher = committed_dispatcher(committed_sessionmaker, port, sender, concurrency=n, batch_size=n)
     now = datetime.now(UTC)
     commits: list[object] = []
 
@@ -359,18 +341,10 @@ async def test_one_attempt_that_cannot_be_recorded_loses_no_other_s_record(
     n = 4
     port = await _planned(committed_sessionmaker, receiver, n, b"v")
     sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
-    dispatcher = OneBadRow(
-        committed_sessionmaker,
-        port,
-        sender,
-        facts=FixedFacts(),
-        case_api_public_url=PUBLIC_CASE_API,
-        retry_schedule=[30],
-        claim_timeout=timedelta(minutes=5),
-        lease=LEASE,
-        concurrency=n,
-        batch_size=n,
+    dispatcher = committed_dispatcher(
+        committed_sessionmaker, port, sender, kind=OneBadRow, concurrency=n, batch_size=n
     )
+    assert isinstance(dispatcher, OneBadRow)
     now = datetime.now(UTC)
     try:
         await dispatcher.plan(now)

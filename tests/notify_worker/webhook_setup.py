@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from notify_worker.clients import AgreementClient, Contact, NoticeFacts
+from notify_worker.clients import AgreementClient, Contact, EndpointPort, NoticeFacts
 from notify_worker.deliveries.dispatcher import Dispatcher
 from notify_worker.deliveries.models import NotifyAttempt, NotifyDelivery
 from notify_worker.deliveries.sender import WebhookSender
@@ -69,6 +69,30 @@ class UnreachableFacts:
 
     async def notice_facts_many(self, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, NoticeFacts]:
         raise httpx.ConnectError(f"case-api is down (asked about {len(list(case_ids))} cases)")
+
+
+def committed_dispatcher(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    port: EndpointPort,
+    sender: WebhookSender,
+    *,
+    kind: type[Dispatcher] = Dispatcher,
+    **kwargs: Any,
+) -> Dispatcher:
+    """A dispatcher (or a ``kind`` of one) for committed connections, where attempts run side by
+    side, asking ``port`` for endpoints and keys and :class:`FixedFacts` for the notice facts;
+    ``kwargs`` as Dispatcher takes them."""
+    return kind(
+        sessionmaker,
+        port,
+        sender,
+        facts=FixedFacts(),
+        case_api_public_url=PUBLIC_CASE_API,
+        retry_schedule=[30],
+        claim_timeout=timedelta(minutes=5),
+        lease=LEASE,
+        **kwargs,
+    )
 
 
 @dataclass

@@ -63,8 +63,19 @@ class Settings(ServiceSettings):
         ge=1,
         le=256,
         description=(
-            "Deliveries leased together (one transaction, FOR UPDATE SKIP LOCKED) and attempted side by "
-            "side; a chunk's attempts are recorded together in one transaction."
+            "Deliveries attempted side by side (leased with FOR UPDATE SKIP LOCKED into free slots); an "
+            "attempt frees its slot when it ends, and attempts that end together are recorded in one "
+            "transaction."
+        ),
+    )
+    delivery_endpoint_concurrency: int = Field(
+        2,
+        ge=1,
+        le=256,
+        description=(
+            "Attempts one webhook endpoint may have in flight in this worker; its other due deliveries "
+            "wait for a later lease, so a slow or failing receiver holds no more of the "
+            "`NOTIFY_WORKER_DELIVERY_CONCURRENCY` slots than this and delays no other receiver."
         ),
     )
     endpoint_cache_seconds: float = Field(

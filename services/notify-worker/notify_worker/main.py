@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
             failure_period=settings.endpoint_failure_period(),
             batch_size=settings.dispatch_batch_size,
             concurrency=settings.delivery_concurrency,
+            endpoint_concurrency=settings.delivery_endpoint_concurrency,
         )
         app.state.dispatcher = dispatcher
         task = asyncio.create_task(dispatcher.run(settings.dispatch_interval_seconds))
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         task: asyncio.Task[None] | None = getattr(app.state, "dispatcher_task", None)
         if dispatcher is None or task is None:
             return
-        # SIGTERM: the attempt in flight is finished and recorded; a lease cut short by the grace
+        # SIGTERM: the attempts in flight are finished and recorded; a lease cut short by the grace
         # period runs out and the delivery is retried with the same webhook-id.
         dispatcher.stop()
         await asyncio.wait([task], timeout=settings.shutdown_grace_seconds)

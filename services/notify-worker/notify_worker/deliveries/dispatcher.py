@@ -12,16 +12,25 @@ One round (:meth:`Dispatcher.run_once`):
    own ``webhook_id``, kept for every retry; one INSERT for the round).
    Either service unreachable: the claim is left and returns to ``scheduled`` after the timeout;
 3. endpoints the worker decided to disable but could not (agreement-api was down) are disabled;
-4. due pending deliveries are taken up to ``concurrency`` at a time in one transaction (``FOR
-   UPDATE SKIP LOCKED``), leased by moving ``next_attempt_at`` past the longest an attempt can
-   take, committed, sent side by side (each once), and the attempts are recorded together in one
-   transaction with the endpoints' health (notify_worker.deliveries.health); when that transaction
-   fails, each in a transaction of its own. A worker that dies mid-attempt
-   leaves the delivery pending; when the lease runs out it is sent again with the same
-   ``webhook_id``. A 410, or failures for too long, disable the endpoint after the commit;
+4. due pending deliveries are attempted through a pipeline of ``concurrency`` slots: deliveries
+   are leased into the free slots in one transaction (``FOR UPDATE SKIP LOCKED``, at most
+   ``endpoint_concurrency`` in flight per endpoint; deliveries of an endpoint at its limit are left
+   for later), by moving ``next_attempt_at`` past the longest an attempt can take, committed, and
+   sent side by side (each once). Each attempt that ends frees its slot at once; the attempts that
+   ended together are recorded together in one transaction with the endpoints' health
+   (notify_worker.deliveries.health), each in a transaction of its own when that one fails, and
+   the free slots are leased again. So a slow or failing receiver holds at most
+   ``endpoint_concurrency`` slots and delays nobody else. A worker that dies mid-attempt leaves the
+   delivery pending; when the lease runs out it is sent again with the same ``webhook_id``. A 410,
+   or failures for too long, disable the endpoint after the commit;
 5. claimed notices whose deliveries have all ended are marked: ``delivered`` when at least one
    succeeded (``notice.delivered.v1``, with the receipt deadline), else ``dead``
    (``notice.dead.v1``). This runs after the attempt's commit, in its own transaction.
+
+:meth:`Dispatcher.run_once` returns once its attempts are recorded. A round of the loop
+(:meth:`Dispatcher.run`) waits for the attempts it started at most ``ROUND_WAIT_S``: slow ones stay
+in flight into the next rounds and are recorded as they end (an idle loop wakes for them); on
+:meth:`Dispatcher.stop` the attempts in flight are finished and recorded before the loop returns.
 
 A delivery's ``updated_at`` moves only when its state does (created, ended, redelivered), so while
 it is pending it says when its current run of attempts began: after an operator's redelivery the
@@ -33,12 +42,12 @@ Any number of workers may run side by side.
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -50,7 +59,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from notify_worker import metrics
-from notify_worker.clients import EndpointPort, FactsPort, NoticeFacts, UpstreamError, WebhookEndpoint
+from notify_worker.clients import (
+    EndpointPort,
+    FactsPort,
+    NoticeFacts,
+    SigningKey,
+    UpstreamError,
+    WebhookEndpoint,
+)
 from notify_worker.deliveries import health
 from notify_worker.deliveries.claims import claim_due, release_stale_claims
 from notify_worker.deliveries.models import LIVE_DELIVERY, DeliveryState, NotifyAttempt, NotifyDelivery
@@ -66,6 +82,11 @@ log = structlog.get_logger("notify_worker.dispatcher")
 
 MAX_RETRY_AFTER = timedelta(days=1)
 INSERT_CHUNK = 1000  # deliveries per INSERT: well under PostgreSQL's 32,767 bind parameters
+
+# How long a round of the loop waits in all for the attempts it started to end. Those that have not
+# ended by then (a slow receiver) stay in flight and are recorded by a later round as they end, so a
+# slow receiver keeps the round from planning and sending the others' notices for no longer than this.
+ROUND_WAIT_S = 0.25
 
 # notice.dead.v1 reasons
 NO_ENDPOINT = "no_endpoint"  # the recipient has no active endpoint that takes the notice's type
@@ -145,6 +166,7 @@ class Dispatcher:
         escalation_interval: timedelta | None = None,
         batch_size: int = 20,
         concurrency: int = 16,
+        endpoint_concurrency: int | None = None,
         worker_id: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -161,9 +183,12 @@ class Dispatcher:
         self._escalated_at: datetime | None = None
         self.batch_size = batch_size
         self.concurrency = max(1, concurrency)
+        # Attempts one endpoint may have in flight in this worker; None: only ``concurrency``.
+        self.endpoint_concurrency = None if endpoint_concurrency is None else max(1, endpoint_concurrency)
         self.worker_id = worker_id or worker_name()
         self.rng = rng or random.Random()
         self._stop = asyncio.Event()
+        self._flight: dict[asyncio.Task[Outcome], _Leased] = {}  # attempts in flight
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -177,32 +202,57 @@ class Dispatcher:
 
     async def run(self, interval: float) -> None:
         log.info("dispatcher.started", worker_id=self.worker_id)
-        while not self.stopping:
-            try:
-                worked = await self.run_once()
-            except Exception:
-                log.exception("dispatcher.round_failed")
-                worked = 0
-            if not worked and not self.stopping:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=interval)
+        try:
+            while not self.stopping:
+                try:
+                    worked = await self.run_once(wait=ROUND_WAIT_S)
+                except Exception:
+                    log.exception("dispatcher.round_failed")
+                    worked = 0
+                if not worked and not self.stopping:
+                    await self._idle(interval)
+            await self._settle()
+        finally:
+            # Cut short (the shutdown grace ran out): the leases run out and the deliveries are sent
+            # again with the same webhook-id.
+            for task in self._flight:
+                task.cancel()
+            self._flight.clear()
         log.info("dispatcher.stopped", worker_id=self.worker_id)
 
-    async def run_once(self, now: datetime | None = None) -> int:
-        """One round; how many notices and attempts it handled (0: nothing was due)."""
+    async def _idle(self, interval: float) -> None:
+        """Nothing to do: wait for the interval, the stop, or an attempt in flight to end."""
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait(
+                [stopped, *self._flight], timeout=interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopped.cancel()
+
+    async def _settle(self) -> None:
+        """On stop: the attempts in flight end and are recorded, and their notices are marked."""
+        if not self._flight:
+            return
+        now = utcnow()
+        try:
+            await self.attempt_due(now, 0)
+            await self.finish_notices(now)
+        except Exception:
+            log.exception("dispatcher.round_failed")
+
+    async def run_once(self, now: datetime | None = None, *, wait: float | None = None) -> int:
+        """One round; how many notices and attempts it handled (0: nothing was due).
+
+        It returns once every attempt in flight is recorded, unless ``wait`` bounds how long it waits
+        for them (the loop's way, see :meth:`attempt_due`)."""
         now = now or utcnow()
         async with unit_of_work(self.sessionmaker) as session:
             await release_stale_claims(session, timeout=self.claim_timeout, now=now)
         worked = await self.plan(now)
+        await self._record_ended(now)
         await self.retry_disables(now)
-        attempted = 0
-        while attempted < self.batch_size and not self.stopping:
-            wanted = min(self.concurrency, self.batch_size - attempted)
-            done = await self.attempt_due(now, wanted)
-            attempted += done
-            if done < wanted:
-                break  # nothing more is due
-        worked += attempted
+        worked += await self.attempt_due(now, self.batch_size, wait=wait)
         await self.finish_notices(now)
         worked += await self.escalate(now)
         return worked
@@ -391,32 +441,59 @@ class Dispatcher:
             done += await health.disable(
                 self.sessionmaker, self.endpoints, endpoint_id=item.endpoint_id, reason=item.reason, now=now
             )
+            await self._record_ended(now)  # agreement-api may be slow: no record waits for all of them
         return done
 
     # --- 3. attempts ----------------------------------------------------------------------------
 
-    async def _lease(self, now: datetime, limit: int) -> list[_Leased]:
-        """Lease up to ``limit`` due deliveries in one transaction, earliest first."""
+    async def _lease(
+        self, now: datetime, limit: int, *, busy: Mapping[uuid.UUID, int] | None = None
+    ) -> list[_Leased]:
+        """Lease up to ``limit`` due deliveries in one transaction, earliest first, and no more of
+        an endpoint's than ``endpoint_concurrency`` less its attempts in flight (``busy``): the
+        deliveries of an endpoint at its limit stay due for a later lease."""
+        cap = self.endpoint_concurrency
+        taken = collections.Counter(busy or {})
+        full = {endpoint_id for endpoint_id, n in taken.items() if cap is not None and n >= cap}
         async with unit_of_work(self.sessionmaker) as session:
-            rows = (
-                await session.execute(
+            # From the real clock: a round's earlier attempts may have taken a while. updated_at
+            # stays: it marks the start of the delivery's current run of attempts.
+            until = max(now, utcnow()) + self.lease
+            rows: list[tuple[NotifyDelivery, NotifyNotice]] = []
+            while len(rows) < limit:
+                wanted = limit - len(rows)
+                query = (
                     select(NotifyDelivery, NotifyNotice)
                     .join(NotifyNotice, col(NotifyNotice.id) == col(NotifyDelivery.notice_id))
                     .where(
                         col(NotifyDelivery.state) == DeliveryState.PENDING,
                         col(NotifyDelivery.next_attempt_at) <= now,
                     )
-                    .order_by(col(NotifyDelivery.next_attempt_at), col(NotifyDelivery.id))
-                    .limit(limit)
-                    .with_for_update(of=NotifyDelivery, skip_locked=True)
                 )
-            ).all()
-            # From the real clock: a round's earlier attempts may have taken a while. updated_at
-            # stays: it marks the start of the delivery's current run of attempts.
-            until = max(now, utcnow()) + self.lease
+                if full:
+                    query = query.where(col(NotifyDelivery.endpoint_id).not_in(full))
+                found = (
+                    await session.execute(
+                        query.order_by(col(NotifyDelivery.next_attempt_at), col(NotifyDelivery.id))
+                        .limit(wanted)
+                        .with_for_update(of=NotifyDelivery, skip_locked=True)
+                    )
+                ).all()
+                for delivery, notice in found:
+                    if delivery.endpoint_id in full:
+                        continue  # its endpoint filled up in this lease: left due (locked till the commit)
+                    delivery.next_attempt_at = until
+                    rows.append((delivery, notice))
+                    taken[delivery.endpoint_id] += 1
+                    if cap is not None and taken[delivery.endpoint_id] >= cap:
+                        full.add(delivery.endpoint_id)
+                if len(found) < wanted or len(rows) == limit:
+                    break  # nothing more is due, or enough was taken
+                # Some were left for their endpoint's limit: ask again without those endpoints (the
+                # leased ones are no longer due once flushed).
+                await session.flush()
             leased: list[_Leased] = []
             for delivery, notice in rows:
-                delivery.next_attempt_at = until
                 leased.append(
                     _Leased(
                         delivery_id=delivery.id,
@@ -428,22 +505,83 @@ class Dispatcher:
                 )
             return leased
 
-    async def attempt_due(self, now: datetime, limit: int) -> int:
-        """Lease up to ``limit`` due deliveries together, attempt them side by side, each once, and
-        record the attempts together; how many were leased.
+    async def attempt_due(self, now: datetime, limit: int, *, wait: float | None = None) -> int:
+        """Attempt up to ``limit`` due deliveries, each once, through ``concurrency`` slots with at
+        most ``endpoint_concurrency`` attempts in flight per endpoint; how many were leased.
 
-        The chunk's attempts are recorded in one transaction (one commit instead of one each: most
-        of what recording cost). Should that transaction fail, each is recorded in a transaction of
-        its own, so one that cannot be recorded loses no other's record: its lease runs out and it
-        is sent again with the same webhook-id."""
-        leased = await self._lease(now, limit)
-        outcomes = await asyncio.gather(*(self._send(one) for one in leased), return_exceptions=True)
+        A pipeline, not chunks: an attempt that ends frees its slot at once. The attempts that have
+        ended are recorded together in one transaction (one commit instead of one each: most of
+        what recording cost; each in a transaction of its own should that fail, so one that cannot
+        be recorded loses no other's record: its lease runs out and it is sent again with the same
+        webhook-id), then due deliveries are leased into the free slots, as long as ``limit`` allows.
+
+        With ``wait`` None it returns when every attempt in flight has ended and is recorded (those
+        that end once nothing more may be leased, together). Otherwise, the loop's way, it waits for
+        attempts to end at most ``wait`` seconds in all, and only when it started some; what is
+        still in flight then stays in flight, and a later call records it as it ends: a slow
+        receiver holds its own slots, never the round."""
+        leased = 0
+        more = True  # the last lease may have left due deliveries behind
+        deadline = None if wait is None else asyncio.get_running_loop().time() + wait
+        while True:
+            if await self._record_ended(now):
+                more = True  # a slot is free, and an endpoint may be below its limit again
+            wanted = 0 if self.stopping else min(self.concurrency - len(self._flight), limit - leased)
+            if wanted > 0 and more:
+                started = await self._start(now, wanted)
+                leased += started
+                more = started == wanted
+                continue
+            if not self._flight:
+                return leased
+            may_lease = leased < limit and not self.stopping
+            if deadline is None:
+                await asyncio.wait(
+                    self._flight, return_when=asyncio.FIRST_COMPLETED if may_lease else asyncio.ALL_COMPLETED
+                )
+                continue
+            left = deadline - asyncio.get_running_loop().time()
+            if not (may_lease and leased) or left <= 0:
+                return leased
+            await asyncio.wait(self._flight, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _start(self, now: datetime, limit: int) -> int:
+        """Lease up to ``limit`` due deliveries into free slots and start their attempts (the keys
+        valid now are asked first, one question per endpoint); how many were started."""
+        leased = await self._lease(now, limit, busy=self._busy())
+        if not leased:
+            return 0
+        at = utcnow()
+        keys = await _ask(
+            lambda endpoint_id: self.endpoints.signing_keys(endpoint_id, at),
+            {one.endpoint_id for one in leased},
+            self.concurrency,
+        )
+        for one in leased:
+            self._flight[asyncio.create_task(self._send(one, keys[one.endpoint_id]))] = one
+        return len(leased)
+
+    def _busy(self) -> collections.Counter[uuid.UUID]:
+        """Attempts in flight per endpoint."""
+        return collections.Counter(one.endpoint_id for one in self._flight.values())
+
+    async def _record_ended(self, now: datetime) -> int:
+        """Record the attempts that have ended, together; how many."""
+        ended = [task for task in self._flight if task.done()]
+        if ended:
+            await self._finish(ended, now)
+        return len(ended)
+
+    async def _finish(self, ended: list[asyncio.Task[Outcome]], now: datetime) -> None:
+        """Record ended attempts in one transaction, then disable the endpoints they condemned."""
         sent: list[tuple[_Leased, Outcome]] = []
-        for one, outcome in zip(leased, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                self._not_recorded(one, outcome)
+        for task in ended:
+            one = self._flight.pop(task)
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if error is not None:
+                self._not_recorded(one, error)
             else:
-                sent.append((one, outcome))
+                sent.append((one, task.result()))
         recorded = await self._record(sent, now)
         disables: dict[uuid.UUID, str] = {}
         for result in recorded:
@@ -459,18 +597,16 @@ class Dispatcher:
                 )
             except Exception as exc:  # the next round's retry_disables asks again
                 log.error("dispatcher.disable_failed", endpoint_id=str(endpoint_id), error=repr(exc))
-        return len(leased)
 
     @staticmethod
     def _not_recorded(leased: _Leased, error: BaseException) -> None:
         log.error("dispatcher.attempt_not_recorded", delivery_id=str(leased.delivery_id), error=repr(error))
 
-    async def _send(self, leased: _Leased) -> Outcome:
-        try:
-            keys = await self.endpoints.signing_keys(leased.endpoint_id, utcnow())
-        except (UpstreamError, httpx.HTTPError, ValueError) as exc:
+    async def _send(self, leased: _Leased, keys: list[SigningKey] | Exception) -> Outcome:
+        """One attempt: sign with every key and POST (``keys``: the endpoint's, or why there are none)."""
+        if isinstance(keys, Exception):
             log.warning(
-                "dispatcher.signing_keys_unavailable", endpoint_id=str(leased.endpoint_id), error=str(exc)
+                "dispatcher.signing_keys_unavailable", endpoint_id=str(leased.endpoint_id), error=str(keys)
             )
             return Outcome(None, 0, "signing_keys_unavailable")
         if not keys:

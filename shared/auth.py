@@ -193,7 +193,8 @@ class TokenVerifier:
             raise Unauthorized("Token has expired") from exc
         except JWTClaimsError as exc:
             raise Unauthorized(f"Token claims rejected: {exc}") from exc
-        except (JWTError, JOSEError, ValueError) as exc:
+        except (JWTError, JOSEError, ValueError, TypeError) as exc:
+            # TypeError: a time claim that is an array or an object (python-jose calls int() on it).
             raise Unauthorized("Token signature or format is invalid") from exc
         return claims
 

@@ -334,3 +334,23 @@ def test_production_settings_accept_another_key() -> None:
         identity_encryption_keys=["cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZy0hISE="],
     )
     assert settings.jwt_public_key_pem == pem
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [[1], {"at": 1}], ids=["array", "object"])
+async def test_a_signed_token_with_a_time_claim_of_the_wrong_type_is_401_on_every_service(
+    case_client: httpx.AsyncClient, agreement_client: httpx.AsyncClient, claim: str, value: object
+) -> None:
+    """Validly signed, but ``exp``, ``nbf`` or ``iat`` an array or an object: the JOSE library
+    raises TypeError, which is a refused token like any other, never a 500."""
+    from notify_worker.config import Settings as WorkerSettings
+
+    verifier = TokenVerifier(WorkerSettings(env="test", database_url=POSTGRES_URL))
+    token = mint_token(role="admin", extra_claims={claim: value})
+    with pytest.raises(Unauthorized):
+        await verifier.principal(token)
+    headers = {"Authorization": f"Bearer {token}"}
+    for client in (case_client, agreement_client):
+        response = await client.get("/api/v1/me", headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"] == "application/problem+json"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -161,3 +162,17 @@ async def test_a_rule_change_on_an_active_agreement_is_a_new_version_and_an_even
     events = await _agreement_events(sessionmaker, agreement["id"])
     assert [event.type for event in events] == ["agreement.activated.v1", "agreement.changed.v1"]
     assert events[-1].data["changed"] == ["rules"]
+
+
+@pytest.mark.parametrize("number", ["0", "-1", "2147483648", "9223372036854775808"])
+async def test_a_version_number_out_of_range_is_422_not_500(
+    agreement_client: httpx.AsyncClient, number: str
+) -> None:
+    """PostgreSQL's integer ends at 2^31 - 1: a larger number was sent to the database (500)."""
+    orgs = await directory(agreement_client)
+    agreement = await create_agreement(agreement_client, orgs.prison, orgs.municipality)
+    response = await agreement_client.get(
+        f"/api/v1/agreements/{agreement['id']}/versions/{number}", headers=auth("nav")
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"

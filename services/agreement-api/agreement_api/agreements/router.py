@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from agreement_api.access import AGREEMENT_MANAGERS
@@ -176,11 +176,14 @@ async def list_versions(
 @agreements.get(
     "/{agreement_id}/versions/{number}",
     response_model=AgreementVersionRead,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, 422),
     summary="Get one version of an agreement",
 )
 async def get_version(
-    agreement_id: uuid.UUID, number: int, session: SessionDep, _principal: PrincipalDep
+    agreement_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1, le=2**31 - 1, description="The version number (1 is the first).")],
+    session: SessionDep,
+    _principal: PrincipalDep,
 ) -> AgreementVersionRead:
     """The agreement as it stood in version `number`."""
     return AgreementVersionRead.model_validate(

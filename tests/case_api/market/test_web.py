@@ -380,3 +380,23 @@ async def test_the_announcement_sheet_is_printable_and_leaves_out_cancelled_sess
         f"{UI}/announcements", params={"from": datetime.now(LOCAL_TZ).date().isoformat(), "to": "2000-01-01"}
     )
     assert narrow.status_code == 400
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+async def test_a_day_at_the_ends_of_the_calendar_is_refused_not_a_500(
+    case_client: httpx.AsyncClient, directory: Directory, day: str
+) -> None:
+    """Local-day arithmetic at year 1 or 9999 overflowed (500 on the day list, the statistics and
+    the staff page): days outside 1900..2999 are a 422, and a 400 page."""
+    headers = directory.admin
+    unit = str(directory.unit_oslo)
+    day_list = await case_client.get(
+        f"{BASE}/day-list", params={"unit_id": unit, "date": day}, headers=headers
+    )
+    stats = await case_client.get(
+        f"{BASE}/statistics", params={"unit_id": unit, "from": day, "to": day}, headers=headers
+    )
+    assert (day_list.status_code, stats.status_code) == (422, 422), (day_list.text, stats.text)
+    await sign_in(case_client, "admin", org=None)
+    page = await case_client.get(f"{UI}/day", params={"unit_id": unit, "date": day})
+    assert page.status_code == 400, page.text

@@ -28,6 +28,8 @@ from case_api.market.models import (
     TriageState,
 )
 from case_api.market.schemas import (
+    EARLIEST_DAY,
+    LATEST_DAY,
     AppointmentCreate,
     AppointmentRead,
     AppointmentTransition,
@@ -313,8 +315,12 @@ async def list_sessions(
     session: SessionDep,
     viewer: ViewerDep,
     unit_id: uuid.UUID,
-    from_date: Annotated[date | None, Query(alias="from", description="Local day, included.")] = None,
-    to_date: Annotated[date | None, Query(alias="to", description="Local day, included.")] = None,
+    from_date: Annotated[
+        date | None, Query(alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day, included.")
+    ] = None,
+    to_date: Annotated[
+        date | None, Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day, included.")
+    ] = None,
     provider_id: uuid.UUID | None = None,
     include_cancelled: bool = True,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -480,8 +486,8 @@ async def list_appointments(
     session_id: uuid.UUID | None = None,
     case_id: uuid.UUID | None = None,
     state: Annotated[list[AppointmentState] | None, Query()] = None,
-    from_date: Annotated[date | None, Query(alias="from")] = None,
-    to_date: Annotated[date | None, Query(alias="to")] = None,
+    from_date: Annotated[date | None, Query(alias="from", ge=EARLIEST_DAY, le=LATEST_DAY)] = None,
+    to_date: Annotated[date | None, Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Page[AppointmentRead]:
@@ -645,7 +651,9 @@ async def day_list(
     session: SessionDep,
     viewer: ViewerDep,
     unit_id: uuid.UUID,
-    day: Annotated[date, Query(alias="date", description="Local day (Europe/Oslo).")],
+    day: Annotated[
+        date, Query(alias="date", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day (Europe/Oslo).")
+    ],
     escorts_available: Annotated[
         int | None, Query(ge=0, le=500, description="Defaults to the unit's escort capacity.")
     ] = None,
@@ -675,8 +683,12 @@ async def statistics(
     session: SessionDep,
     viewer: ViewerDep,
     unit_id: uuid.UUID,
-    from_date: Annotated[date, Query(alias="from", description="Local day, included.")],
-    to_date: Annotated[date, Query(alias="to", description="Local day, included.")],
+    from_date: Annotated[
+        date, Query(alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day, included.")
+    ],
+    to_date: Annotated[
+        date, Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day, included.")
+    ],
     group_by: StatisticsGroupBy = StatisticsGroupBy.MONTH,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Response:

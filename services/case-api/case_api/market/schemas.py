@@ -27,6 +27,11 @@ _OTHER_ID = "8b0e5d1c-2f3a-4b6c-8d7e-9f0a1b2c3d4e"
 # --- providers ----------------------------------------------------------------------------------
 
 
+# The days the service market plans for; outside them local-day arithmetic would overflow.
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+
+
 class ProviderCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

@@ -52,7 +52,15 @@ from case_api.market.models import (
     OutcomeCode,
     SessionFormat,
 )
-from case_api.market.schemas import AppointmentTransition, CheckIn, Completion, DayList, DayListEntry
+from case_api.market.schemas import (
+    EARLIEST_DAY,
+    LATEST_DAY,
+    AppointmentTransition,
+    CheckIn,
+    Completion,
+    DayList,
+    DayListEntry,
+)
 from case_api.market.sessions import LOCAL_TZ
 from case_api.organizations import service as organizations
 from shared.auth import Principal, TokenVerifier
@@ -321,9 +329,10 @@ def _parse_date(value: str | None) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         return None
+    return day if EARLIEST_DAY <= day <= LATEST_DAY else None
 
 
 def _entry_view(entry: DayListEntry, *, can_write: bool) -> dict[str, Any]:

@@ -9,8 +9,7 @@ from shared.contracts.events import (
     EVENTS,
     EventPayload,
     MalformedEvent,
-    event_type_of,
     parse_event,
 )
 
-__all__ = ["EVENTS", "EventPayload", "MalformedEvent", "event_type_of", "parse_event"]
+__all__ = ["EVENTS", "EventPayload", "MalformedEvent", "parse_event"]

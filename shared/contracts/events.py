@@ -631,10 +631,6 @@ EVENTS: dict[str, type[EventPayload]] = {model.TYPE: model for model in _concret
 P = TypeVar("P", bound=EventPayload)
 
 
-def event_type_of(model: type[EventPayload]) -> str:
-    return model.TYPE
-
-
 def parse_event(event: EventEnvelope, model: type[P]) -> P:
     """``event.data`` as ``model``; :class:`MalformedEvent` when it does not fit."""
     try:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from notify_worker.clients import AgreementClient, Contact, EndpointPort, NoticeFacts
+from notify_worker.clients import AgreementClient, EndpointPort, NoticeFacts
 from notify_worker.deliveries.dispatcher import Dispatcher
 from notify_worker.deliveries.models import NotifyAttempt, NotifyDelivery
 from notify_worker.deliveries.sender import WebhookSender
@@ -27,13 +27,16 @@ from notify_worker.models import NotifyOutbox
 from notify_worker.notices.models import AgreementSource, NoticeKind, NotifyNotice, RecipientKind
 from notify_worker.notices.service import Ports
 from shared.auth import mint_token
+from shared.contracts.events import CoordinatorContact
 from shared.db import unit_of_work
 from tests.conftest import auth, running, test_settings
 from tests.webhook_receiver import Receiver
 
 PUBLIC_CASE_API = "https://tilbake.example.no"
 LEASE = timedelta(minutes=2)
-COORDINATOR = Contact(name="Kari Koordinator", phone="+4790000000", email="kari@kriminalomsorgen.example")
+COORDINATOR = CoordinatorContact(
+    name="Kari Koordinator", phone="+4790000000", email="kari@kriminalomsorgen.example"
+)
 
 
 class FixedFacts:

@@ -24,17 +24,12 @@ from shared.contracts.answers import (
     NoticeFacts,
     NoticeFactsList,
     Resolution,
-    ResolvedRule,
     SigningKey,
     SigningKeys,
     WebhookEndpoint,
     WebhookEndpointPage,
 )
-from shared.contracts.events import CoordinatorContact
 from shared.retry import TransientError
-
-Rule = ResolvedRule
-Contact = CoordinatorContact
 
 FACTS_CHUNK = 200  # cases per GET /api/v1/notice-facts: case-api's limit
 

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from notify_worker.clients import AgreementPort, CasePort, Rule
+from notify_worker.clients import AgreementPort, CasePort
 from notify_worker.deliveries.models import DeliveryState, NotifyDelivery
 from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import (
@@ -36,6 +36,7 @@ from notify_worker.notices.told import CARRIED, HOLDS_DATE, carries, told_of
 from shared.business_days import milestone_due_date
 from shared.clock import OSLO
 from shared.contracts import events as contracts
+from shared.contracts.answers import ResolvedRule
 from shared.contracts.events import EventPayload
 from shared.contracts.recipients import RecipientKind, is_told, recipient_kind
 from shared.db import insert_ignoring_conflicts, utcnow
@@ -68,10 +69,6 @@ def milestone_due_at(release_date: date, days: int, business_days: bool, *, now:
 
 
 # --- the case read model ------------------------------------------------------------------------
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    return uuid.UUID(str(value)) if value else None
 
 
 async def record_case(session: AsyncSession, facts: contracts.CaseFacts, occurred_at: datetime) -> bool:
@@ -173,7 +170,7 @@ async def _consent_hold(
     return HoldReason.NO_CONSENT
 
 
-def kind_of(rule: Rule, case: NotifyCase) -> RecipientKind:
+def kind_of(rule: ResolvedRule, case: NotifyCase) -> RecipientKind:
     """The recipient's kind by the rule case-api's detail view applies too."""
     return recipient_kind(
         rule.recipient_organization_type, rule.recipient_organization_id, nav_office_id=case.nav_office_id
@@ -185,7 +182,7 @@ def kind_of(rule: Rule, case: NotifyCase) -> RecipientKind:
 
 @dataclass
 class _Wanted:
-    rule: Rule
+    rule: ResolvedRule
     kind: RecipientKind
     days: int
     business_days: bool
@@ -209,29 +206,23 @@ async def _unsent_claims(session: AsyncSession, notices: Sequence[NotifyNotice])
     return [notice for notice in claimed if notice.id not in told]
 
 
-async def _supersede(
-    session: AsyncSession, superseding: list[tuple[NotifyNotice, str]], now: datetime
-) -> None:
-    """End the unfinished deliveries of notices whose content no longer holds (``superseded``, the
-    reason kept as the delivery's last error) and make the notices pending again: the rest of the
-    recompute reschedules, holds or cancels them, and a new claim plans new deliveries with new
-    webhook-ids. An attempt already on the wire is not called back."""
-    for notice, why in superseding:
-        if notice.state is not NoticeState.CLAIMED:
-            continue
-        await session.execute(
-            update(NotifyDelivery)
-            .where(
-                col(NotifyDelivery.notice_id) == notice.id,
-                col(NotifyDelivery.state) != DeliveryState.SUCCEEDED,
-                col(NotifyDelivery.state) != DeliveryState.SUPERSEDED,
-            )
-            .values(state=DeliveryState.SUPERSEDED, last_error_class=why, ended_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
+async def _supersede(session: AsyncSession, notice: NotifyNotice, why: str, now: datetime) -> None:
+    """End the unfinished deliveries of a notice whose content no longer holds (``superseded``, the
+    reason kept as the delivery's last error) and make it pending again: the rest of the recompute
+    reschedules, holds or cancels it, and a new claim plans new deliveries with new webhook-ids.
+    An attempt already on the wire is not called back."""
+    await session.execute(
+        update(NotifyDelivery)
+        .where(
+            col(NotifyDelivery.notice_id) == notice.id,
+            col(NotifyDelivery.state) != DeliveryState.SUCCEEDED,
+            col(NotifyDelivery.state) != DeliveryState.SUPERSEDED,
         )
-        _assign(notice, now, state=NoticeState.SCHEDULED, claimed_by=None, claimed_at=None)
-        log.info("schedule.superseded", notice_id=str(notice.id), reason=why)
-    superseding.clear()
+        .values(state=DeliveryState.SUPERSEDED, last_error_class=why, ended_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    _assign(notice, now, state=NoticeState.SCHEDULED, claimed_by=None, claimed_at=None)
+    log.info("schedule.superseded", notice_id=str(notice.id), reason=why)
 
 
 async def recompute(
@@ -255,19 +246,14 @@ async def recompute(
         .all()
     )
     pending = [notice for notice in notices if notice.state in PENDING_STATES]
-    # Claimed notices nothing was delivered of yet: what they are about to say is checked again
-    # below, and one that no longer holds is superseded and treated like a pending one.
+    # Claimed notices nothing was delivered of yet: what they are about to say is checked again,
+    # and one that no longer holds is superseded and treated like a pending one.
     unsent = await _unsent_claims(session, notices)
-
-    def supersede(notice: NotifyNotice, why: str) -> None:
-        superseding.append((notice, why))
-        pending.append(notice)
-
-    superseding: list[tuple[NotifyNotice, str]] = []
     if case.status == CLOSED or case.effective_release_date is None:
+        ended = "case_closed" if case.status == CLOSED else "no_release_date"
         for notice in unsent:
-            supersede(notice, "case_closed" if case.status == CLOSED else "no_release_date")
-        await _supersede(session, superseding, now)
+            await _supersede(session, notice, ended, now)
+            pending.append(notice)
 
     if case.status == CLOSED:
         for notice in pending:
@@ -288,7 +274,7 @@ async def recompute(
     source = AgreementSource.AGREEMENT if resolution.source == "agreement" else AgreementSource.DEFAULT
 
     wanted: dict[tuple[uuid.UUID, int], _Wanted] = {}
-    rule_of: dict[uuid.UUID, Rule] = {}
+    rule_of: dict[uuid.UUID, ResolvedRule] = {}
     for rule in rules:
         kind = kind_of(rule, case)
         if not is_told(kind, case.release_destination):
@@ -311,16 +297,18 @@ async def recompute(
     for notice in unsent:
         recipient = notice.recipient_organization_id
         if notice.release_date != release:
-            supersede(notice, "release_date_moved")
+            why: str | None = "release_date_moved"
         elif recipient not in rule_of or (
             notice.kind is NoticeKind.MILESTONE and (recipient, notice.milestone_days or 0) not in wanted
         ):
-            supersede(notice, "no_longer_applies")
-        elif gates.get(recipient) is not None:
-            supersede(notice, "held")
-    await _supersede(session, superseding, now)
+            why = "no_longer_applies"
+        else:
+            why = "held" if gates.get(recipient) is not None else None
+        if why is not None:
+            await _supersede(session, notice, why, now)
+            pending.append(notice)
 
-    def fill(notice: NotifyNotice, rule: Rule) -> None:
+    def fill(notice: NotifyNotice, rule: ResolvedRule) -> None:
         _assign(
             notice,
             now,
@@ -396,7 +384,7 @@ async def _change_notice(
     session: AsyncSession,
     case: NotifyCase,
     recipient: uuid.UUID,
-    rule: Rule,
+    rule: ResolvedRule,
     notices: list[NotifyNotice],
     told: NotifyTold | None,
     gate: HoldReason | None,

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from shared.auth import mint_token
 from shared.db import unit_of_work
 from tests.case_api.conftest import register_person
 from tests.conftest import auth, running, test_settings
+from tests.notify_worker.harness import Processes
 from tests.notify_worker.webhook_setup import Setup, start_setup
 from tests.webhook_receiver import Receiver
 
@@ -217,3 +219,13 @@ async def setup(
     """agreement-api with the receiver registered as an endpoint, and a dispatcher factory."""
     async with start_setup(database_url, sessionmaker, receiver) as ready:
         yield ready
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
+    """Service processes a test starts (tests/notify_worker/harness.py), stopped after it."""
+    running = Processes(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop_all()

@@ -129,6 +129,23 @@ def start_service(
     return ServiceProcess(module, int(values["port"]), process, log_path, log_file)
 
 
+class Processes:
+    """Processes started by one test, stopped after it (last started first)."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[ServiceProcess] = []
+
+    def start(self, module: str, prefix: str, settings: dict[str, str], name: str) -> ServiceProcess:
+        process = start_service(module, prefix, settings, log_dir=self.logs, name=name)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+
+
 def common_settings(database_url: str, amqp_url: str | None = None) -> dict[str, str]:
     """What every service process of these tests gets: the test database, JSON logs, few connections."""
     return {

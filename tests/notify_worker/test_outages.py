@@ -16,9 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,39 +28,13 @@ from shared.bus import RabbitMQBus
 from shared.settings import REPO_ROOT
 from tests.events import case_event
 from tests.infra import RabbitMQ, unique_name
-from tests.notify_worker.harness import ADMIN, ServiceProcess, common_settings, start_service, wait_until
+from tests.notify_worker.harness import ADMIN, Processes, common_settings, wait_until
 from tests.notify_worker.test_reliability import ready_cases, seed_directory
 
 OUTAGE = 60.0  # seconds a peer is away
 BEFORE, DURING = 6, 6  # cases ready before the outage; cases opened while the peer is away
 # Waits between a failed event's attempts: about 100 s in all, so a one-minute outage is outlived.
 RETRY_DELAYS = "1,2,4,8,15,30,40"
-
-
-class Processes:
-    """Processes started by one test, stopped after it (last started first)."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.started: list[ServiceProcess] = []
-
-    def start(self, module: str, prefix: str, settings: dict[str, str], name: str) -> ServiceProcess:
-        process = start_service(module, prefix, settings, log_dir=self.logs, name=name)
-        self.started.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in reversed(self.started):
-            process.stop()
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    running = Processes(tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop_all()
 
 
 async def _notices(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, list[NotifyNotice]]:

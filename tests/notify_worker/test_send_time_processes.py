@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,22 +26,12 @@ from shared.contracts.events import CaseConsentWithdrawn
 from tests.case_api.conftest import identity_number
 from tests.conftest import auth
 from tests.infra import RabbitMQ, unique_name
-from tests.notify_worker.harness import ADMIN, ServiceProcess, common_settings, wait_until
-from tests.notify_worker.test_outages import Processes
+from tests.notify_worker.harness import ADMIN, Processes, ServiceProcess, common_settings, wait_until
 from tests.notify_worker.test_reliability import Directory, seed_directory
 from tests.webhook_receiver import Answer, Received, Receiver
 
 PUBLIC_CASE_API = "https://tilbake.example.no"
 FAILING = [Answer(500)] * 1000  # every attempt fails until the script is replaced
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    running = Processes(tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop_all()
 
 
 @pytest.fixture
@@ -60,6 +49,22 @@ class Running:
     writer: ServiceProcess
     worker: ServiceProcess
     directory: Directory
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def running(
+    database_url: str,
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+    rabbitmq: RabbitMQ,
+    exchange_name: str,
+    amqp_queues: list[str],
+    processes: Processes,
+    receiver: Receiver,
+) -> Running:
+    return await _start(
+        database_url, committed_sessionmaker, rabbitmq, exchange_name, amqp_queues, processes, receiver
+    )
 
 
 async def _start(
@@ -127,7 +132,7 @@ async def _start(
     )
     await writer.wait_ready()
     await worker.wait_ready()
-    return Running(writer, worker, directory)
+    return Running(writer, worker, directory, sessionmaker)
 
 
 async def _case(client: httpx.AsyncClient, directory: Directory, release: date) -> tuple[str, str]:
@@ -188,17 +193,8 @@ def _ninety(receiver: Receiver, case_id: str) -> list[tuple[float, int, bool, st
 
 
 async def test_a_date_moved_while_its_notice_fails_reaches_the_receiver_as_the_date_that_stands(
-    database_url: str,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
-    rabbitmq: RabbitMQ,
-    exchange_name: str,
-    amqp_queues: list[str],
-    processes: Processes,
-    receiver: Receiver,
+    running: Running, receiver: Receiver
 ) -> None:
-    running = await _start(
-        database_url, committed_sessionmaker, rabbitmq, exchange_name, amqp_queues, processes, receiver
-    )
     release = datetime.now(UTC).date() + timedelta(days=40)  # the 90-day notice is due at once
     receiver.script("oslo", *FAILING)
     async with httpx.AsyncClient(base_url=running.writer.url, timeout=30.0, trust_env=False) as client:
@@ -211,7 +207,7 @@ async def test_a_date_moved_while_its_notice_fails_reaches_the_receiver_as_the_d
         moved = release - timedelta(days=1)
         await _set_release(client, case_id, moved)
         # The receiver works again a moment later: whatever reaches it now is what it keeps.
-        await wait_until(_consumed_change(committed_sessionmaker, case_id), 30, "the move was never consumed")
+        await wait_until(_consumed_change(running.sessionmaker, case_id), 30, "the move was never consumed")
         receiver.script("oslo")
 
     async def delivered() -> bool:
@@ -222,34 +218,28 @@ async def test_a_date_moved_while_its_notice_fails_reaches_the_receiver_as_the_d
     assert answered == [(moved.isoformat(), True)], "the receiver holds the date that stands, and only it"
 
 
+async def _consumed(
+    sessionmaker: async_sessionmaker[AsyncSession], case_id: str, event_type: str | None = None
+) -> NotifyInbox | None:
+    """The worker's inbox row of the case's newest event (of ``event_type``), once consumed."""
+    query = select(col(CaseOutbox.id)).where(col(CaseOutbox.subject) == f"case/{case_id}")
+    if event_type is not None:
+        query = query.where(col(CaseOutbox.type) == event_type)
+    async with sessionmaker() as session:
+        newest = (await session.execute(query.order_by(col(CaseOutbox.occurred_at).desc()).limit(1))).scalar()
+        return await session.get(NotifyInbox, newest) if newest is not None else None
+
+
 def _consumed_change(sessionmaker: async_sessionmaker[AsyncSession], case_id: str) -> object:
     async def consumed() -> bool:
-        async with sessionmaker() as session:
-            newest = (
-                await session.execute(
-                    select(col(CaseOutbox.id))
-                    .where(col(CaseOutbox.subject) == f"case/{case_id}")
-                    .order_by(col(CaseOutbox.occurred_at).desc())
-                    .limit(1)
-                )
-            ).scalar_one()
-            return await session.get(NotifyInbox, newest) is not None
+        return await _consumed(sessionmaker, case_id) is not None
 
     return consumed
 
 
 async def test_no_attempt_follows_a_consent_withdrawal_the_worker_consumed(
-    database_url: str,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
-    rabbitmq: RabbitMQ,
-    exchange_name: str,
-    amqp_queues: list[str],
-    processes: Processes,
-    receiver: Receiver,
+    running: Running, receiver: Receiver
 ) -> None:
-    running = await _start(
-        database_url, committed_sessionmaker, rabbitmq, exchange_name, amqp_queues, processes, receiver
-    )
     receiver.script("oslo", *FAILING)
     async with httpx.AsyncClient(base_url=running.writer.url, timeout=30.0, trust_env=False) as client:
         case_id, consent_id = await _case(
@@ -265,27 +255,11 @@ async def test_no_attempt_follows_a_consent_withdrawal_the_worker_consumed(
         )
         assert response.status_code == 200, response.text
 
-    withdrawal: dict[str, uuid.UUID] = {}
-
     async def consumed() -> bool:
-        async with committed_sessionmaker() as session:
-            if "id" not in withdrawal:
-                found = (
-                    await session.execute(
-                        select(col(CaseOutbox.id)).where(
-                            col(CaseOutbox.subject) == f"case/{case_id}",
-                            col(CaseOutbox.type) == CaseConsentWithdrawn.TYPE,
-                        )
-                    )
-                ).scalar_one_or_none()
-                if found is None:
-                    return False
-                withdrawal["id"] = found
-            return await session.get(NotifyInbox, withdrawal["id"]) is not None
+        return await _consumed(running.sessionmaker, case_id, CaseConsentWithdrawn.TYPE) is not None
 
     await wait_until(consumed, 30, lambda: f"the withdrawal was never consumed:\n{running.worker.tail()}")
-    async with committed_sessionmaker() as session:
-        row = await session.get(NotifyInbox, withdrawal["id"])
+    row = await _consumed(running.sessionmaker, case_id, CaseConsentWithdrawn.TYPE)
     assert row is not None
     consumed_at = row.received_at.timestamp()
     before = [at for at, *_ in _ninety(receiver, case_id) if at <= consumed_at]
@@ -297,20 +271,11 @@ async def test_no_attempt_follows_a_consent_withdrawal_the_worker_consumed(
 
 
 async def test_a_receipt_and_an_escalation_on_an_earlier_notice_make_no_change_notice(
-    database_url: str,
-    committed_sessionmaker: async_sessionmaker[AsyncSession],
-    rabbitmq: RabbitMQ,
-    exchange_name: str,
-    amqp_queues: list[str],
-    processes: Processes,
-    receiver: Receiver,
+    running: Running, receiver: Receiver
 ) -> None:
     """Oslo gets the 90-day notice for D1, then the date moves to D2 and Oslo gets the change notice
     for D2. A receipt and an escalation on the 90-day notice, then D2 posted again as certain: Oslo
     already holds D2, so nothing more is sent."""
-    running = await _start(
-        database_url, committed_sessionmaker, rabbitmq, exchange_name, amqp_queues, processes, receiver
-    )
     first = datetime.now(UTC).date() + timedelta(days=60)
     moved = first + timedelta(days=5)
     async with httpx.AsyncClient(base_url=running.writer.url, timeout=30.0, trust_env=False) as client:
@@ -334,7 +299,7 @@ async def test_a_receipt_and_an_escalation_on_an_earlier_notice_make_no_change_n
                 f"/api/v1/notices/{ninety}/receipts", json={"status": "received"}, headers=oslo
             )
             assert received.status_code == 201, received.text
-        async with committed_sessionmaker() as session:  # its answer is overdue: the worker escalates
+        async with running.sessionmaker() as session:  # its answer is overdue: the worker escalates
             await session.execute(
                 update(NotifyNotice)
                 .where(col(NotifyNotice.id) == uuid.UUID(ninety))
@@ -343,15 +308,15 @@ async def test_a_receipt_and_an_escalation_on_an_earlier_notice_make_no_change_n
             await session.commit()
 
         async def escalated() -> bool:
-            async with committed_sessionmaker() as session:
+            async with running.sessionmaker() as session:
                 notice = await session.get(NotifyNotice, uuid.UUID(ninety), populate_existing=True)
                 return notice is not None and notice.escalated_at is not None
 
         await wait_until(escalated, 20, lambda: f"never escalated:\n{running.worker.tail()}")
         await _set_release(client, case_id, moved, "certain")  # the same date, surer: a recompute
-        await wait_until(_consumed_change(committed_sessionmaker, case_id), 30, "the post was never consumed")
+        await wait_until(_consumed_change(running.sessionmaker, case_id), 30, "the post was never consumed")
     await asyncio.sleep(2.0)  # room for a change notice to be planned and sent, if one were made
-    async with committed_sessionmaker() as session:
+    async with running.sessionmaker() as session:
         changes = (
             (
                 await session.execute(

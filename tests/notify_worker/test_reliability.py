@@ -88,7 +88,6 @@ async def upstreams(database_url: str, logs: Path) -> AsyncIterator[Upstreams]:
             **common_settings(database_url),
             "outbox_relay_enabled": "false",
             "agreement_api_url": agreement.url,
-            "public_base_url": PUBLIC_CASE_API,
         },
         log_dir=logs,
     )

@@ -20,9 +20,6 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CASE_API_", extra="ignore", validate_default=True)
 
     port: int = Field(8001, ge=0, le=65535, description="HTTP port.")
-    public_base_url: str = Field(
-        "http://127.0.0.1:8001", description="Base URL put into detail links that notices carry."
-    )
     identity_hash_key: str = Field(
         DEV_IDENTITY_HASH_KEY,
         min_length=16,

@@ -60,7 +60,8 @@ def normalize_database_url(url: str) -> str:
 class ServiceSettings(BaseSettings):
     """Keys every service understands. Subclasses set ``env_prefix``."""
 
-    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+    # hide_input_in_errors: a refused setting's error must not echo the values given (secrets).
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True, hide_input_in_errors=True)
 
     env: Environment = Field("dev", description="Deployment environment: dev, test or production.")
     database_url: str = Field(

@@ -29,3 +29,13 @@ def test_none_stays_refused_in_either_form(monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.setenv("CASE_API_JWT_ALGORITHMS", value)
         with pytest.raises(ValidationError):
             CaseSettings()
+
+
+def test_a_refused_setting_echoes_none_of_the_values_given() -> None:
+    """A refused start logs the error: the secrets given beside the refused setting stay out of it."""
+    from pydantic import ValidationError
+
+    secret = "not-for-the-logs-0123456789"
+    with pytest.raises(ValidationError) as refused:
+        CaseSettings(env="production", database_url="sqlite://", identity_hash_key=secret)
+    assert secret[-8:] not in str(refused.value)

@@ -127,19 +127,32 @@ class ServiceSettings(BaseSettings):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable of field ``name``, as an operator sets it (for error messages)."""
+        return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+
     @model_validator(mode="after")
     def _production_guards(self) -> ServiceSettings:
         if self.jwt_public_key_pem is None and self.jwt_jwks_url is None:
             if self.env == "production":
-                raise ValueError("production needs JWT_PUBLIC_KEY_PEM or JWT_JWKS_URL")
+                raise ValueError(
+                    f"production needs {self.variable('jwt_jwks_url')} "
+                    f"or {self.variable('jwt_public_key_pem')}"
+                )
             self.jwt_public_key_pem = DEV_JWT_PUBLIC_KEY_FILE.read_text()
         if self.env == "production":
             if self.jwt_public_key_pem and self.jwt_public_key_pem.strip() == (
                 DEV_JWT_PUBLIC_KEY_FILE.read_text().strip()
             ):
-                raise ValueError("the development JWT key must not be used in production")
+                raise ValueError(
+                    f"{self.variable('jwt_public_key_pem')}: the development JWT key must not be used "
+                    "in production"
+                )
             if self.database_url.startswith("sqlite"):
-                raise ValueError("production runs on PostgreSQL, not SQLite")
+                raise ValueError(
+                    f"{self.variable('database_url')}: production runs on PostgreSQL, not SQLite"
+                )
         return self
 
     @property

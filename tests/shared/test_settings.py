@@ -39,3 +39,65 @@ def test_a_refused_setting_echoes_none_of_the_values_given() -> None:
     with pytest.raises(ValidationError) as refused:
         CaseSettings(env="production", database_url="sqlite://", identity_hash_key=secret)
     assert secret[-8:] not in str(refused.value)
+
+
+JWKS = "https://auth.example.org/jwks.json"
+POSTGRES = "postgresql://db/tilbake"
+FERNET = "cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZy0hISE="
+PRODUCTION_CASE = {
+    "env": "production",
+    "database_url": POSTGRES,
+    "amqp_url": "amqp://broker/",
+    "jwt_jwks_url": JWKS,
+    "identity_hash_key": "production-hash-key-0123456789",
+    "identity_encryption_keys": [FERNET],
+}
+PRODUCTION_AGREEMENT = {
+    "env": "production",
+    "database_url": POSTGRES,
+    "amqp_url": "amqp://broker/",
+    "jwt_jwks_url": JWKS,
+    "webhook_key_encryption_keys": [FERNET],
+}
+
+
+@pytest.mark.parametrize(
+    ("settings", "values", "variable"),
+    [
+        (CaseSettings, {**PRODUCTION_CASE, "jwt_jwks_url": None}, "CASE_API_JWT_JWKS_URL"),
+        (NotifySettings, {"env": "production", "database_url": POSTGRES}, "NOTIFY_WORKER_JWT_PUBLIC_KEY_PEM"),
+        (CaseSettings, {**PRODUCTION_CASE, "database_url": "sqlite://"}, "CASE_API_DATABASE_URL"),
+        (CaseSettings, {**PRODUCTION_CASE, "identity_hash_key": None}, "CASE_API_IDENTITY_HASH_KEY"),
+        (
+            CaseSettings,
+            {**PRODUCTION_CASE, "identity_encryption_keys": None},
+            "CASE_API_IDENTITY_ENCRYPTION_KEYS",
+        ),
+        (
+            AgreementSettings,
+            {**PRODUCTION_AGREEMENT, "webhook_key_encryption_keys": None},
+            "AGREEMENT_API_WEBHOOK_KEY_ENCRYPTION_KEYS",
+        ),
+        (
+            AgreementSettings,
+            {**PRODUCTION_AGREEMENT, "allow_http_webhooks": True},
+            "AGREEMENT_API_ALLOW_HTTP_WEBHOOKS",
+        ),
+        (
+            AgreementSettings,
+            {**PRODUCTION_AGREEMENT, "allow_private_webhook_urls": True},
+            "AGREEMENT_API_ALLOW_PRIVATE_WEBHOOK_URLS",
+        ),
+    ],
+)
+def test_production_names_the_variable_it_refuses(
+    settings: type[CaseSettings | AgreementSettings | NotifySettings],
+    values: dict[str, object],
+    variable: str,
+) -> None:
+    """An operator reads which variable to fix; a value left out (None) falls back on its default."""
+    from pydantic import ValidationError
+
+    given = {key: value for key, value in values.items() if value is not None}
+    with pytest.raises(ValidationError, match=variable):
+        settings(**given)

@@ -46,9 +46,15 @@ class Settings(ServiceSettings):
     def _no_dev_settings_in_production(self) -> Self:
         if self.env == "production":
             if DEV_WEBHOOK_KEY_ENCRYPTION_KEY in self.webhook_key_encryption_keys:
-                raise ValueError("the development webhook key encryption key must not be used in production")
-            if self.allow_http_webhooks or self.allow_private_webhook_urls:
-                raise ValueError("plain-http and private webhook URLs are for dev/test only")
+                raise ValueError(
+                    f"{self.variable('webhook_key_encryption_keys')}: the development webhook key "
+                    "encryption key must not be used in production"
+                )
+            for flag in ("allow_http_webhooks", "allow_private_webhook_urls"):
+                if getattr(self, flag):
+                    raise ValueError(
+                        f"{self.variable(flag)}: plain-http and private webhook URLs are for dev/test only"
+                    )
         return self
 
 

@@ -65,11 +65,18 @@ class Settings(ServiceSettings):
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Self:
-        if self.env == "production" and (
-            self.identity_hash_key == DEV_IDENTITY_HASH_KEY
-            or DEV_IDENTITY_ENCRYPTION_KEY in self.identity_encryption_keys
-        ):
-            raise ValueError("the development identity-number keys must not be used in production")
+        if self.env != "production":
+            return self
+        if self.identity_hash_key == DEV_IDENTITY_HASH_KEY:
+            raise ValueError(
+                f"{self.variable('identity_hash_key')}: the development identity-number keys must not "
+                "be used in production"
+            )
+        if DEV_IDENTITY_ENCRYPTION_KEY in self.identity_encryption_keys:
+            raise ValueError(
+                f"{self.variable('identity_encryption_keys')}: the development identity-number keys "
+                "must not be used in production"
+            )
         return self
 
 

@@ -290,6 +290,18 @@ def test_k8s_apis_have_probes_resources_and_a_service(name: str) -> None:
     assert service["selector"] == spec["selector"]["matchLabels"]
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_k8s_every_service_has_a_service_on_its_port(name: str) -> None:
+    # notify-worker's too: recipients POST their receipts to it.
+    port = SETTINGS[name].model_fields["port"].default
+    deployment = _find("Deployment", name)["spec"]
+    service = _find("Service", name)["spec"]
+    assert service["selector"] == deployment["selector"]["matchLabels"]
+    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(port, "http")]
+    (container,) = deployment["template"]["spec"]["containers"]
+    assert {"name": "http", "containerPort": port} in container["ports"]
+
+
 def test_k8s_configmaps_use_only_real_settings() -> None:
     for name, cls in SETTINGS.items():
         known = {variable for variable, _default, _description in settings_fields(cls)}

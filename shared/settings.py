@@ -153,6 +153,9 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(
                     f"{self.variable('database_url')}: production runs on PostgreSQL, not SQLite"
                 )
+            if self.amqp_url is None:
+                # The in-process bus would take every event and reach no other service.
+                raise ValueError(f"production needs {self.variable('amqp_url')} (RabbitMQ)")
         return self
 
     @property

@@ -329,6 +329,7 @@ def test_production_settings_accept_another_key() -> None:
     settings = Settings(
         env="production",
         database_url=POSTGRES_URL,
+        amqp_url="amqp://broker/",
         jwt_public_key_pem=pem,
         identity_hash_key="production-hash-key-0123456789",
         identity_encryption_keys=["cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZy0hISE="],

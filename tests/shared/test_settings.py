@@ -67,6 +67,8 @@ PRODUCTION_AGREEMENT = {
         (CaseSettings, {**PRODUCTION_CASE, "jwt_jwks_url": None}, "CASE_API_JWT_JWKS_URL"),
         (NotifySettings, {"env": "production", "database_url": POSTGRES}, "NOTIFY_WORKER_JWT_PUBLIC_KEY_PEM"),
         (CaseSettings, {**PRODUCTION_CASE, "database_url": "sqlite://"}, "CASE_API_DATABASE_URL"),
+        (CaseSettings, {**PRODUCTION_CASE, "amqp_url": None}, "CASE_API_AMQP_URL"),
+        (AgreementSettings, {**PRODUCTION_AGREEMENT, "amqp_url": ""}, "AGREEMENT_API_AMQP_URL"),
         (CaseSettings, {**PRODUCTION_CASE, "identity_hash_key": None}, "CASE_API_IDENTITY_HASH_KEY"),
         (
             CaseSettings,

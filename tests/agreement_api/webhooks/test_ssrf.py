@@ -110,6 +110,7 @@ def test_production_never_allows_private_or_http_urls() -> None:
         Settings(
             env="production",
             database_url="postgresql://db/tilbake",
+            amqp_url="amqp://broker/",
             jwt_jwks_url="https://auth.example.org/jwks.json",
             webhook_key_encryption_keys=["cHJvZHVjdGlvbi1rZXktMzItYnl0ZXMtbG9uZy0hISE="],
             allow_http_webhooks=True,
@@ -118,6 +119,7 @@ def test_production_never_allows_private_or_http_urls() -> None:
         Settings(
             env="production",
             database_url="postgresql://db/tilbake",
+            amqp_url="amqp://broker/",
             jwt_jwks_url="https://auth.example.org/jwks.json",
         )
 

@@ -85,3 +85,43 @@ def _broken(change: str) -> dict[str, Any]:
 def test_a_broken_manifest_is_refused(change: str) -> None:
     assert schema_errors(_deployment(), KUBERNETES_VERSIONS[0]) is None
     assert schema_errors(_broken(change), KUBERNETES_VERSIONS[0]) is not None
+
+
+# --- scaling -------------------------------------------------------------------------------
+
+
+def _all_documents() -> list[dict[str, Any]]:
+    return [doc for path in _manifests() for doc in _documents(path)]
+
+
+def _of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in _all_documents() if doc["kind"] == kind}
+
+
+@pytest.mark.parametrize("name", ["case-api", "agreement-api", "notify-worker"])
+def test_every_deployment_scales_on_cpu_against_its_requests(name: str) -> None:
+    deployment = _of_kind("Deployment")[name]
+    autoscalers = [
+        doc
+        for doc in _of_kind("HorizontalPodAutoscaler").values()
+        if doc["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    ]
+    assert len(autoscalers) == 1, f"{name}: expected one HorizontalPodAutoscaler"
+    (autoscaler,) = autoscalers
+    assert autoscaler["apiVersion"] == "autoscaling/v2"
+    spec = autoscaler["spec"]
+    assert 2 <= spec["minReplicas"] < spec["maxReplicas"]
+    # A count in the Deployment would reset the autoscaler's on every apply.
+    assert "replicas" not in deployment["spec"]
+    cpu_targets = [
+        metric["resource"]["target"]
+        for metric in spec["metrics"]
+        if metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    ]
+    assert [target["type"] for target in cpu_targets] == ["Utilization"]
+    # Utilization is measured against the request: without one the autoscaler cannot compute it.
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        assert container["resources"]["requests"]["cpu"], f"{name}/{container['name']} has no CPU request"
+    # A drain must be able to evict one pod at the minimum.
+    budget = _of_kind("PodDisruptionBudget")[name]["spec"]
+    assert budget["minAvailable"] < spec["minReplicas"]

@@ -30,7 +30,7 @@ from shared.db import create_engine
 from shared.outbox import OutboxRecord
 from shared.retry import RETRY_DELAYS_SECONDS
 from shared.settings import REPO_ROOT, normalize_database_url
-from tests.infra import Postgres, RabbitMQ, find_postgres, find_rabbitmq, unique_name
+from tests.infra import Postgres, RabbitMQ, describe, find_postgres, find_rabbitmq, unique_name
 
 
 def alembic_config(url: str) -> Config:
@@ -64,6 +64,10 @@ async def drop_database(postgres: Postgres, name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def pytest_report_header() -> str:
+    return f"infrastructure: {describe()}"
 
 
 @pytest.fixture(scope="session")

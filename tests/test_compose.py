@@ -30,12 +30,17 @@ def _prefix(cls: type[ServiceSettings]) -> str:
     return str(cls.model_config.get("env_prefix", "")).upper()
 
 
+def _defaults(value: str) -> str:
+    """``${NAME:-default}`` / ``${NAME-default}`` as compose reads them with NAME unset."""
+    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", value)
+
+
 def _environment(service: dict[str, Any]) -> dict[str, str]:
-    """Compose allows a mapping or a list of NAME=value strings."""
+    """Compose allows a mapping or a list of NAME=value strings; values as with no overrides set."""
     env = service.get("environment") or {}
     if isinstance(env, list):
-        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {str(name): "" if value is None else str(value) for name, value in env.items()}
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(name): "" if value is None else _defaults(str(value)) for name, value in env.items()}
 
 
 def _depends_on(service: dict[str, Any]) -> dict[str, str]:
@@ -151,7 +156,7 @@ def test_environment_is_accepted_by_the_settings_class(
     # env=dev on purpose: the dev JWT key the services then fall back on is refused in production.
     assert settings.env == "dev"
     assert settings.database_url.startswith("postgresql+asyncpg://")
-    published = {str(port).split(":")[-1] for port in compose[name].get("ports", [])}
+    published = {_defaults(str(port)).split(":")[-1] for port in compose[name].get("ports", [])}
     assert str(settings.port) in published
 
 

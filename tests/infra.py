@@ -52,7 +52,7 @@ def docker_answers() -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("0.0.0.0", 0))
         return int(sock.getsockname()[1])
@@ -76,12 +76,12 @@ def _start_container(kind: str) -> Any:
             from testcontainers.community.postgres import PostgresContainer
 
             container = PostgresContainer(image, driver=None).with_command(POSTGRES_COMMAND)
-            container.with_bind_ports(5432, _free_port())
+            container.with_bind_ports(5432, free_port())
         else:
             from testcontainers.community.rabbitmq import RabbitMqContainer
 
             container = RabbitMqContainer(image)
-            container.with_bind_ports(5672, _free_port())
+            container.with_bind_ports(5672, free_port())
         container.start()
         return container
     except Exception as error:
@@ -169,6 +169,11 @@ def find_rabbitmq() -> RabbitMQ:
         return RabbitMQ(LOCAL_AMQP_URL)
     pytest.exit("No RabbitMQ for the tests.\n" + HOW_TO, returncode=3)
     raise AssertionError  # unreachable
+
+
+def uses_containers() -> bool:
+    """Whether find_postgres / find_rabbitmq will start containers."""
+    return not (os.environ.get("TEST_DATABASE_URL") and os.environ.get("TEST_AMQP_URL")) and docker_answers()
 
 
 def describe() -> str:

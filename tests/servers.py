@@ -19,8 +19,11 @@ class InTestServer(uvicorn.Server):
 
 
 def config(app: Any, **options: Any) -> uvicorn.Config:
-    """A free port of 127.0.0.1, uvicorn's own logging off; lifespan on unless ``options`` say."""
-    return uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, **{"lifespan": "on", **options})
+    """A free port of 127.0.0.1 (or ``host``), uvicorn's own logging off; lifespan on unless
+    ``options`` say."""
+    return uvicorn.Config(
+        app, **{"host": "127.0.0.1", "port": 0, "log_config": None, "lifespan": "on", **options}
+    )
 
 
 def base_url(server: uvicorn.Server) -> str:

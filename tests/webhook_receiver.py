@@ -106,6 +106,8 @@ class Receiver:
     scripts: dict[str, collections.deque[Answer]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    bind: str = "127.0.0.1"  # the address it listens on
+    public_host: str = "127.0.0.1"  # the address senders reach it at (a container's gateway, say)
     in_flight: int = 0
     most_in_flight: int = 0  # the most requests the receiver was answering at one time
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -151,7 +153,7 @@ class Receiver:
     # --- any endpoint ----------------------------------------------------------------------------
 
     def url_of(self, endpoint: str) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/{endpoint}"
+        return f"http://{self.public_host}:{self.port}/hooks/{endpoint}"
 
     def script(self, endpoint: str, *answers: Answer) -> None:
         """The answers to ``endpoint``'s next requests, in order (then ``default``)."""
@@ -216,7 +218,7 @@ class Receiver:
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[Receiver]:
         """Serve in the running event loop until the block ends."""
-        async with serve(self.app(), access_log=False) as url:
+        async with serve(self.app(), host=self.bind, access_log=False) as url:
             self.port = urlsplit(url).port or 0
             try:
                 yield self
@@ -225,7 +227,9 @@ class Receiver:
 
     def start(self) -> None:
         """Serve in a thread of its own until :meth:`stop`."""
-        server = InTestServer(config(self.app(), access_log=False, timeout_graceful_shutdown=2))
+        server = InTestServer(
+            config(self.app(), host=self.bind, access_log=False, timeout_graceful_shutdown=2)
+        )
         self._server = server
         self._thread = threading.Thread(target=server.run, name="webhook-receiver", daemon=True)
         self._thread.start()

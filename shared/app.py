@@ -120,6 +120,10 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
             retry_delays=settings.event_retry_delays,
         )
         app.state.token_verifier = TokenVerifier(settings)
+        # Before any task starts: a hook that fails (a missing service token) then leaves nothing
+        # running, and the process exits instead of hanging on a half-open broker connection.
+        for hook in parts.on_startup:
+            await hook(app)
         connect_task: asyncio.Task[None] | None = None
         if own_bus:
             connect_task = asyncio.create_task(_start_bus_with_retry(app.state.bus, service=parts.name))
@@ -135,8 +139,6 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
             )
             app.state.outbox_relay = relay
             relay_task = asyncio.create_task(relay.run())
-        for hook in parts.on_startup:
-            await hook(app)
         subscribe_task: asyncio.Task[None] | None = None
         if parts.consumer is not None:
             # The HTTP surface comes up even while the broker is down; readiness says so.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.retry import RETRY_DELAYS_SECONDS
@@ -42,6 +43,15 @@ SecondsList = Annotated[
 ]
 
 
+DeployRole = Literal["peer", "public", "backing", "secret"]
+
+
+def deploy(role: DeployRole, *, one_of: str | None = None) -> JsonDict:
+    """``json_schema_extra`` of a setting a multi-host deployment must set (deploy/README.md,
+    "Settings a deployment must set"); of settings sharing ``one_of``, one is enough."""
+    return {"deploy": role} if one_of is None else {"deploy": role, "one_of": one_of}
+
+
 def normalize_database_url(url: str) -> str:
     """Map plain URLs onto the async drivers the services use."""
     for prefix in (
@@ -67,11 +77,13 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(
         "sqlite+aiosqlite:///./var/embedded.sqlite3",
         description="SQLAlchemy URL; postgresql:// is mapped to asyncpg, sqlite:// to aiosqlite.",
+        json_schema_extra=deploy("backing"),
     )
     database_pool_size: int = Field(10, ge=1, description="Connections kept per process (Postgres).")
     amqp_url: str | None = Field(
         None,
         description="RabbitMQ URL (amqp://user:pass@host:5672/vhost). Empty: in-process bus.",
+        json_schema_extra=deploy("backing"),
     )
     event_exchange: str = Field("tilbake.events", description="Durable topic exchange for events.")
     queue_type: Literal["quorum", "classic"] = Field(
@@ -96,9 +108,15 @@ class ServiceSettings(BaseSettings):
         description="Allowed JWT algorithms (comma-separated or JSON list); `none` is never allowed.",
     )
     jwt_public_key_pem: str | None = Field(
-        None, description="PEM public key (or HMAC secret for HS*) verifying tokens."
+        None,
+        description="PEM public key (or HMAC secret for HS*) verifying tokens.",
+        json_schema_extra=deploy("secret", one_of="jwt-key"),
     )
-    jwt_jwks_url: str | None = Field(None, description="JWKS URL; takes precedence over the PEM key.")
+    jwt_jwks_url: str | None = Field(
+        None,
+        description="JWKS URL; takes precedence over the PEM key.",
+        json_schema_extra=deploy("secret", one_of="jwt-key"),
+    )
     jwt_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew allowed on exp/nbf.")
     outbox_poll_seconds: float = Field(
         0.5, gt=0, description="How often the outbox relay looks for committed events."

@@ -6,7 +6,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommaList, ServiceSettings
+from shared.settings import CommaList, ServiceSettings, deploy
 
 # Development-only Fernet key: public, worthless, refused when env=production.
 DEV_WEBHOOK_KEY_ENCRYPTION_KEY = "ZGV2LW9ubHktd2ViaG9vay1rZXktZW5jcnlwdGlvbiE="
@@ -27,6 +27,7 @@ class Settings(ServiceSettings):
     webhook_key_encryption_keys: CommaList = Field(
         default_factory=lambda: [DEV_WEBHOOK_KEY_ENCRYPTION_KEY],
         description="Fernet keys (comma-separated) encrypting webhook signing secrets; the first encrypts, all decrypt (rotation).",
+        json_schema_extra=deploy("secret"),
     )
     idempotency_ttl_hours: int = Field(24, ge=1, description="How long an Idempotency-Key answer is kept.")
     queue: str = Field("agreement-api.events", description="agreement-api's RabbitMQ queue (case events).")

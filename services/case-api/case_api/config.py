@@ -7,7 +7,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.contracts import events as contracts
-from shared.settings import CommaList, ServiceSettings
+from shared.settings import CommaList, ServiceSettings, deploy
 
 # Development-only secrets: public, worthless, refused when env=production.
 DEV_IDENTITY_HASH_KEY = "dev-only-identity-number-hash-key"
@@ -24,10 +24,12 @@ class Settings(ServiceSettings):
         DEV_IDENTITY_HASH_KEY,
         min_length=16,
         description="Secret for the keyed hash (HMAC-SHA256) that finds a person by identity number.",
+        json_schema_extra=deploy("secret"),
     )
     identity_encryption_keys: CommaList = Field(
         default_factory=lambda: [DEV_IDENTITY_ENCRYPTION_KEY],
         description="Fernet keys (comma-separated) encrypting identity numbers; the first encrypts, all decrypt (rotation).",
+        json_schema_extra=deploy("secret"),
     )
     queue: str = Field(
         "case-api.events", description="case-api's RabbitMQ queue (organization directory events)."
@@ -40,6 +42,7 @@ class Settings(ServiceSettings):
     agreement_api_url: str = Field(
         "http://127.0.0.1:8002",
         description="Base URL of agreement-api, asked which rules apply when a notice's detail is fetched.",
+        json_schema_extra=deploy("peer"),
     )
     service_token: SecretStr = Field(
         SecretStr(""),
@@ -47,6 +50,7 @@ class Settings(ServiceSettings):
             "Bearer token (role `service`) for calls to agreement-api. "
             "Empty in dev/test: one is minted with the development key."
         ),
+        json_schema_extra=deploy("secret"),
     )
     http_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of calls to agreement-api.")
 

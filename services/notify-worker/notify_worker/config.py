@@ -7,7 +7,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.contracts import events as contracts
-from shared.settings import CommaList, ServiceSettings
+from shared.settings import CommaList, ServiceSettings, deploy
 
 # 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h, 24 h, 24 h: about three days in all.
 DEFAULT_RETRY_SCHEDULE = (30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400, 86400)
@@ -35,14 +35,19 @@ class Settings(ServiceSettings):
         gt=0,
         description="How long SIGTERM waits for in-flight messages before leaving them to redelivery.",
     )
-    case_api_url: str = Field("http://127.0.0.1:8001", description="Base URL of case-api.")
-    agreement_api_url: str = Field("http://127.0.0.1:8002", description="Base URL of agreement-api.")
+    case_api_url: str = Field(
+        "http://127.0.0.1:8001", description="Base URL of case-api.", json_schema_extra=deploy("peer")
+    )
+    agreement_api_url: str = Field(
+        "http://127.0.0.1:8002", description="Base URL of agreement-api.", json_schema_extra=deploy("peer")
+    )
     service_token: SecretStr = Field(
         SecretStr(""),
         description=(
             "Bearer token (role `service`) for calls to case-api and agreement-api. "
             "Empty in dev/test: one is minted with the development key."
         ),
+        json_schema_extra=deploy("secret"),
     )
     http_timeout_seconds: float = Field(10.0, gt=0, description="Timeout of calls to the other services.")
     claim_timeout_seconds: float = Field(
@@ -51,7 +56,9 @@ class Settings(ServiceSettings):
         description="A claimed notice whose deliveries are not recorded within this time returns to scheduled.",
     )
     case_api_public_url: str = Field(
-        "http://127.0.0.1:8001", description="Public base URL of case-api, for `detail_url` in notices."
+        "http://127.0.0.1:8001",
+        description="Public base URL of case-api, for `detail_url` in notices.",
+        json_schema_extra=deploy("public"),
     )
     dispatch_enabled: bool = Field(True, description="Run the delivery loop (claim, deliver, mark).")
     dispatch_interval_seconds: float = Field(

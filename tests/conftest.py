@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,15 @@ from shared.db import create_engine
 from shared.outbox import OutboxRecord
 from shared.retry import RETRY_DELAYS_SECONDS
 from shared.settings import REPO_ROOT, normalize_database_url
-from tests.infra import Postgres, RabbitMQ, describe, find_postgres, find_rabbitmq, unique_name
+from tests.infra import (
+    Postgres,
+    RabbitMQ,
+    describe,
+    find_postgres,
+    find_rabbitmq,
+    unique_name,
+    uses_containers,
+)
 
 
 def alembic_config(url: str) -> Config:
@@ -68,6 +77,13 @@ async def drop_database(postgres: Postgres, name: str) -> None:
 
 def pytest_report_header() -> str:
     return f"infrastructure: {describe()}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: parallel workers only on containers, where each worker starts servers of its
+    own; on shared servers one process, since the broker-restart tests stop the shared broker."""
+    return int(os.environ.get("TILBAKE_TEST_WORKERS", "2")) if uses_containers() else 0
 
 
 @pytest.fixture(scope="session")
@@ -235,9 +251,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """In CI a skipped test is a failure: nothing may quietly not run."""
-    import os
-
+    """In CI a skipped test is a failure: nothing may quietly not run. An xdist worker hands its
+    event-contract counts to the controller (pytest_testnodedown)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["event_contracts"] = (dict(_event_contracts.validated), _event_contracts.violations)
     if os.environ.get("CI") and _skipped and exitstatus == 0:
         session.exitstatus = 1
         print(f"\nCI: {len(_skipped)} test(s) skipped, which CI does not allow: {_skipped}")
@@ -314,6 +332,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if broken := _event_contracts.violations[_event_contracts.mark :]:
         raise EventContractViolation("; ".join(broken))
     return result
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    validated, violations = getattr(node, "workeroutput", {}).get("event_contracts", ({}, []))
+    _event_contracts.validated.update(validated)
+    _event_contracts.violations.extend(violations)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

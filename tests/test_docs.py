@@ -57,11 +57,19 @@ def test_readme_opens_with_the_run_and_test_commands_in_code_blocks() -> None:
     assert not set(run_blocks) & set(test_blocks), "each command has a code block of its own"
 
 
-def test_readme_test_command_names_both_test_servers() -> None:
-    head = "\n".join(_readme().splitlines()[:40])
+def test_readme_says_where_the_tests_find_their_servers() -> None:
+    """The test command takes no variables; the paths it can take are named right below it."""
+    head = "\n".join(_readme().splitlines()[:60])
     test_block = next(block for block in _FENCED_BLOCK.findall(head) if TEST_COMMAND in block)
-    assert "TEST_DATABASE_URL=" in test_block
-    assert "TEST_AMQP_URL=" in test_block
+    assert test_block.strip() == TEST_COMMAND
+    for path in (
+        "TEST_DATABASE_URL=",
+        "TEST_AMQP_URL=",
+        "testcontainers",
+        "127.0.0.1:5432",
+        "127.0.0.1:5672",
+    ):
+        assert path in head, f"the README's first 60 lines do not mention {path}"
 
 
 def test_every_service_variable_the_readme_mentions_exists() -> None:

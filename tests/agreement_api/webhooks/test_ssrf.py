@@ -23,6 +23,7 @@ from tests.conftest import auth
         "https://0.0.0.0/hook",
         "https://224.0.0.1/hook",
         "https://100.64.0.1/hook",
+        "https://192.0.0.8/hook",  # special-purpose, though Python's ipaddress counts it as global
         "https://2130706433/hook",  # 127.0.0.1 written as one number
     ],
 )

@@ -1,0 +1,160 @@
+"""The webhook URL policy against server-side request forgery, shared by agreement-api (when a URL is
+stored, and before a test event) and notify-worker (before every delivery attempt). What is checked
+when: docs/architecture.md, "SSRF guard", and docs/notices.md, "The URL at send time".
+
+A webhook URL must be https (plain http only where the policy allows it), carry no credentials and
+resolve only to public addresses: private, loopback, link-local, multicast, reserved, unspecified,
+special-purpose (192.0.0.0/24) and otherwise non-global addresses (also when wrapped as IPv4-mapped,
+6to4 or Teredo IPv6) are refused unless the policy allows private addresses. Every address the host
+resolves to must pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import SplitResult, urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+RESOLVE_TIMEOUT_SECONDS = 2.0
+
+# Special-purpose ranges Python's ipaddress counts as global in some versions (192.0.0.8, say).
+SPECIAL_PURPOSE = (ipaddress.ip_network("192.0.0.0/24"),)
+
+
+class UrlRefused(ValueError):
+    """The URL breaks the policy; the message says why (the host, never the path or query)."""
+
+
+class HostNotResolved(UrlRefused):
+    """The host did not resolve (in time), so its addresses could not be checked."""
+
+
+class PolicySettings(Protocol):
+    """The settings a policy is made from (agreement-api's and notify-worker's have them)."""
+
+    @property
+    def env(self) -> str: ...
+
+    @property
+    def allow_private_webhook_urls(self) -> bool: ...
+
+    @property
+    def allow_http_webhooks(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    allow_private: bool = False
+    allow_http: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: PolicySettings) -> UrlPolicy:
+        """The settings' allowances, in dev and test only (production settings refuse them too)."""
+        dev = settings.env in ("dev", "test")
+        return cls(
+            allow_private=settings.allow_private_webhook_urls and dev,
+            allow_http=settings.allow_http_webhooks and dev,
+        )
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    embedded = [address.sixtofour]
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    return [ip for ip in embedded if ip is not None]
+
+
+def forbidden_reason(address: IPAddress) -> str | None:
+    """Why ``address`` may not receive webhooks, or None when it is a public address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d on a dual-stack socket
+            reason = forbidden_reason(address.ipv4_mapped)
+            return None if reason is None else f"{reason} (as {address})"
+        for inner in _embedded_ipv4(address):
+            if (reason := forbidden_reason(inner)) is not None:
+                return f"{reason} (embedded in {address})"
+    checks = (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("special-purpose", any(address in network for network in SPECIAL_PURPOSE)),
+        ("not globally routable", not address.is_global),
+    )
+    for name, hit in checks:
+        if hit:
+            return (
+                f"{address} is a {name} address"
+                if name != "not globally routable"
+                else f"{address} is {name}"
+            )
+    return None
+
+
+def parse(url: str, policy: UrlPolicy) -> SplitResult:
+    """The URL's parts; :class:`UrlRefused` when its form breaks the policy (nothing is resolved)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UrlRefused(f"The URL is not valid: {exc}") from exc
+    if parts.scheme == "http":
+        if not policy.allow_http:
+            raise UrlRefused("Webhook URLs must use https")
+    elif parts.scheme != "https":
+        raise UrlRefused("Webhook URLs must be https URLs")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise UrlRefused("Webhook URLs must not carry credentials")
+    if not parts.hostname:
+        raise UrlRefused("The URL has no host")
+    if port == 0:
+        raise UrlRefused("The URL's port is not valid")
+    if parts.fragment:
+        raise UrlRefused("Webhook URLs must not have a fragment")
+    return parts
+
+
+async def resolve(host: str, port: int, *, timeout: float = RESOLVE_TIMEOUT_SECONDS) -> list[IPAddress]:
+    """The addresses ``host`` resolves to, each once; :class:`HostNotResolved` when it does not
+    resolve in time. The one place a webhook host is resolved (tests replace it)."""
+    try:
+        infos = await asyncio.wait_for(
+            asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM), timeout
+        )
+    except (OSError, UnicodeError, TimeoutError) as exc:
+        raise HostNotResolved(f"The host {host!r} could not be resolved") from exc
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        text = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone id
+        address = ipaddress.ip_address(text)
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise HostNotResolved(f"The host {host!r} could not be resolved")
+    return addresses
+
+
+async def check_url(
+    url: str, policy: UrlPolicy, *, resolve_timeout: float = RESOLVE_TIMEOUT_SECONDS
+) -> list[IPAddress]:
+    """Refuse a URL that breaks the rules above (:class:`UrlRefused`); its checked addresses."""
+    parts = parse(url, policy)
+    host = parts.hostname
+    assert host is not None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses: list[IPAddress] = [ipaddress.ip_address(host.split("%", 1)[0])]
+    except ValueError:
+        addresses = await resolve(host, port, timeout=resolve_timeout)
+    if not policy.allow_private:
+        for address in addresses:
+            if (reason := forbidden_reason(address)) is not None:
+                raise UrlRefused(f"Webhook URLs must reach a public address: {host} -> {reason}")
+    return addresses

@@ -7,16 +7,27 @@ resolve only to public addresses: private, loopback, link-local, multicast, rese
 special-purpose (192.0.0.0/24) and otherwise non-global addresses (also when wrapped as IPv4-mapped,
 6to4 or Teredo IPv6) are refused unless the policy allows private addresses. Every address the host
 resolves to must pass.
+
+:func:`check_url` answers the checked addresses; :class:`PinnedTransport` connects only to those
+(:func:`pinned`), so the host is not resolved a second time between the check and the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+import ssl
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import SplitResult, urlsplit
+
+import httpcore
+import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -158,3 +169,98 @@ async def check_url(
             if (reason := forbidden_reason(address)) is not None:
                 raise UrlRefused(f"Webhook URLs must reach a public address: {host} -> {reason}")
     return addresses
+
+
+# --- connecting to the checked addresses only ------------------------------------------------------
+
+# Host (as httpx sends it to the connection pool) -> the addresses checked for the request under way.
+_PINS: ContextVar[Mapping[str, tuple[IPAddress, ...]] | None] = ContextVar("ssrf_pins", default=None)
+
+
+def pin_key(url: str) -> str:
+    """The host of ``url`` as httpcore hands it to the network backend (IDNA, lower case)."""
+    return httpx.URL(url).raw_host.decode("ascii").lower()
+
+
+@contextlib.contextmanager
+def pinned(url: str, addresses: Sequence[IPAddress]) -> Iterator[None]:
+    """Within the block (and the tasks it starts), a :class:`PinnedTransport` opens connections to
+    ``url``'s host only to ``addresses``, in order."""
+    token = _PINS.set({**(_PINS.get() or {}), pin_key(url): tuple(addresses)})
+    try:
+        yield
+    finally:
+        _PINS.reset(token)
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that dials the pinned addresses of a host instead of its name,
+    and refuses a host nothing was pinned for. TLS (the server name and the certificate check) still
+    uses the host name: httpcore starts it on the stream this returns."""
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._backend = backend or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = (_PINS.get() or {}).get(host.lower())
+        if not addresses:
+            raise httpcore.ConnectError(f"no checked address for {host}: not connecting")
+        # One connect timeout for all the addresses, each tried in turn.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failure: Exception | None = None
+        for address in addresses:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            try:
+                return await self._backend.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=left,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectTimeout(f"connecting to {host} timed out")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with a :class:`PinnedBackend`: every new connection goes to an address
+    pinned for its host by :func:`pinned`. No proxies from the environment."""
+
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    ) -> None:
+        context = httpx.create_ssl_context(verify=verify, trust_env=False)
+        super().__init__(verify=context, trust_env=False, limits=limits)
+        # httpx 0.28 takes no network backend: its pool is replaced by the same pool with ours.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinnedBackend(),
+        )
+
+
+def pinned_client(
+    *, timeout: httpx.Timeout | float, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
+    """An HTTP client for webhooks: pinned connections, no redirects, no proxies from the environment."""
+    return httpx.AsyncClient(
+        transport=PinnedTransport(verify=verify), timeout=timeout, follow_redirects=False, trust_env=False
+    )

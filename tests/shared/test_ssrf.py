@@ -1,14 +1,34 @@
-"""The shared webhook URL policy (shared/ssrf.py): what it refuses, and that every resolved address
-is checked."""
+"""The shared webhook URL policy (shared/ssrf.py): what it refuses, that every resolved address is
+checked, and that a pinned client connects only to the checked addresses, keeping the host name for
+the Host header, the TLS server name and the certificate check."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from shared import ssrf
 from shared.ssrf import IPAddress, UrlPolicy, UrlRefused, check_url, forbidden_reason
+from tests.servers import serve
+
+NAME = "receiver.tilbake.test"  # .test never resolves: only a pin can reach it
+LOOPBACK = ipaddress.ip_address("127.0.0.1")
+LOCAL = UrlPolicy(allow_private=True, allow_http=True)
 
 
 @pytest.mark.parametrize(
@@ -39,3 +59,139 @@ async def test_every_resolved_address_is_checked(monkeypatch: pytest.MonkeyPatch
 async def test_a_host_that_does_not_resolve_is_told_apart() -> None:
     with pytest.raises(ssrf.HostNotResolved, match="could not be resolved"):
         await check_url("https://no-such-host.invalid/hook", UrlPolicy())
+
+
+# --- pinned connections ---------------------------------------------------------------------------
+
+
+def _hosts() -> tuple[Starlette, list[str]]:
+    """An app that answers every request with 200 and records its Host header."""
+    seen: list[str] = []
+
+    async def hook(request: Request) -> PlainTextResponse:
+        seen.append(request.headers["host"])
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/hook", hook, methods=["POST"])]), seen
+
+
+async def test_a_pinned_request_dials_the_checked_address_and_keeps_the_host_name() -> None:
+    app, seen = _hosts()
+    async with serve(app) as base, ssrf.pinned_client(timeout=5.0) as client:
+        port = httpx.URL(base).port
+        url = f"http://{NAME}:{port}/hook"
+        with ssrf.pinned(url, [ipaddress.ip_address("127.0.0.2"), LOOPBACK]):  # the first refuses
+            response = await client.post(url, content=b"{}")
+    assert response.status_code == 200
+    assert seen == [f"{NAME}:{port}"]
+
+
+async def test_without_a_pin_nothing_is_connected() -> None:
+    connections = 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(count, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with ssrf.pinned_client(timeout=5.0) as client:
+            with pytest.raises(httpx.ConnectError, match="no checked address"):
+                await client.post(f"http://127.0.0.1:{port}/hook", content=b"{}")
+            with ssrf.pinned(f"http://{NAME}/", [LOOPBACK]), pytest.raises(httpx.ConnectError):
+                await client.post(f"http://localhost:{port}/hook", content=b"{}")  # another host
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert connections == 0
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a server certificate it signed for :data:`NAME` only: (ca, cert, key) files."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tilbake test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+@pytest.fixture
+async def tls_receiver(tmp_path: Path) -> AsyncIterator[tuple[int, ssl.SSLContext, list[str]]]:
+    """An https server on 127.0.0.1 whose certificate names only :data:`NAME`: its port, a context
+    trusting its CA, and the Host headers it saw."""
+    ca, cert, key = _certificates(tmp_path)
+    app, seen = _hosts()
+    async with serve(app, ssl_certfile=str(cert), ssl_keyfile=str(key)) as base:
+        yield httpx.URL(base).port or 0, ssl.create_default_context(cafile=str(ca)), seen
+
+
+async def test_tls_to_a_pinned_address_verifies_the_certificate_for_the_host_name(
+    tls_receiver: tuple[int, ssl.SSLContext, list[str]],
+) -> None:
+    port, trusted, seen = tls_receiver
+    async with ssrf.pinned_client(timeout=5.0, verify=trusted) as client:
+        url = f"https://{NAME}:{port}/hook"
+        with ssrf.pinned(url, [LOOPBACK]):
+            response = await client.post(url, content=b"{}")
+        assert response.status_code == 200
+        assert seen == [f"{NAME}:{port}"]
+
+        # Another name pinned to the same address: the certificate does not name it.
+        other = f"https://other.tilbake.test:{port}/hook"
+        with (
+            ssrf.pinned(other, [LOOPBACK]),
+            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+        ):
+            await client.post(other, content=b"{}")
+    assert len(seen) == 1

@@ -66,6 +66,33 @@ def make_identity_number(birth_date: date, individual: int, *, d_number: bool = 
     return f"{base}{k1}{k2}"
 
 
+# Where an identity number may stand in text: 11 digits not inside a longer digit run, split 6+5
+# by nothing, a "-" or "." (spaces around it allowed) or spaces. Used by masking and free-text checks.
+_WRITTEN_NUMBER = re.compile(r"(?<!\d)(\d{6})([ \t\u00a0]*[-.][ \t\u00a0]*|[ \t\u00a0]+)?(\d{5})(?!\d)")
+_LETTER = re.compile(r"[A-Za-z]")
+NIN_MASK = "***********"
+
+
+def _masked(match: re.Match[str]) -> str:
+    if is_valid_national_identity_number(match[1] + match[3]):
+        return NIN_MASK
+    # Any 11 digits standing alone (or split 6+5 by one space) are masked whatever their check
+    # digits; next to letters (hex ids, tokens) or split otherwise, only a valid number is.
+    text, start, end = match.string, match.start(), match.end()
+    alone = not (start > 0 and _LETTER.match(text[start - 1])) and not _LETTER.match(text[end : end + 1])
+    return NIN_MASK if alone and match[2] in (None, " ") else match[0]
+
+
+def mask_identity_numbers(text: str) -> str:
+    """``text`` with everything that is, or is written like, a national identity number masked."""
+    return _WRITTEN_NUMBER.sub(_masked, text)
+
+
+def contains_identity_number(text: str) -> bool:
+    """Whether :func:`mask_identity_numbers` would mask anything in ``text``."""
+    return mask_identity_numbers(text) != text
+
+
 def is_valid_organization_number(value: str) -> bool:
     """Nine digits with a correct mod-11 check digit (Brønnøysund)."""
     if not re.fullmatch(r"\d{9}", value):

@@ -3,7 +3,8 @@
 JSON lines in production and readable lines in development; uvicorn's and SQLAlchemy's stdlib
 loggers are routed through the same formatter; a correlation id is bound per request (from
 ``X-Request-ID`` or a new one) and per consumed message; anything shaped like a Norwegian
-national identity number (11 digits) is masked before a line is written.
+national identity number (:func:`shared.identifiers.mask_identity_numbers`) is masked before a
+line is written.
 """
 
 from __future__ import annotations
@@ -20,16 +21,8 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.context import correlation_id_var, new_correlation_id
+from shared.identifiers import NIN_MASK, is_valid_national_identity_number, mask_identity_numbers
 from shared.metrics import route_template
-
-# 11 digits standing alone, optionally split 6+5 by a space: fødselsnummer, D-number, H-number.
-# Letters next to the digits mean a hex id or token (correlation ids), not an identity number.
-_NIN_PATTERN = re.compile(r"(?<![0-9A-Za-z])(\d{6})[ ]?(\d{5})(?![0-9A-Za-z])")
-NIN_MASK = "***********"
-
-
-def mask_identity_numbers(text: str) -> str:
-    return _NIN_PATTERN.sub(NIN_MASK, text)
 
 
 def _mask(value: Any) -> Any:
@@ -39,8 +32,14 @@ def _mask(value: Any) -> Any:
         return value
     if isinstance(value, int) and 10_000_000_000 <= abs(value) <= 99_999_999_999:
         return NIN_MASK
+    if (
+        isinstance(value, int)
+        and 0 <= value < 10_000_000_000
+        and is_valid_national_identity_number(f"{value:011d}")
+    ):
+        return NIN_MASK  # a number born on days 1-9 loses its leading zero as an int
     if isinstance(value, Mapping):
-        return {key: _mask(item) for key, item in value.items()}
+        return {_mask(key): _mask(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set):
         return [_mask(item) for item in value]
     return value

@@ -53,6 +53,25 @@ def test_json_log_lines_never_carry_an_identity_number(capsys: pytest.CaptureFix
     assert NIN_MASK in lines[2]["exception"]
 
 
+def test_json_log_lines_mask_keys_and_numbers_that_lost_their_leading_zero(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(level="INFO", json=True)
+    try:
+        # 08086740746 as an int is 8086740746, ten digits; a JSON key is as visible as a value.
+        structlog.get_logger("test").info(
+            "body.rejected", number=8086740746, fields={"08086740746": 1}, note="fnr080867-40746"
+        )
+        line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    finally:
+        configure_logging(level="INFO", json=False)
+    text = json.dumps(line)
+    for leak in ("8086740746", "080867"):
+        assert leak not in text
+    assert line["number"] == NIN_MASK
+    assert line["fields"] == {NIN_MASK: 1}
+
+
 async def test_each_request_gets_a_correlation_id_echoed_and_logged(
     case_client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,7 +20,7 @@ def _mod11(digits: str, weights: tuple[int, ...]) -> int | None:
 
 def birth_date_of(value: str) -> date:
     """The birth date encoded in a fødselsnummer or D-number (raises ValueError if impossible)."""
-    if not re.fullmatch(r"\d{11}", value):
+    if not re.fullmatch(r"[0-9]{11}", value):  # \d would take other scripts' digits too
         raise ValueError("an identity number has 11 digits")
     day, month, year2 = int(value[0:2]), int(value[2:4]), int(value[4:6])
     if day > 40:
@@ -74,7 +74,8 @@ NIN_MASK = "***********"
 
 
 def _masked(match: re.Match[str]) -> str:
-    if is_valid_national_identity_number(match[1] + match[3]):
+    # \d finds digits of any script; the check digits are worked out on their ASCII equivalents.
+    if is_valid_national_identity_number("".join(str(int(digit)) for digit in match[1] + match[3])):
         return NIN_MASK
     # Any 11 digits standing alone (or split 6+5 by one space) are masked whatever their check
     # digits; next to letters (hex ids, tokens) or split otherwise, only a valid number is.
@@ -95,7 +96,7 @@ def contains_identity_number(text: str) -> bool:
 
 def is_valid_organization_number(value: str) -> bool:
     """Nine digits with a correct mod-11 check digit (Brønnøysund)."""
-    if not re.fullmatch(r"\d{9}", value):
+    if not re.fullmatch(r"[0-9]{9}", value):
         return False
     check = _mod11(value[:8], _ORGNR_WEIGHTS)
     return check is not None and check == int(value[8])
@@ -103,7 +104,7 @@ def is_valid_organization_number(value: str) -> bool:
 
 def is_kommunenummer_format(value: str) -> bool:
     """Four digits whose first two are a county code (01-56). Whether it exists is a list lookup."""
-    return bool(re.fullmatch(r"\d{4}", value)) and 1 <= int(value[:2]) <= 56
+    return bool(re.fullmatch(r"[0-9]{4}", value)) and 1 <= int(value[:2]) <= 56
 
 
 def keyed_hash(value: str, *, key: bytes) -> str:

@@ -38,6 +38,11 @@ def test_a_valid_number_is_masked_in_every_written_form(written: str) -> None:
     assert NIN_MASK in masked
 
 
+def test_a_valid_number_in_another_scripts_digits_is_masked_next_to_letters() -> None:
+    arabic_indic = "".join(chr(0x0660 + int(digit)) for digit in FNR)
+    assert mask_identity_numbers(f"fnr{arabic_indic}") == f"fnr{NIN_MASK}"
+
+
 def test_invalid_numbers_next_to_letters_or_split_by_punctuation_stay() -> None:
     # Not identity numbers (wrong check digits): a hex id, a dashed or dotted reference.
     assert mask_identity_numbers("71f79898ff1444188402c60178156077") == "71f79898ff1444188402c60178156077"

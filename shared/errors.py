@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.context import current_correlation_id
+from shared.identifiers import mask_identity_numbers
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://tilbake.no/problems/"
@@ -130,6 +131,12 @@ _SLUG_BY_STATUS = {
 }
 
 
+def problem_instance(path: str) -> str:
+    """The request path as a problem's ``instance``, with anything like an identity number masked:
+    a wrong URL must not be repeated back, or into a client's logs, with the number in it."""
+    return mask_identity_numbers(path)
+
+
 def problem_response(
     request: Request,
     *,
@@ -145,7 +152,7 @@ def problem_response(
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title or HTTPStatus(status).phrase,
         "status": status,
-        "instance": request.url.path,
+        "instance": problem_instance(request.url.path),
     }
     if detail:
         body["detail"] = detail

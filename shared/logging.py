@@ -228,7 +228,7 @@ class RequestContextMiddleware:
 async def _send_internal_error(scope: Scope, send: Send) -> None:
     import json as _json
 
-    from shared.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+    from shared.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_instance
 
     body = _json.dumps(
         {
@@ -236,7 +236,7 @@ async def _send_internal_error(scope: Scope, send: Send) -> None:
             "title": "Internal Server Error",
             "status": 500,
             "detail": "An unexpected error occurred.",
-            "instance": scope.get("path"),
+            "instance": problem_instance(str(scope.get("path", ""))),
             "correlation_id": correlation_id_var.get(),
         }
     ).encode()

@@ -164,7 +164,8 @@ def problem_response(
 
 
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    return ".".join(str(part) for part in loc)
+    # A JSON key is the caller's text: one made of an identity number must not come back.
+    return mask_identity_numbers(".".join(str(part) for part in loc))
 
 
 async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
@@ -195,7 +196,7 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     errors = [
         {
             "field": _field_path(err.get("loc", ())),
-            "message": err.get("msg", ""),
+            "message": mask_identity_numbers(err.get("msg", "")),
             "type": err.get("type", ""),
         }
         for err in exc.errors()

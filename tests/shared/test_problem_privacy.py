@@ -76,3 +76,27 @@ async def test_a_500_masks_the_number_in_its_instance(exploding_client: httpx.As
     assert response.status_code == 500
     assert response.json()["instance"] == f"/api/v1/explode/{NIN_MASK}"
     assert_not_echoed(response, FNR)
+
+
+# --- errors[].field -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({FNR: 1}, f"body.{NIN_MASK}"),
+        ({f"fnr{FNR}": 1}, f"body.fnr{NIN_MASK}"),
+        ({f"{D_NUMBER[:6]}-{D_NUMBER[6:]}": 1}, f"body.{NIN_MASK}"),
+    ],
+)
+async def test_a_json_key_made_of_an_identity_number_is_masked_in_errors(
+    case_client: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
+    response = await case_client.post(
+        "/api/v1/persons",
+        json={"given_name": "Kari", "family_name": "Nordmann", "identity_number": "15076500565", **body},
+        headers=auth("admin"),
+    )
+    assert response.status_code == 422, response.text
+    assert field in [error["field"] for error in response.json()["errors"]]
+    assert_not_echoed(response, FNR, D_NUMBER)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from shared import dead_letters, health
 from shared.auth import TokenVerifier
+from shared.body_limit import install_body_limit
 from shared.bus import Handler, MessageBus, create_bus
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.errors import UnsupportedMediaType, install_problem_handlers
@@ -196,6 +197,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
 
     app.state.readiness_checks = {"database": database_ready, "broker": broker_ready}
     install_problem_handlers(app)
+    install_body_limit(app, settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=parts.name)
     app.add_middleware(RequestContextMiddleware, service=parts.name)
     app.include_router(health.router)

@@ -101,6 +101,12 @@ class ServiceSettings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="HTTP bind address.")
     port: int = Field(8000, ge=0, le=65535, description="HTTP port.")
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body in bytes; a larger one gets 413 before it is read whole "
+        "(keep the ingress's limit the same).",
+    )
     jwt_issuer: str = Field(DEV_JWT_ISSUER, description="Expected `iss` claim.")
     jwt_audience: str = Field("tilbake", description="Expected `aud` claim.")
     jwt_algorithms: CommaList = Field(

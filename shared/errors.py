@@ -168,8 +168,9 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return mask_identity_numbers(".".join(str(part) for part in loc))
 
 
-async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProblemError)
+def render_problem(request: Request, exc: ProblemError) -> JSONResponse:
+    """The response for ``exc``, for an endpoint that answers an error without raising it: its
+    request's transaction then commits (an access-log row, say) instead of rolling back."""
     return problem_response(
         request,
         status=exc.status,
@@ -179,6 +180,11 @@ async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
         headers=exc.headers,
         extensions=exc.extensions,
     )
+
+
+async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return render_problem(request, exc)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:

@@ -743,6 +743,11 @@ async def _check(s: Scenario, endpoint: str, caller: str) -> None:
         listed = {item.get("case_id") or item.get("id") for item in response.json()["items"]}
         sees_case = caller in WRITERS_IN | GATED_IN | {"auditor"}
         assert (s.case_id in listed) is sees_case, f"{caller} {endpoint} leaks or hides the case"
+    if endpoint == "POST /persons/lookup" and response.status_code == 200:
+        # Writers out of scope learn the id (to open a case, not register twice), not the name.
+        withheld = caller in WRITERS_OUT
+        assert response.json()["details_withheld"] is withheld, f"{caller} {endpoint}"
+        assert ("given_name" in response.json()) is not withheld, f"{caller} {endpoint}"
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))

@@ -44,3 +44,19 @@ class PersonRead(BaseModel):
     family_name: str
     birth_date: date
     created_at: datetime
+
+
+class PersonMatch(BaseModel):
+    """A lookup's answer. The id is for every caller who registers persons, so that it opens a case
+    for the person instead of registering them twice. Name, birth date and `created_at` are only
+    for a caller who may read the person (`GET /persons/{id}`); for others they are left out and
+    `details_withheld` is true."""
+
+    id: uuid.UUID
+    details_withheld: bool = Field(
+        description="True when the caller may not read this person: only the id is answered."
+    )
+    given_name: str | None = None
+    family_name: str | None = None
+    birth_date: date | None = None
+    created_at: datetime | None = None

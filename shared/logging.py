@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import re
 import sys
 import time
 from collections.abc import Mapping, MutableMapping
@@ -20,7 +19,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.context import correlation_id_var, new_correlation_id
+from shared.context import correlation_id_var, is_correlation_id, new_correlation_id
 from shared.identifiers import NIN_MASK, is_valid_national_identity_number, mask_identity_numbers
 from shared.metrics import route_template
 
@@ -164,7 +163,6 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
 
 
 REQUEST_ID_HEADER = b"x-request-id"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestContextMiddleware:
@@ -184,7 +182,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        correlation_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_correlation_id()
+        # Anything but the services' own format is replaced, not trusted: it would be echoed and stored.
+        correlation_id = incoming if is_correlation_id(incoming) else new_correlation_id()
         token = correlation_id_var.set(correlation_id)
         status = 500
         started = False

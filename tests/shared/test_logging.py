@@ -72,23 +72,24 @@ def test_json_log_lines_mask_keys_and_numbers_that_lost_their_leading_zero(
     assert line["fields"] == {NIN_MASK: 1}
 
 
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"  # the services' own format: 32 lowercase hex digits
+
+
 async def test_each_request_gets_a_correlation_id_echoed_and_logged(
     case_client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configure_logging(level="INFO", json=True)
     try:
-        given = await case_client.get(
-            "/api/v1/me", headers={**auth("coordinator"), "X-Request-ID": "trace-42"}
-        )
+        given = await case_client.get("/api/v1/me", headers={**auth("coordinator"), "X-Request-ID": TRACE})
         fresh = await case_client.get("/healthz")
         lines = [
             json.loads(line) for line in capsys.readouterr().err.strip().splitlines() if line.startswith("{")
         ]
     finally:
         configure_logging(level="INFO", json=False)
-    assert given.headers["x-request-id"] == "trace-42"
+    assert given.headers["x-request-id"] == TRACE
     assert len(fresh.headers["x-request-id"]) == 32
     requests = [line for line in lines if line["event"] == "http.request"]
-    assert {line["correlation_id"] for line in requests} == {"trace-42", fresh.headers["x-request-id"]}
+    assert {line["correlation_id"] for line in requests} == {TRACE, fresh.headers["x-request-id"]}
     assert requests[0]["path"] == "/api/v1/me"
     assert requests[0]["status"] == 200

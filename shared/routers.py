@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from shared.auth import PrincipalDep
 from shared.errors import problem_responses
+from shared.identifiers import mask_identity_numbers
 
 
 class Me(BaseModel):
@@ -23,7 +24,7 @@ def identity_router() -> APIRouter:
     async def me(principal: PrincipalDep) -> Me:
         """The caller as the service sees it after verifying the bearer token."""
         return Me(
-            subject=principal.subject,
+            subject=mask_identity_numbers(principal.subject),  # some providers put the fnr in sub
             role=principal.role.value,
             organization_id=principal.organization_id,
             scopes=sorted(principal.scopes),

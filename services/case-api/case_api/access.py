@@ -33,6 +33,7 @@ from case_api.consents.models import Consent, ConsentDomain, ConsentRecipient
 from case_api.domains.models import Domain
 from case_api.organizations import service as organizations
 from case_api.organizations.models import OrganizationRef
+from case_api.persons.crypto import IdentityVault
 from case_api.persons.models import Person
 from shared.auth import Principal, PrincipalDep, Role
 from shared.db import SessionDep, utcnow
@@ -84,8 +85,14 @@ class Viewer:
 
 async def get_viewer(request: Request, principal: PrincipalDep, session: SessionDep) -> Viewer:
     """The caller and its organization's facts (cached per organization for a few seconds: see
-    :mod:`case_api.organizations.service`). Each request gets its own transient organization."""
+    :mod:`case_api.organizations.service`). Each request gets its own transient organization. A
+    subject that holds an identity number is replaced by its pseudonym here."""
     cache: organizations.FactsCache = request.app.state.organization_facts
+    # Every row case-api writes names the caller by this subject (timeline, access log, created_by).
+    vault: IdentityVault = request.app.state.identity_vault
+    subject = vault.subject_pseudonym(principal.subject)
+    if subject != principal.subject:
+        principal = principal.model_copy(update={"subject": subject})
     facts = None
     if principal.organization_id:
         try:

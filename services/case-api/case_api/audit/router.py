@@ -32,7 +32,10 @@ class TimelineEntryRead(BaseModel):
 
     id: uuid.UUID
     at: datetime
-    actor: str = Field(description="The subject of the token that made the change.")
+    actor: str = Field(
+        description="The subject of the token that made the change; `pseudonym:` and 32 hex digits "
+        "(a keyed hash) when the subject holds an identity number."
+    )
     actor_role: str
     actor_organization_id: uuid.UUID | None
     action: str = Field(examples=["consent.withdrawn"])
@@ -52,7 +55,7 @@ class AccessLogEntryRead(BaseModel):
     at: datetime
     person_id: uuid.UUID
     case_id: uuid.UUID | None
-    actor: str
+    actor: str = Field(description="Who read: as `actor` in the timeline.")
     actor_role: str
     actor_organization_id: uuid.UUID | None
     what: str = Field(examples=["case"])

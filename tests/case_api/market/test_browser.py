@@ -207,8 +207,14 @@ async def test_staff_sign_in_and_check_in_with_one_tap_in_a_real_browser(
             await page.goto(f"{live_market.base_url}/market/ui/day")
             assert page.url.endswith("/market/ui/login"), page.url
             await page.get_by_label("Paste your access token").fill(token)
-            await page.get_by_role("button", name="Sign in").click()
+            async with page.expect_request(
+                lambda r: r.method == "POST" and r.url.endswith("/market/ui/login")
+            ) as login_request:
+                await page.get_by_role("button", name="Sign in").click()
             await page.wait_for_url("**/market/ui/day")
+            # The form's own Origin, which the login's Origin check lets through (not `null`).
+            sent = await (await login_request.value).all_headers()
+            assert sent.get("origin") == live_market.base_url, sent
             await expect(
                 page.get_by_role("heading", name="10:00\N{EN DASH}12:00 · NAV Grünerløkka")
             ).to_be_visible()

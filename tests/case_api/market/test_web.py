@@ -1,5 +1,5 @@
-"""The service market pages: sign-in cookie, CSRF, check-in and outcome by form, stale forms,
-scope, and what a page never shows."""
+"""The service market pages: sign-in cookie, CSRF and Origin checks (the login form's too),
+check-in and outcome by form, stale forms, scope, and what a page never shows."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from tests.case_api.conftest import Directory, identity_number, open_case
 from tests.case_api.market.helpers import BASE, book, market_session, move, provider
 
 UI = "/market/ui"
+SAME_ORIGIN = "http://testserver"  # the test client's base URL
+LOGIN_COOKIE = "tilbake_market_ui_login"  # the pre-sign-in id the login form's token is bound to
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,26 @@ async def seeded(case_client: httpx.AsyncClient, directory: Directory) -> Seeded
     return Seeded(directory.unit_oslo, case, booked.json(), slot, number, person["id"])
 
 
+async def login_csrf(client: httpx.AsyncClient) -> str:
+    """The login form's CSRF token ("" when it has none); the GET also sets the pre-sign-in
+    cookie it is bound to."""
+    form = await client.get(f"{UI}/login")
+    assert form.status_code == 200, form.text
+    found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    return found.group(1) if found else ""
+
+
+async def post_login(
+    client: httpx.AsyncClient, token: str, *, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """The browser's way: load the form, then send it back with its CSRF token."""
+    csrf = await login_csrf(client)
+    return await client.post(f"{UI}/login", data={"token": token, "csrf": csrf}, headers=headers)
+
+
 async def sign_in(client: httpx.AsyncClient, role: str = "service_market", *, org: uuid.UUID | None) -> str:
     token = mint_token(role=role, organization_id=str(org) if org else None)
-    response = await client.post(f"{UI}/login", data={"token": token})
+    response = await post_login(client, token, headers={"Origin": SAME_ORIGIN})
     assert response.status_code == 303, response.text
     return token
 
@@ -106,16 +125,18 @@ async def test_the_pages_need_a_sign_in_and_the_login_sets_a_protected_cookie(
     assert 'name="token"' in form.text
     assert "default-src 'none'" in form.headers["content-security-policy"]
 
-    bad = await case_client.post(f"{UI}/login", data={"token": "not-a-token"})
+    bad = await post_login(case_client, "not-a-token")
     assert bad.status_code == 401
     assert "not accepted" in bad.text
     assert COOKIE not in case_client.cookies
 
     token = mint_token(role="service_market", organization_id=str(seeded.unit))
-    response = await case_client.post(f"{UI}/login", data={"token": f"Bearer {token}"})
+    response = await post_login(case_client, f"Bearer {token}")
     assert response.status_code == 303
     assert response.headers["location"] == f"{UI}/day"
-    cookie = response.headers["set-cookie"]
+    cookies = response.headers.get_list("set-cookie")
+    assert any(c.startswith(f'{LOGIN_COOKIE}="";') for c in cookies), "the pre-sign-in id is dropped"
+    cookie = next(c for c in cookies if c.startswith(f"{COOKIE}="))
     assert cookie.startswith(f"{COOKIE}={token};")
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
@@ -146,9 +167,90 @@ async def test_a_role_without_the_service_market_cannot_sign_in(
     case_client: httpx.AsyncClient, directory: Directory
 ) -> None:
     token = mint_token(role="nav", organization_id=str(directory.nav_grunerlokka))
-    response = await case_client.post(f"{UI}/login", data={"token": token})
+    response = await post_login(case_client, token)
     assert response.status_code == 403
     assert COOKIE not in case_client.cookies
+
+
+async def test_the_login_form_carries_a_token_bound_to_a_pre_sign_in_cookie(
+    case_client: httpx.AsyncClient,
+) -> None:
+    form = await case_client.get(f"{UI}/login")
+    assert re.search(r'<input type="hidden" name="csrf" value="[0-9a-f]{64}">', form.text)
+    cookie = form.headers["set-cookie"]
+    assert cookie.startswith(f"{LOGIN_COOKIE}=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert f"Path={UI}/login" in cookie
+    assert "Sign out" not in form.text
+    # The same browser keeps its id, so two open login tabs both work.
+    assert await login_csrf(case_client) == await login_csrf(case_client)
+    assert form.headers["referrer-policy"] == "same-origin"
+
+
+async def test_a_login_from_another_origin_is_refused(case_client: httpx.AsyncClient, seeded: Seeded) -> None:
+    """Login CSRF: another site must not sign a staff member in to a token of its choosing."""
+    attacker = mint_token(role="service_market", subject="attacker", organization_id=str(seeded.unit))
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},  # a sandboxed frame, or a page with no-referrer
+        {"Origin": "http://testserver.evil.example"},
+        {"Origin": "http://testserver:8443"},
+        {"Referer": "https://evil.example/market/ui/login"},
+    ):
+        response = await post_login(case_client, attacker, headers=headers)
+        assert response.status_code == 403, (headers, response.text)
+        assert "another site" in response.text
+        assert COOKIE not in case_client.cookies
+
+    fine = await post_login(case_client, attacker, headers={"Referer": f"{SAME_ORIGIN}{UI}/login"})
+    assert fine.status_code == 303
+
+
+async def test_a_login_without_its_csrf_token_is_refused(
+    case_client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    token = mint_token(role="service_market", organization_id=str(seeded.unit))
+    csrf = await login_csrf(case_client)
+    url = f"{UI}/login"
+
+    missing = await case_client.post(url, data={"token": token}, headers={"Origin": SAME_ORIGIN})
+    wrong = await case_client.post(url, data={"token": token, "csrf": "0" * 64})
+    assert [missing.status_code, wrong.status_code] == [403, 403]
+    assert "expired" in missing.text
+    assert COOKIE not in case_client.cookies
+
+    # The token belongs to the browser's pre-sign-in cookie: without that cookie, or with another
+    # browser's (an attacker's own id and token), it does not count.
+    pre_session = case_client.cookies[LOGIN_COOKIE]
+    case_client.cookies.clear()
+    no_cookie = await case_client.post(url, data={"token": token, "csrf": csrf})
+    assert no_cookie.status_code == 403
+    other_token = await login_csrf(case_client)  # a fresh id for this "browser"
+    assert case_client.cookies[LOGIN_COOKIE] != pre_session
+    replayed = await case_client.post(url, data={"token": token, "csrf": csrf})
+    assert replayed.status_code == 403
+    assert COOKIE not in case_client.cookies
+
+    ok = await case_client.post(url, data={"token": token, "csrf": other_token})
+    assert ok.status_code == 303, ok.text
+
+
+async def test_forms_sent_from_another_origin_are_refused(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    await sign_in(case_client, org=seeded.unit)
+    appointment_id = seeded.appointment["id"]
+    fields = form_fields(await day_page(case_client), appointment_id)
+    foreign = {"Origin": "https://evil.example"}
+    response = await case_client.post(
+        f"{UI}/appointments/{appointment_id}/check-in", data=fields, headers=foreign
+    )
+    assert response.status_code == 403
+    assert (await appointment_state(case_client, directory, appointment_id))["state"] == "scheduled"
+    logout = await case_client.post(f"{UI}/logout", data={"csrf": fields["csrf"]}, headers=foreign)
+    assert logout.status_code == 403
+    assert COOKIE in case_client.cookies
 
 
 async def test_check_in_and_outcome_by_form_change_the_appointment(

@@ -8,9 +8,11 @@ SameSite=Strict cookie (Secure over https and in production). Every page verifie
 :class:`~case_api.access.Viewer` the API does.
 
 Forms that change something are POSTs with a CSRF token: an HMAC of the token's id under a key
-derived from the service's settings, so every replica accepts every other replica's forms. A form
-carries the appointment's version; a form older than the appointment answers "changed meanwhile,
-reload" instead of changing anything (the API's ``If-Match``).
+derived from the service's settings, so every replica accepts every other replica's forms. The
+login form's token is bound to a pre-sign-in cookie instead, so no other site can sign a browser
+in to a token of its choosing. Every POST is refused when its Origin (or Referer) names another
+origin. A form carries the appointment's version; a form older than the appointment answers
+"changed meanwhile, reload" instead of changing anything (the API's ``If-Match``).
 
 Everything goes through the market's service modules, and the day list through the same
 `DayList` the API answers: the same rules, the same names ("Kari N."), the same access log entries.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jinja2
 from fastapi import APIRouter, Query, Request
@@ -70,6 +73,8 @@ from shared.errors import ProblemError, Unauthorized
 PREFIX = "/market/ui"
 DASH = "\N{EN DASH}"
 COOKIE = "tilbake_market_ui"
+LOGIN_COOKIE = "tilbake_market_ui_login"  # the pre-sign-in id the login form's CSRF token is bound to
+_PRE_SESSION = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_FORM_BYTES = 16_384
 MAX_SHEET_DAYS = 62
 SHEET_PAGES = 10  # at most 10 x 200 sessions on one sheet
@@ -154,7 +159,9 @@ def _page_headers(nonce: str) -> dict[str, str]:
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         ),
         "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: nothing still goes to other sites, and the pages' own form
+        # POSTs carry their Origin, which no-referrer turns into `null`.
+        "Referrer-Policy": "same-origin",
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
     }
@@ -210,6 +217,33 @@ def csrf_token(request: Request, principal: Principal, token: str) -> str:
     return hmac.new(_csrf_key(request), f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def _login_csrf(request: Request, pre_session: str) -> str:
+    return hmac.new(_csrf_key(request), f"login:{pre_session}".encode(), hashlib.sha256).hexdigest()
+
+
+def _authority(scheme: str, netloc: str) -> str:
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    return netloc.lower().removesuffix(default)
+
+
+def _same_origin(request: Request) -> bool:
+    """False when the Origin, or without one the Referer, names another origin (`null` included).
+    With neither, not a browser's form POST, the CSRF token alone decides (docs/servicetorg.md)."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return True
+    parts = urlsplit(source)
+    # Behind a proxy that ends TLS the app sees http while the browser's origin is https.
+    schemes = {"https"} if _secure_cookie(request) else {"http", "https"}
+    if parts.scheme not in schemes or not parts.netloc:
+        return False
+    return _authority(parts.scheme, parts.netloc) == _authority(parts.scheme, request.headers.get("host", ""))
+
+
+def _cross_site() -> HTMLResponse:
+    return _error_page(403, "Forbidden", "The form was sent from another site.")
+
+
 @dataclass(frozen=True)
 class SignedIn:
     principal: Principal
@@ -261,36 +295,72 @@ async def index() -> RedirectResponse:
     return _redirect(f"{PREFIX}/day")
 
 
+def _login_page(request: Request, *, status_code: int = 200, error: str | None = None) -> HTMLResponse:
+    """The login form with a CSRF token bound to the browser's pre-sign-in cookie (set if missing)."""
+    pre_session = request.cookies.get(LOGIN_COOKIE, "")
+    fresh = not _PRE_SESSION.fullmatch(pre_session)
+    if fresh:
+        pre_session = secrets.token_urlsafe(32)
+    response = _render(
+        "login.html", status_code=status_code, error=error, login_csrf=_login_csrf(request, pre_session)
+    )
+    if fresh:
+        response.set_cookie(
+            LOGIN_COOKIE,
+            pre_session,
+            path=f"{PREFIX}/login",
+            httponly=True,
+            samesite="strict",
+            secure=_secure_cookie(request),
+        )
+    return response
+
+
+def _login_csrf_ok(request: Request, form: Mapping[str, str]) -> bool:
+    pre_session = request.cookies.get(LOGIN_COOKIE, "")
+    return bool(_PRE_SESSION.fullmatch(pre_session)) and hmac.compare_digest(
+        form.get("csrf", ""), _login_csrf(request, pre_session)
+    )
+
+
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(expired: str | None = None) -> HTMLResponse:
+async def login_form(request: Request, expired: str | None = None) -> HTMLResponse:
     error = "Your sign-in has expired. Paste a new token." if expired else None
-    return _render("login.html", error=error)
+    return _login_page(request, error=error)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    # Login CSRF: another site must not sign this browser in to a token of its choosing.
+    if not _same_origin(request):
+        return _login_page(request, status_code=403, error="The sign-in form was sent from another site.")
     form = await _form(request)
-    token = (form or {}).get("token", "").strip()
+    if form is None or not _login_csrf_ok(request, form):
+        return _login_page(
+            request, status_code=403, error="The sign-in form had expired. Paste your token again."
+        )
+    token = form.get("token", "").strip()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
     if not token:
-        return _render("login.html", status_code=400, error="Paste your token.")
+        return _login_page(request, status_code=400, error="Paste your token.")
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         principal = await verifier.principal(token)
     except Unauthorized as exc:
-        return _render(
-            "login.html",
-            status_code=401,
-            error=f"The token was not accepted: {exc.detail or exc.title}.",
+        return _login_page(
+            request, status_code=401, error=f"The token was not accepted: {exc.detail or exc.title}."
         )
     if principal.role not in access.MARKET_READERS:
-        return _render(
-            "login.html",
+        return _login_page(
+            request,
             status_code=403,
             error=f"The role {principal.role.value!r} has no access to the service market.",
         )
     response = _redirect(f"{PREFIX}/day")
+    response.delete_cookie(
+        LOGIN_COOKIE, path=f"{PREFIX}/login", secure=_secure_cookie(request), httponly=True
+    )
     response.set_cookie(
         COOKIE,
         token,
@@ -304,6 +374,8 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        return _cross_site()
     signed_in = await _signed_in(request)
     form = await _form(request)
     if signed_in is not None and (form is None or not _csrf_ok(signed_in, form)):
@@ -442,6 +514,8 @@ class _Stale(Exception):
 
 async def _change(request: Request, appointment_id: str, *, what: str) -> Response:
     """Shared frame of the two forms: sign-in, CSRF, the appointment at the form's version."""
+    if not _same_origin(request):
+        return _cross_site()
     signed_in = await _signed_in(request)
     if signed_in is None:
         return _to_login(request)

@@ -18,7 +18,9 @@ class Settings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="NOTIFY_WORKER_", extra="ignore", validate_default=True)
 
-    port: int = Field(8003, ge=0, le=65535, description="HTTP port: receipts from recipients and the ops surface.")
+    port: int = Field(
+        8003, ge=0, le=65535, description="HTTP port: receipts from recipients and the ops surface."
+    )
     queue: str = Field("notify-worker.events", description="The worker's durable RabbitMQ queue.")
     binding_keys: CommaList = Field(
         default_factory=lambda: [

@@ -258,6 +258,9 @@ def notify_worker_env(
         "NOTIFY_WORKER_CASE_API_URL": case_api.base_url,
         "NOTIFY_WORKER_CASE_API_PUBLIC_URL": case_api.base_url,
         "NOTIFY_WORKER_DISPATCH_ENABLED": "true",
+        # The receivers are http on 127.0.0.1; the worker checks every URL before each attempt.
+        "NOTIFY_WORKER_ALLOW_PRIVATE_WEBHOOK_URLS": "true",
+        "NOTIFY_WORKER_ALLOW_HTTP_WEBHOOKS": "true",
         **settings,
     }
 

@@ -1,8 +1,9 @@
 """``python -m benchmarks [--quick] [--scale] [--output PATH]``: the whole suite in one command.
 
-Four parts, each with its own scratch database: the API (case-api against a bare baseline, and
+Five parts, each with its own scratch database: the API (case-api against a bare baseline, and
 case-api under py-spy), the worker (benchmarks.worker), one slow receiver among fast ones
-(benchmarks.isolation) and, with ``--scale`` or ``--quick``, the scale part (benchmarks.scale).
+(benchmarks.isolation), the scale-out shape (several case-api processes behind nginx, several
+workers: benchmarks.scaleout) and, with ``--scale`` or ``--quick``, the scale part (benchmarks.scale).
 ``--quick`` runs every part small, to keep the code paths working (CI runs it); its figures mean
 nothing.
 """
@@ -23,15 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api, isolation, profiling, report, scale, worker
+from benchmarks import api, isolation, profiling, report, scale, scaleout, worker
 from shared.settings import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
 RAMP = (4, 8, 16, 32)
-OUTBOX_DRAIN_LIMIT_S = 120.0
 
 
-PARTS = ("api", "worker", "isolation", "scale")
+PARTS = ("api", "worker", "isolation", "scaleout", "scale")
 
 
 @dataclass(frozen=True)
@@ -76,48 +76,13 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
-def run_load(workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    """One scenario in a separate load-generator process."""
-    spec_path = workdir / f"spec-{uuid.uuid4().hex}.json"
-    spec_path.write_text(json.dumps(spec))
-    limit = spec["warmup"] + spec["duration"] + 60
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.loadgen", str(spec_path)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=limit,
-        check=False,
-        **api.child_options(),
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
-async def drain_outbox(url: str) -> tuple[int, float]:
-    """Wait until the relay has published everything the create scenario wrote (bounded)."""
-    backlog = int(await api.query_value(url, "SELECT count(*) FROM case_outbox WHERE published_at IS NULL"))
-    started = time.monotonic()
-    remaining = backlog
-    while remaining and time.monotonic() - started < OUTBOX_DRAIN_LIMIT_S:
-        await asyncio.sleep(0.25)
-        remaining = int(
-            await api.query_value(url, "SELECT count(*) FROM case_outbox WHERE published_at IS NULL")
-        )
-    if remaining:
-        log(f"outbox still holds {remaining} unpublished events after {OUTBOX_DRAIN_LIMIT_S:.0f} s")
-    return backlog, time.monotonic() - started
-
-
 async def profile_case_api(
     case_api: api.Server, spec: dict[str, Any], seconds: int, workdir: Path, label: str
 ) -> profiling.Summary:
     """One more run of a scenario with py-spy attached to case-api (its figures are not reported)."""
     output = workdir / f"profile-case-api-{uuid.uuid4().hex[:8]}.txt"
     recording = profiling.record("case-api", case_api.pid, output, seconds=seconds)
-    await asyncio.to_thread(run_load, workdir, {**spec, "warmup": 0.0, "duration": float(seconds) + 0.5})
+    await asyncio.to_thread(api.run_load, workdir, {**spec, "warmup": 0.0, "duration": float(seconds) + 0.5})
     await asyncio.to_thread(recording.wait, seconds + 30)
     log(f"  profiled case-api during {label}")
     return profiling.summarize(recording)
@@ -179,7 +144,7 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
         pool_bodies = [bodies[i % len(bodies)] for i in range(profile.read_pool)]
         case_ids = await api.create_cases(case_api, headers, pool_bodies)
         item_ids = await api.create_baseline_items(baseline, pool_bodies)
-        await drain_outbox(url)
+        await api.drain_outbox(url, log)
 
         common = {"connections": profile.connections, "warmup": profile.warmup, "duration": profile.duration}
         scenarios: dict[str, dict[str, Any]] = {
@@ -216,13 +181,13 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
         outbox: tuple[int, float] = (0, 0.0)
         for label, spec in scenarios.items():
             log(f"running {label}: {profile.warmup:g} s warm-up + {profile.duration:g} s")
-            results[label] = await asyncio.to_thread(run_load, workdir, {**spec, **common})
+            results[label] = await asyncio.to_thread(api.run_load, workdir, {**spec, **common})
             r = results[label]
             log(
                 f"  {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}"
             )
             if label == "case-api create":
-                outbox = await drain_outbox(url)
+                outbox = await api.drain_outbox(url, log)
                 log(f"  outbox backlog after the scenario: {outbox[0]} events, drained in {outbox[1]:.1f} s")
 
         ramp: list[dict[str, Any]] = []
@@ -234,7 +199,7 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
                 "warmup": profile.ramp_warmup,
                 "duration": profile.ramp_duration,
             }
-            ramp.append(await asyncio.to_thread(run_load, workdir, spec))
+            ramp.append(await asyncio.to_thread(api.run_load, workdir, spec))
 
         profiles: dict[str, profiling.Summary] = {}
         for label in ("case-api create", "case-api read"):
@@ -344,7 +309,7 @@ async def suite(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
     notes: list[str] = []
-    data: dict[str, Any] = {"api": None, "worker": None, "isolation": None, "scale": None}
+    data: dict[str, Any] = {"api": None, "worker": None, "isolation": None, "scaleout": None, "scale": None}
     postgres_version = str(await api.query_value(api.server_url(), "SHOW server_version"))
     if "api" in parts:
         data["api"], api_notes = await api_suite(profile, workdir)
@@ -359,6 +324,11 @@ async def suite(
             isolation.QUICK_ISOLATION if quick else isolation.FULL_ISOLATION, workdir, log
         )
         log(f"isolation part done after {time.monotonic() - started:.0f} s")
+    if "scaleout" in parts:
+        data["scaleout"] = await scaleout.run(
+            scaleout.QUICK_SCALEOUT if quick else scaleout.FULL_SCALEOUT, workdir, log
+        )
+        log(f"scale-out part done after {time.monotonic() - started:.0f} s")
     if "scale" in parts:
         data["scale"] = await scale.run(
             scale.QUICK_SCALE if quick else scale.FULL_SCALE,

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PR_SET_PDEATHSIG = 1
+OUTBOX_DRAIN_LIMIT_S = 120.0
 
 
 def server_url() -> str:
@@ -330,6 +332,40 @@ async def wait_healthy(server: Server, timeout: float = 60.0) -> None:
                     return
             await asyncio.sleep(0.2)
     raise RuntimeError(f"{server.name} did not become healthy in {timeout:.0f} s:\n{server.tail()}")
+
+
+def run_load(workdir: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """One scenario in a separate load-generator process (benchmarks.loadgen)."""
+    spec_path = workdir / f"spec-{uuid.uuid4().hex}.json"
+    spec_path.write_text(json.dumps(spec))
+    limit = spec["warmup"] + spec["duration"] + 60
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.loadgen", str(spec_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=limit,
+        check=False,
+        **child_options(),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+async def drain_outbox(url: str, log: Callable[[str], None]) -> tuple[int, float]:
+    """Wait until the relay has published everything a create scenario wrote (bounded); the
+    backlog it found and how long it waited."""
+    backlog = int(await query_value(url, "SELECT count(*) FROM case_outbox WHERE published_at IS NULL"))
+    started = time.monotonic()
+    remaining = backlog
+    while remaining and time.monotonic() - started < OUTBOX_DRAIN_LIMIT_S:
+        await asyncio.sleep(0.25)
+        remaining = int(await query_value(url, "SELECT count(*) FROM case_outbox WHERE published_at IS NULL"))
+    if remaining:
+        log(f"outbox still holds {remaining} unpublished events after {OUTBOX_DRAIN_LIMIT_S:.0f} s")
+    return backlog, time.monotonic() - started
 
 
 def coordinator_headers(orgs: Organizations) -> dict[str, str]:

@@ -12,6 +12,7 @@ from benchmarks.isolation import LAG_P99_TARGET_S as ISOLATION_LAG_TARGET_S
 from benchmarks.isolation import IsolationResult
 from benchmarks.profiling import Summary
 from benchmarks.scale import TARGET_MS, QueryReport, ScaleResult
+from benchmarks.scaleout import NGINX_WORKERS, ApiRun, Busy, ScaleoutResult
 from benchmarks.worker import (
     DELIVERIES_TARGET,
     INTERVAL_S,
@@ -755,6 +756,212 @@ def render_isolation(result: IsolationResult, add: Any) -> None:
     add("")
 
 
+# --- scale-out -----------------------------------------------------------------------------------
+
+
+def _scaleout_api_row(run: ApiRun, reference: ApiRun) -> str:
+    r = run.load
+    ratio = r["rps"] / reference.load["rps"] if reference.load["rps"] else 0.0
+    case_api = " + ".join(_pct(share) for name, share in run.cpu.items() if name.startswith("case-api"))
+    nginx = _pct(run.cpu.get("nginx", 0.0)) if run.via_nginx else "—"
+    return (
+        f"| {run.label} | {r['requests']:,} | {r['errors']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | "
+        f"{r['p99_ms']:.1f} | {r['max_ms']:.1f} | {ratio:.2f}x | {case_api} | {nginx} | "
+        f"{_pct(run.machine_cpu)} | {_pct(r['loadgen_cpu'])} | {_busy(run.busy)} |"
+    )
+
+
+def _busy(busy: Busy) -> str:
+    """The PostgreSQL, others' CPU and load average cells of a row."""
+    return f"{_pct(busy.postgres)} | {_pct(busy.others)} | {busy.loadavg_1min:.2f}"
+
+
+def _spread_row(run: ApiRun, names: list[str]) -> str:
+    total = sum(run.by_nginx.values())
+    cells = [
+        f"{run.by_nginx.get(name, 0):,} ({_pct(run.by_nginx.get(name, 0) / total if total else 0.0)})"
+        for name in names
+    ]
+    differ = [
+        f"{name} {run.by_process.get(name, 0):,}"
+        for name in names
+        if run.by_process.get(name, 0) != run.by_nginx.get(name, 0)
+    ]
+    own = "the same" if not differ else ", ".join(differ)
+    return f"| {run.label} | {' | '.join(cells)} | {run.unrouted:,} | {own} |"
+
+
+def _exactly_once(result: BatchResult) -> bool:
+    return (
+        result.notices_received == result.notices
+        and result.notices_posted_twice == 0
+        and result.deliveries_attempted_twice == 0
+        and result.rejected == 0
+        and result.delivered == result.notices
+        and not result.timed_out
+    )
+
+
+def render_scaleout(result: ScaleoutResult, add: Any) -> None:
+    profile, many, one = result.profile, result.many, result.one
+    n = profile.api_processes
+    add(f"## Scale-out: {n} case-api processes behind nginx, {profile.workers} notify-workers")
+    add("")
+    averages = "; ".join(
+        f"{when} {one_min:.2f}, {five:.2f}, {fifteen:.2f}"
+        for when, (one_min, five, fifteen) in result.loadavg.items()
+    )
+    add(
+        f"The deployment shape on one machine (`benchmarks/scaleout.py`; alone: `python -m benchmarks "
+        f"--only scaleout --output PATH`). This part ran until {result.finished} and took "
+        f"{result.elapsed_s:.0f} s. Load average (1, 5, 15 min; `/proc/loadavg`) {averages}: the machine "
+        f"has {machine()['cores']} cores and is shared, so whatever else ran at the time is in these figures."
+    )
+    add("")
+    busy = [run.busy for run in result.api_runs] + list(result.batch_busy.values())
+    add(
+        "Each run below says what else used the CPU meanwhile, in shares of one core: *PostgreSQL* "
+        "is PostgreSQL's processes (other databases' too), *others* the rest of the machine's busy CPU "
+        "(`/proc/stat`) once this suite's processes and PostgreSQL's are taken out: other work on the "
+        "machine (with PostgreSQL connections that ended during the run); *load avg* is the 1-minute load "
+        "average as the run ended, which counts this part's own processes too. "
+        f"Others took {_pct(min(b.others for b in busy))} to {_pct(max(b.others for b in busy))} of a core "
+        "in these runs. The kernel shares a busy CPU among the processes that want it, so where others "
+        "compete, more processes of ours also take a larger share from them."
+    )
+    add("")
+    add("### case-api behind nginx")
+    add("")
+    add(
+        f"nginx {result.nginx_version} ({NGINX_WORKERS} worker process; its own configuration, logs and "
+        "pid file in the suite's temporary directory) with an `upstream` of the case-api processes "
+        "(`python -m case_api`: one uvicorn process each, a pool of 10 connections, log level WARNING, "
+        "the outbox relay on in each), round robin, HTTP/1.1 keep-alive to the upstreams; a second "
+        "site of the same nginx has only case-api-1, and *direct* is case-api-1 without nginx. The API "
+        "part's load generator and requests: *create* is `POST /api/v1/cases` as a region coordinator, "
+        f"*read* `GET /api/v1/cases/{{id}}` over {profile.read_pool} cases; {profile.connections} "
+        f"connections, {profile.warmup:g} s warm-up then {profile.duration:g} s measured per scenario. "
+        "CPU columns are shares of one core over the scenario (warm-up included); *machine* is the "
+        "share of all cores; *client* is the load generator's."
+    )
+    add("")
+    add(
+        "| scenario | requests | errors | requests/s | p50 ms | p99 ms | max ms | vs one process behind "
+        "nginx | case-api CPU | nginx CPU | machine CPU | client CPU | PostgreSQL CPU | others' CPU | load avg |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for op in ("create", "read"):
+        reference = result.run(op, via_nginx=True, processes=1)
+        for run in result.api_runs:
+            if run.op == op:
+                add(_scaleout_api_row(run, reference))
+    add("")
+    names = [f"case-api-{index + 1}" for index in range(n)]
+    add(
+        "Requests per process, as nginx's access log (`$upstream_addr`) counts them over the scenario, "
+        "warm-up included; *unrouted* are lines without exactly one upstream (a retry on another "
+        "process, or nginx's own answer); *own counters* compares each process's "
+        "`tilbake_http_requests_total` at `/metrics` over the same scenario."
+    )
+    add("")
+    add(f"| scenario | {' | '.join(names)} | unrouted | own counters |")
+    add(f"|---|{'---:|' * n}---:|---|")
+    for run in result.api_runs:
+        if run.via_nginx and run.processes == n:
+            add(_spread_row(run, names))
+    add("")
+    findings = []
+    for op in ("create", "read"):
+        direct = result.run(op, via_nginx=False, processes=1).load
+        single = result.run(op, via_nginx=True, processes=1).load
+        spread = result.run(op, via_nginx=True, processes=n)
+        ratio = spread.load["rps"] / single["rps"] if single["rps"] else 0.0
+        ratio_direct = single["rps"] / direct["rps"] if direct["rps"] else 0.0
+        findings.append(
+            f"{op}: {n} processes gave {ratio:.2f}x the requests/s of one behind the same nginx (p99 "
+            f"{spread.load['p99_ms']:.0f} ms against {single['p99_ms']:.0f} ms) at {_pct(spread.machine_cpu)} "
+            f"of the machine's CPU; one process behind nginx gave {ratio_direct:.2f}x the requests/s of the "
+            f"same process direct (p99 {single['p99_ms']:.0f} ms against {direct['p99_ms']:.0f} ms)"
+        )
+    add("This run: " + "; ".join(findings) + ".")
+    add("")
+    saturated = [
+        run for run in result.api_runs if run.via_nginx and run.processes == n and run.machine_cpu >= 0.9
+    ]
+    if saturated:
+        add(
+            f"With {n} processes the machine's cores were busy ({', '.join(_pct(run.machine_cpu) for run in saturated)} "
+            "of all cores): the case-api processes, PostgreSQL, nginx, the load generator and whatever "
+            "else ran share them, so another process adds no CPU, only another queue. That ratio is the "
+            "machine's, not the design's; with a core per process it is to be measured again."
+        )
+        add("")
+    add(f"### notify-workers: {profile.notices:,} notices due at once")
+    add("")
+    add(
+        "The worker benchmark's rig (agreement-api, case-api, and the receiver that verifies every "
+        "signature with the `standardwebhooks` package and records each notice id it is POSTed): "
+        f"{profile.notices:,} scheduled notices COPYed into `notify_notice`, all due at the same moment, "
+        f"spread over {profile.recipients} recipients with one endpoint each; the workers started "
+        f"before and stopped after. Settings: `NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS={INTERVAL_S:g}`, "
+        f"`NOTIFY_WORKER_DISPATCH_BATCH_SIZE={result.tuning.batch_size}`, everything else default. "
+        "*missing* are notices the receiver never got; *twice* counts notices POSTed more than once "
+        "(receiver) and deliveries attempted more than once (`notify_attempt`); lag is arrival minus "
+        "`due_at`."
+    )
+    add("")
+    add(
+        "| run | notices | received | missing | POSTed twice | attempted twice | bad signatures | delivered "
+        "| deliveries/s | steady/s | lag p50 s | lag p99 s | lag max s | worker CPU | machine CPU "
+        "| PostgreSQL CPU | others' CPU | load avg | |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for batch in [b for b in (one, many) if b is not None]:
+        workers = " + ".join(_pct(v) for name, v in batch.cpu.items() if name.startswith("notify-worker"))
+        add(
+            f"| {batch.label} | {batch.notices:,} | {batch.notices_received:,} | "
+            f"{batch.notices - batch.notices_received:,} | {batch.notices_posted_twice:,} | "
+            f"{batch.deliveries_attempted_twice:,} | {batch.rejected:,} | {batch.delivered:,} | "
+            f"{batch.throughput:.0f} | {batch.steady_rate:.0f} | {batch.lag_p50_s:.2f} | {batch.lag_p99_s:.2f} | "
+            f"{batch.lag_max_s:.2f} | {workers} | {_pct(batch.machine_cpu)} | "
+            f"{_busy(result.batch_busy[batch.label])} |" + (" timed out |" if batch.timed_out else " |")
+        )
+    add("")
+    add(
+        f"Share of each worker in the run *{many.label}*: the successful attempts it recorded (its own "
+        "`tilbake_notify_delivery_outcomes_total`, counted in the process that made the attempt) and the "
+        "notices it claimed and planned (`notify_notice.claimed_by`, the worker's `host:pid`). A notice "
+        "claimed by one worker may be sent by another: attempts are leased from all due deliveries."
+    )
+    add("")
+    add("| worker | successful attempts | share | notices claimed | share | CPU |")
+    add("|---|---:|---:|---:|---:|---:|")
+    sent_total = sum(many.sent_by.values())
+    claimed_total = sum(many.claimed_by.values())
+    for name in sorted(set(many.sent_by) | set(many.claimed_by)):
+        sent, claimed = many.sent_by.get(name, 0), many.claimed_by.get(name, 0)
+        add(
+            f"| {name} | {sent:,} | {_pct(sent / sent_total if sent_total else 0.0)} | {claimed:,} | "
+            f"{_pct(claimed / claimed_total if claimed_total else 0.0)} | {_pct(many.cpu.get(name, 0.0))} |"
+        )
+    add(f"| all | {sent_total:,} | | {claimed_total:,} | | |")
+    add("")
+    verdict = "every notice delivered exactly once" if _exactly_once(many) else "**not** exactly once"
+    summary = (
+        f"This run, {many.label}: {verdict} ({many.notices_received:,} of {many.notices:,} received, "
+        f"{many.notices - many.notices_received:,} missing, {many.notices_posted_twice:,} POSTed twice, "
+        f"{many.deliveries_attempted_twice:,} deliveries attempted twice, {many.rejected:,} bad signatures), "
+        f"{many.throughput:.0f} deliveries/s, lag p50 {many.lag_p50_s:.2f} s and p99 {many.lag_p99_s:.2f} s"
+    )
+    if one is not None and one.throughput:
+        summary += (
+            f"; {many.throughput / one.throughput:.2f}x the deliveries/s of one worker over as many notices "
+            f"({one.throughput:.0f}/s, lag p99 {one.lag_p99_s:.2f} s)"
+        )
+    add(summary + ".")
+    add("")
+
+
 # --- what was tried ----------------------------------------------------------------------------
 
 TRIED_WHEN = "2026-11-23"
@@ -888,6 +1095,7 @@ def render(data: dict[str, Any]) -> str:
     worker: WorkerResult | None = data.get("worker")
     scale: ScaleResult | None = data.get("scale")
     isolation: IsolationResult | None = data.get("isolation")
+    scaleout: ScaleoutResult | None = data.get("scaleout")
     lines: list[str] = []
     add = lines.append
     title = "# Benchmarks" if not data["quick"] else "# Benchmarks (quick smoke run: figures not meaningful)"
@@ -992,6 +1200,8 @@ def render(data: dict[str, Any]) -> str:
         render_worker(worker, add)
     if isolation is not None:
         render_isolation(isolation, add)
+    if scaleout is not None:
+        render_scaleout(scaleout, add)
     if scale is not None:
         render_scale(scale, add)
     render_tried(add)

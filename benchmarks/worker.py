@@ -40,6 +40,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from benchmarks import api, bulk, profiling
 from shared.auth import mint_token
@@ -153,6 +155,10 @@ class BatchResult:
     machine_cpu: float = 0.0  # share of all cores
     rss_kib: dict[str, int | None] = field(default_factory=dict)
     profiles: list[profiling.Summary] = field(default_factory=list)
+    # Per worker process: the successful attempts it recorded (its own delivery-outcome metric), and
+    # the notices it claimed and planned (``notify_notice.claimed_by``, the worker's host:pid).
+    sent_by: dict[str, int] = field(default_factory=dict)
+    claimed_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def delivered(self) -> int:
@@ -212,6 +218,26 @@ def machine_busy() -> tuple[float, float]:
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
     total = sum(fields[:8])
     return total - idle, total
+
+
+def scrape(server: api.Server) -> list[Sample]:
+    """The samples of a process's Prometheus ``/metrics``."""
+    response = httpx.get(f"{server.base_url}/metrics", timeout=10.0)
+    response.raise_for_status()
+    return [sample for family in text_string_to_metric_families(response.text) for sample in family.samples]
+
+
+def succeeded_attempts(server: api.Server) -> int:
+    """Attempts a worker process recorded as successful, from its own delivery-outcome counter
+    (counted in the process that recorded the attempt, so it tells the workers apart)."""
+    return round(
+        sum(
+            sample.value
+            for sample in scrape(server)
+            if sample.name == "tilbake_notify_delivery_outcomes_total"
+            and sample.labels.get("state") == "succeeded"
+        )
+    )
 
 
 def endpoint_path(index: int) -> str:
@@ -316,9 +342,18 @@ async def _database_counts(rig: Rig, batch: int) -> dict[str, Any]:
             str(row[0])
             for row in await conn.fetch("SELECT id FROM notify_notice WHERE milestone_days = $1", batch)
         ]
+        claimed = {
+            str(row["claimed_by"]): int(row["n"])
+            for row in await conn.fetch(
+                "SELECT claimed_by, count(*) AS n FROM notify_notice WHERE milestone_days = $1 "
+                "GROUP BY claimed_by",
+                batch,
+            )
+        }
     finally:
         await conn.close()
     return {
+        "claimed": claimed,
         "states": states,
         "deliveries": deliveries,
         "attempts": int(attempts["attempts"]),
@@ -400,10 +435,18 @@ async def run_batch(
         rss = {server.name: server.peak_rss_kib() for server in watched}
         for server in watched:
             rig.note_peak(server)
+        sent_by = {
+            process.name: await asyncio.to_thread(succeeded_attempts, process) for process in processes
+        }
     finally:
         for process in processes:
             await asyncio.to_thread(process.stop)
     counts = await _database_counts(rig, batch)
+    # claimed_by is the worker's "host:pid": back to the process names.
+    by_pid = {str(process.pid): process.name for process in processes}
+    claimed_by = {
+        by_pid.get(claimant.rpartition(":")[2], claimant): n for claimant, n in counts["claimed"].items()
+    }
     arrivals, rejected = await received(rig)
     ours = set(counts["ids"])
     first_arrival: dict[str, float] = {}
@@ -463,6 +506,8 @@ async def run_batch(
         machine_cpu=machine_cpu,
         rss_kib=rss,
         profiles=[profiling.summarize(recording) for recording in recordings],
+        sent_by=sent_by,
+        claimed_by=claimed_by,
     )
     rig.log(
         f"  {result.throughput:.0f} deliveries/s (steady {result.steady_rate:.0f}/s), lag p50 "

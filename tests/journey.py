@@ -69,6 +69,7 @@ async def notice_journey(
     nav = await organization(
         type="nav_office", name="NAV Grünerløkka", kommunenummer="0301", enhetsnummer="9301"
     )
+    coordinator = auth("coordinator", org=region)  # the region's: it manages the region's agreements
 
     agreement = await _created(
         await http.post(
@@ -82,7 +83,7 @@ async def notice_journey(
                 "domains": ["housing", "work"],
                 "parties": [{"organization_id": region}, {"organization_id": oslo}],
             },
-            headers=auth("coordinator"),
+            headers=coordinator,
         )
     )
     await _created(
@@ -105,7 +106,7 @@ async def notice_journey(
         response = await http.post(
             f"{agreement_api}/api/v1/agreements/{agreement['id']}/status",
             json={"status": status},
-            headers={**auth("coordinator"), "If-Match": current.headers["etag"]},
+            headers={**coordinator, "If-Match": current.headers["etag"]},
         )
         assert response.status_code == 200, response.text
     endpoint = await _created(

@@ -78,7 +78,7 @@ async def test_an_activated_agreement_reschedules_every_live_case_through_one_me
         await world.agreement.post(
             "/api/v1/agreements",
             json=agreement_body(str(world.ids["region"]), str(world.ids["oslo"]), domains=["housing"]),
-            headers=auth("coordinator"),
+            headers=auth("coordinator", org=str(world.ids["region"])),
         )
     ).json()
     rule = {

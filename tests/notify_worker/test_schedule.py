@@ -200,7 +200,7 @@ async def test_a_municipality_named_by_id_is_told_nothing_of_a_deportation(world
         await world.agreement.post(
             "/api/v1/agreements",
             json=agreement_body(str(world.ids["region"]), str(world.ids["oslo"]), domains=["housing"]),
-            headers=auth("coordinator"),
+            headers=auth("coordinator", org=str(world.ids["region"])),
         )
     ).json()
     rule = {

@@ -18,7 +18,7 @@ async def _patch(client: httpx.AsyncClient, agreement_id: str, body: dict[str, A
     return await client.patch(
         f"/api/v1/agreements/{agreement_id}",
         json=body,
-        headers={**auth("coordinator"), "If-Match": read.headers["etag"]},
+        headers={**auth("admin"), "If-Match": read.headers["etag"]},
     )
 
 
@@ -87,7 +87,7 @@ async def test_a_signed_agreement_does_not_change(agreement_client: httpx.AsyncC
     response = await _patch(agreement_client, agreement["id"], {"title": "Endret etter signering"})
     assert response.status_code == 409
     rule = await agreement_client.post(
-        f"/api/v1/agreements/{agreement['id']}/rules", json=RULE, headers=auth("coordinator")
+        f"/api/v1/agreements/{agreement['id']}/rules", json=RULE, headers=orgs.coordinator
     )
     assert rule.status_code == 409
 
@@ -103,7 +103,7 @@ async def test_rules_are_added_changed_and_removed_on_a_draft(agreement_client: 
     changed = await agreement_client.patch(
         f"{base}/{rule['id']}",
         json={"recipient_organization_id": orgs.nav_office, "receipt_deadline_days": 10},
-        headers={**auth("coordinator"), "If-Match": created.headers["etag"]},
+        headers={**orgs.coordinator, "If-Match": created.headers["etag"]},
     )
     assert changed.status_code == 200, changed.text
     assert changed.json()["recipient_organization_id"] == orgs.nav_office
@@ -111,12 +111,12 @@ async def test_rules_are_added_changed_and_removed_on_a_draft(agreement_client: 
     stale = await agreement_client.patch(
         f"{base}/{rule['id']}",
         json={"receipt_deadline_days": 1},
-        headers={**auth("coordinator"), "If-Match": created.headers["etag"]},
+        headers={**orgs.coordinator, "If-Match": created.headers["etag"]},
     )
     assert stale.status_code == 412
     listed = await agreement_client.get(base, headers=auth("service"))
     assert [r["receipt_deadline_days"] for r in listed.json()] == [10]
-    deleted = await agreement_client.delete(f"{base}/{rule['id']}", headers=auth("coordinator"))
+    deleted = await agreement_client.delete(f"{base}/{rule['id']}", headers=orgs.coordinator)
     assert deleted.status_code == 204
     assert (await agreement_client.get(base, headers=auth("service"))).json() == []
 
@@ -151,7 +151,7 @@ async def test_a_rule_change_on_an_active_agreement_is_a_new_version_and_an_even
     added = await agreement_client.post(
         f"/api/v1/agreements/{agreement['id']}/rules",
         json={**RULE, "recipient_organization_type": "nav_office"},
-        headers=auth("coordinator"),
+        headers=orgs.coordinator,
     )
     assert added.status_code == 201
     read = await agreement_client.get(f"/api/v1/agreements/{agreement['id']}", headers=auth("nav"))

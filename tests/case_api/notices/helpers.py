@@ -108,7 +108,7 @@ async def active_agreement(
     created = await agreements.post(
         "/api/v1/agreements",
         json=agreement_body(str(directory.region_east), str(directory.oslo), domains=domains),
-        headers=auth("coordinator"),
+        headers=auth("coordinator", org=str(directory.region_east)),
     )
     assert created.status_code == 201, created.text
     agreement_id = str(created.json()["id"])

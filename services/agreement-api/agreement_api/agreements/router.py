@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from agreement_api import access
 from agreement_api.access import AGREEMENT_MANAGERS
 from agreement_api.agreements import service
 from agreement_api.agreements.models import (
@@ -45,6 +46,11 @@ def rule_etag(rule: NoticeRule) -> str:
     return etag_for(f"notice-rule-{rule.id}", rule.version)
 
 
+async def require_in_scope(session: SessionDep, principal: Principal, agreement: Agreement) -> None:
+    """403 unless the caller may change this agreement (:func:`access.require_agreement_manager`)."""
+    await access.require_agreement_manager(session, principal, await service.party_ids(session, agreement.id))
+
+
 async def agreement_response(session: SessionDep, agreement: Agreement) -> JSONResponse:
     read = await service.to_read(session, agreement)
     return JSONResponse(read.model_dump(mode="json"), headers={"ETag": agreement_etag(agreement)})
@@ -60,8 +66,12 @@ async def agreement_response(session: SessionDep, agreement: Agreement) -> JSONR
 async def create_agreement(
     body: AgreementCreate, session: SessionDep, principal: ManagerDep, idempotency: IdempotencyDep
 ) -> Response:
-    """Create a draft agreement (admin, coordinator) between at least two directory organizations.
-    Send `Idempotency-Key` to retry safely."""
+    """Create a draft agreement between at least two directory organizations: admin, or a
+    coordinator whose organization is a party or the region of a party (403 otherwise). Send
+    `Idempotency-Key` to retry safely."""
+    await access.require_agreement_manager(
+        session, principal, (party.organization_id for party in body.parties)
+    )
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
     agreement = await service.create(session, data=body, created_by=principal.subject)
@@ -128,10 +138,16 @@ async def update_agreement(
     session: SessionDep,
     principal: ManagerDep,
 ) -> Response:
-    """Change an agreement (admin, coordinator; needs `If-Match`). In place while draft or
-    negotiating; on an active or under-review agreement the change is a new version and emits
-    `agreement.changed.v1`. Signed, expired and terminated agreements do not change (409)."""
+    """Change an agreement (admin, or a coordinator in scope before and after a change of parties:
+    403 otherwise; needs `If-Match`). In place while draft or negotiating; on an active or
+    under-review agreement the change is a new version and emits `agreement.changed.v1`. Signed,
+    expired and terminated agreements do not change (409)."""
     agreement = await service.get(session, agreement_id=agreement_id)
+    await require_in_scope(session, principal, agreement)
+    if body.parties is not None:
+        await access.require_agreement_manager(
+            session, principal, (party.organization_id for party in body.parties)
+        )
     check_if_match(request, agreement_etag(agreement))
     agreement = await service.update(session, agreement=agreement, data=body, changed_by=principal.subject)
     return await agreement_response(session, agreement)
@@ -146,10 +162,12 @@ async def update_agreement(
 async def change_status(
     agreement_id: uuid.UUID, body: StatusChange, request: Request, session: SessionDep, principal: ManagerDep
 ) -> Response:
-    """Move the agreement along its lifecycle (admin, coordinator; needs `If-Match`). An illegal
-    move is a 409 listing `allowed_next`. Entering active, expired or terminated emits
-    `agreement.activated.v1`, `agreement.expired.v1` or `agreement.terminated.v1`."""
+    """Move the agreement along its lifecycle (admin, or a coordinator in scope: 403 otherwise;
+    needs `If-Match`). An illegal move is a 409 listing `allowed_next`. Entering active, expired or
+    terminated emits `agreement.activated.v1`, `agreement.expired.v1` or
+    `agreement.terminated.v1`."""
     agreement = await service.get(session, agreement_id=agreement_id)
+    await require_in_scope(session, principal, agreement)
     check_if_match(request, agreement_etag(agreement))
     agreement = await service.change_status(
         session, agreement=agreement, data=body, changed_by=principal.subject
@@ -215,9 +233,10 @@ async def list_rules(
 async def add_rule(
     agreement_id: uuid.UUID, body: NoticeRuleCreate, session: SessionDep, principal: ManagerDep
 ) -> Response:
-    """Add a notice rule (admin, coordinator). On an active agreement this makes a new version
-    and emits `agreement.changed.v1`."""
+    """Add a notice rule (admin, or a coordinator in scope: 403 otherwise). On an active agreement
+    this makes a new version and emits `agreement.changed.v1`."""
     agreement = await service.get(session, agreement_id=agreement_id)
+    await require_in_scope(session, principal, agreement)
     rule = await service.add_rule(session, agreement=agreement, data=body, changed_by=principal.subject)
     return JSONResponse(
         NoticeRuleRead.model_validate(rule).model_dump(mode="json"),
@@ -260,9 +279,10 @@ async def update_rule(
     session: SessionDep,
     principal: ManagerDep,
 ) -> Response:
-    """Change a notice rule (admin, coordinator; needs `If-Match` with the rule's ETag from
-    creation or a change). On an active agreement this makes a new version."""
+    """Change a notice rule (admin, or a coordinator in scope: 403 otherwise; needs `If-Match` with
+    the rule's ETag from creation or a change). On an active agreement this makes a new version."""
     agreement = await service.get(session, agreement_id=agreement_id)
+    await require_in_scope(session, principal, agreement)
     rule = await service.get_rule(session, agreement=agreement, rule_id=rule_id)
     check_if_match(request, rule_etag(rule))
     rule = await service.update_rule(
@@ -282,9 +302,10 @@ async def update_rule(
 async def delete_rule(
     agreement_id: uuid.UUID, rule_id: uuid.UUID, request: Request, session: SessionDep, principal: ManagerDep
 ) -> Response:
-    """Remove a notice rule (admin, coordinator; `If-Match` optional). On an active agreement this
-    makes a new version."""
+    """Remove a notice rule (admin, or a coordinator in scope: 403 otherwise; `If-Match`
+    optional). On an active agreement this makes a new version."""
     agreement = await service.get(session, agreement_id=agreement_id)
+    await require_in_scope(session, principal, agreement)
     rule = await service.get_rule(session, agreement=agreement, rule_id=rule_id)
     check_if_match(request, rule_etag(rule), required=False)
     await service.delete_rule(session, agreement=agreement, rule=rule, changed_by=principal.subject)

@@ -239,7 +239,7 @@ async def _check_overlap(session: AsyncSession, agreement: Agreement, party_ids:
             )
 
 
-async def _party_ids(session: AsyncSession, agreement_id: uuid.UUID) -> set[uuid.UUID]:
+async def party_ids(session: AsyncSession, agreement_id: uuid.UUID) -> set[uuid.UUID]:
     return {party.organization_id for party in await parties_of(session, agreement_id)}
 
 
@@ -257,12 +257,12 @@ def _editable(agreement: Agreement, what: str) -> None:
 async def _emit(
     session: AsyncSession, contract: type[contracts.AgreementEvent], agreement: Agreement, **extra: Any
 ) -> None:
-    party_ids = sorted(await _party_ids(session, agreement.id), key=str)
+    parties = sorted(await party_ids(session, agreement.id), key=str)
     payload = contract(
         agreement_id=agreement.id,
         version=agreement.current_version,
         status=agreement.status.value,
-        party_organization_ids=party_ids,
+        party_organization_ids=parties,
         domains=list(agreement.domains),
         valid_from=agreement.valid_from,
         valid_to=agreement.valid_to,
@@ -371,7 +371,7 @@ async def update(
         )
         await session.flush()
     if agreement.status in BINDING and {"valid_from", "valid_to", "parties"} & set(changed):
-        await _check_overlap(session, agreement, await _party_ids(session, agreement.id))
+        await _check_overlap(session, agreement, await party_ids(session, agreement.id))
     await _after_change(session, agreement, by=changed_by, changed=changed)
     return agreement
 
@@ -383,7 +383,7 @@ async def change_status(
     other agreement when signing or activating would overlap one for the same parties."""
     check_transition(agreement.status, data.status)
     if data.status in (AgreementStatus.SIGNED, AgreementStatus.ACTIVE):
-        await _check_overlap(session, agreement, await _party_ids(session, agreement.id))
+        await _check_overlap(session, agreement, await party_ids(session, agreement.id))
     agreement.status = data.status
     agreement.status_reason = data.reason
     agreement.updated_at = utcnow()

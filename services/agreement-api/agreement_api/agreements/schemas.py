@@ -16,6 +16,7 @@ from agreement_api.agreements.models import (
 )
 from shared.contracts import events as contracts
 from shared.directory import OrganizationType
+from shared.free_text import FreeText, OptionalFreeText
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.v[0-9]+$"
 
@@ -27,9 +28,9 @@ class Contact(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: FreeText = Field(min_length=1, max_length=200)
     organization_id: uuid.UUID | None = None
-    role: str | None = Field(None, max_length=200)
+    role: OptionalFreeText = Field(None, max_length=200)
     phone: str | None = Field(None, max_length=40)
     email: str | None = Field(None, max_length=254, pattern=EMAIL_PATTERN)
 
@@ -38,7 +39,7 @@ class PartyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     organization_id: uuid.UUID
-    role: str | None = Field(None, max_length=200, examples=["kommune"])
+    role: OptionalFreeText = Field(None, max_length=200, examples=["kommune"])
 
 
 class PartyRead(BaseModel):
@@ -60,7 +61,7 @@ class Escalation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: FreeText = Field(min_length=1, max_length=200)
     email: str | None = Field(None, max_length=254, pattern=EMAIL_PATTERN)
     phone: str | None = Field(None, max_length=40)
     organization_id: uuid.UUID | None = None
@@ -181,13 +182,13 @@ class AgreementCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_AGREEMENT_EXAMPLE]})
 
-    title: str = Field(min_length=2, max_length=300)
+    title: FreeText = Field(min_length=2, max_length=300)
     level: AgreementLevel
     valid_from: date
     valid_to: date | None = None
-    routines: str = Field("", max_length=20000)
+    routines: FreeText = Field("", max_length=20000)
     meeting_cadence: MeetingCadence = MeetingCadence.AS_NEEDED
-    document_references: list[str] = Field(default_factory=list, max_length=100)
+    document_references: list[FreeText] = Field(default_factory=list, max_length=100)
     contacts: list[Contact] = Field(default_factory=list, max_length=100)
     domains: list[ReintegrationDomain] = Field(min_length=1)
     parties: list[PartyIn] = Field(max_length=100)
@@ -199,13 +200,13 @@ class AgreementUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(None, min_length=2, max_length=300)
+    title: OptionalFreeText = Field(None, min_length=2, max_length=300)
     level: AgreementLevel | None = None
     valid_from: date | None = None
     valid_to: date | None = None
-    routines: str | None = Field(None, max_length=20000)
+    routines: OptionalFreeText = Field(None, max_length=20000)
     meeting_cadence: MeetingCadence | None = None
-    document_references: list[str] | None = Field(None, max_length=100)
+    document_references: list[FreeText] | None = Field(None, max_length=100)
     contacts: list[Contact] | None = Field(None, max_length=100)
     domains: list[ReintegrationDomain] | None = Field(None, min_length=1)
     parties: list[PartyIn] | None = Field(None, max_length=100)
@@ -238,7 +239,7 @@ class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: AgreementStatus = Field(examples=["negotiating"])
-    reason: str | None = Field(None, max_length=1000)
+    reason: OptionalFreeText = Field(None, max_length=1000)
 
 
 class AgreementVersionRead(BaseModel):

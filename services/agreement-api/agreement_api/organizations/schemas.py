@@ -7,6 +7,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agreement_api.organizations.models import OrganizationType
+from shared.free_text import FreeText, OptionalFreeText
 from shared.identifiers import is_kommunenummer_format, is_valid_organization_number
 from shared.municipalities import VALID_FROM, is_current_kommunenummer
 
@@ -25,7 +26,7 @@ class OrganizationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: OrganizationType
-    name: str = Field(min_length=2, max_length=200, examples=["Indre Østfold fengsel"])
+    name: FreeText = Field(min_length=2, max_length=200, examples=["Indre Østfold fengsel"])
     organization_number: str | None = Field(None, examples=["974760673"])
     kommunenummer: str | None = Field(None, examples=["0301"])
     enhetsnummer: str | None = Field(None, pattern=r"^\d{4}$", examples=["0312"])
@@ -79,7 +80,7 @@ class OrganizationUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=2, max_length=200)
+    name: OptionalFreeText = Field(None, min_length=2, max_length=200)
     organization_number: str | None = None
     security_level: Literal["high", "lower", "transitional"] | None = None
     parent_id: uuid.UUID | None = None

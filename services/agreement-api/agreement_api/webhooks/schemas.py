@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agreement_api.webhooks.models import EndpointState, KeyKind, KeyState
 from shared.contracts import events as contracts
+from shared.free_text import FreeText, OptionalFreeText
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+\.v\d+$")
 
@@ -40,7 +41,7 @@ class WebhookEndpointCreate(BaseModel):
     )
 
     url: str = Field(max_length=2000, examples=["https://integrasjon.halden.kommune.no/tilbake/webhooks"])
-    description: str | None = Field(None, max_length=500)
+    description: OptionalFreeText = Field(None, max_length=500)
     event_types: list[str] = Field(
         default_factory=list, max_length=100, description="Event types to deliver; empty means all."
     )
@@ -59,7 +60,7 @@ class WebhookEndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(None, max_length=2000)
-    description: str | None = Field(None, max_length=500)
+    description: OptionalFreeText = Field(None, max_length=500)
     event_types: list[str] | None = Field(None, max_length=100)
     rate_limit_per_minute: int | None = Field(None, ge=1, le=6000)
 
@@ -79,7 +80,7 @@ class WebhookEndpointUpdate(BaseModel):
 class DisableRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=2, max_length=500, examples=["Receiver is being replaced"])
+    reason: FreeText = Field(min_length=2, max_length=500, examples=["Receiver is being replaced"])
 
 
 class RotateRequest(BaseModel):

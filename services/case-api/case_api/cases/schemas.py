@@ -12,6 +12,7 @@ from case_api.cases.models import (
     PriorityGroup,
     ReleaseDestination,
 )
+from shared.free_text import OptionalFreeText
 
 
 def _unique(values: list[PriorityGroup]) -> list[PriorityGroup]:
@@ -42,7 +43,7 @@ class CaseCreate(BaseModel):
     )
     priority_groups: list[PriorityGroup] = Field(default_factory=list)
     release_destination: ReleaseDestination = ReleaseDestination.MUNICIPALITY
-    destination_note: str | None = Field(None, max_length=500)
+    destination_note: OptionalFreeText = Field(None, max_length=500)
     nav_office_id: uuid.UUID | None = None
 
     @field_validator("priority_groups")
@@ -58,7 +59,7 @@ class CaseUpdate(BaseModel):
 
     priority_groups: list[PriorityGroup] | None = None
     release_destination: ReleaseDestination | None = None
-    destination_note: str | None = Field(None, max_length=500)
+    destination_note: OptionalFreeText = Field(None, max_length=500)
     nav_office_id: uuid.UUID | None = None
 
     @field_validator("priority_groups")
@@ -71,14 +72,14 @@ class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: CaseStatus
-    reason: str | None = Field(None, max_length=1000)
+    reason: OptionalFreeText = Field(None, max_length=1000)
 
 
 class Transfer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to_unit_id: uuid.UUID
-    reason: str | None = Field(None, max_length=1000)
+    reason: OptionalFreeText = Field(None, max_length=1000)
 
 
 class PersonSummary(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from case_api.consents.models import ConsentBasis
 from case_api.domains.models import Domain
 from shared.directory import OrganizationType
+from shared.free_text import OptionalFreeText
 
 T = TypeVar("T")
 
@@ -44,7 +45,7 @@ class ConsentCreate(BaseModel):
     basis: ConsentBasis = Field(
         description="`consent`: the inmate's own consent. `legal_basis`: disclosure allowed by law."
     )
-    legal_reference: str | None = Field(
+    legal_reference: OptionalFreeText = Field(
         None,
         min_length=1,
         max_length=300,
@@ -62,7 +63,7 @@ class ConsentCreate(BaseModel):
     given_at: AwareDatetime | None = Field(
         None, description="When the consent was given; defaults to now and may not lie in the future."
     )
-    note: str | None = Field(None, max_length=1000)
+    note: OptionalFreeText = Field(None, max_length=1000)
 
     @field_validator("organization_types")
     @classmethod
@@ -87,7 +88,7 @@ class ConsentWithdrawal(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "Withdrawn orally at the status talk."}]}
     )
 
-    reason: str | None = Field(None, max_length=500)
+    reason: OptionalFreeText = Field(None, max_length=500)
 
 
 class ConsentRead(BaseModel):

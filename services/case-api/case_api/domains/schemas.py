@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from case_api.domains.models import Domain, DomainStatus
+from shared.free_text import NoIdentityNumber, OptionalFreeText
 
 # The Norwegian term for each domain, as the partners use it (see docs/domains.md).
 NORWEGIAN_TERMS: dict[Domain, str] = {
@@ -54,8 +55,12 @@ class DomainUpdate(BaseModel):
     )
 
     status: DomainStatus | None = None
-    needs: str | None = Field(None, max_length=4000, description="What the person needs; null clears it.")
-    goals: str | None = Field(None, max_length=4000, description="What is to be achieved; null clears it.")
+    needs: OptionalFreeText = Field(
+        None, max_length=4000, description="What the person needs; null clears it."
+    )
+    goals: OptionalFreeText = Field(
+        None, max_length=4000, description="What is to be achieved; null clears it."
+    )
     hostel_only: bool | None = Field(
         None,
         description="Housing only: the only place arranged is a hostel (hospits). "
@@ -87,11 +92,11 @@ class ActionCreate(BaseModel):
         },
     )
 
-    description: Text = Field(max_length=2000)
+    description: Annotated[Text, NoIdentityNumber] = Field(max_length=2000)
     responsible_organization_id: uuid.UUID | None = Field(
         None, description="An organization in the directory that is responsible for the action."
     )
-    contact_name: Text | None = Field(None, max_length=200)
+    contact_name: Annotated[Text | None, NoIdentityNumber] = Field(None, max_length=200)
     contact_phone: Phone | None = Field(None, max_length=40)
     contact_email: Email | None = None
     due_date: date | None = None
@@ -104,9 +109,9 @@ class ActionUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"done": True}, {"due_date": "2027-02-01"}]}
     )
 
-    description: Text | None = Field(None, max_length=2000)
+    description: Annotated[Text | None, NoIdentityNumber] = Field(None, max_length=2000)
     responsible_organization_id: uuid.UUID | None = None
-    contact_name: Text | None = Field(None, max_length=200)
+    contact_name: Annotated[Text | None, NoIdentityNumber] = Field(None, max_length=200)
     contact_phone: Phone | None = Field(None, max_length=40)
     contact_email: Email | None = None
     due_date: date | None = None

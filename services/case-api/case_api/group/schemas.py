@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from case_api.domains.models import Domain
 from case_api.group.models import GroupRole
+from shared.free_text import FreeText, OptionalFreeText
 
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _PHONE = r"^\+?[0-9 ()-]{3,40}$"
@@ -37,7 +38,7 @@ class MemberCreate(BaseModel):
     organization_id: uuid.UUID | None = Field(
         None, description="The member's organization; none for the inmate and for private persons."
     )
-    person_name: str = Field(min_length=1, max_length=200)
+    person_name: FreeText = Field(min_length=1, max_length=200)
     role: GroupRole
     is_chair: bool | None = Field(
         None,
@@ -62,7 +63,7 @@ class MemberUpdate(BaseModel):
     )
 
     organization_id: uuid.UUID | None = None
-    person_name: str | None = Field(None, min_length=1, max_length=200)
+    person_name: OptionalFreeText = Field(None, min_length=1, max_length=200)
     role: GroupRole | None = None
     is_chair: bool | None = None
     member_from: date | None = None
@@ -132,12 +133,14 @@ class MeetingCreate(BaseModel):
 
     starts_at: AwareDatetime
     duration_minutes: int = Field(ge=5, le=480)
-    place: str | None = Field(None, min_length=1, max_length=300)
+    place: OptionalFreeText = Field(None, min_length=1, max_length=300)
     video_link: str | None = Field(None, max_length=500, description="An https URL.")
     invited_member_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=50, description="Members of this case's group."
     )
-    minutes_reference: str | None = Field(None, max_length=300, description="Where the minutes are filed.")
+    minutes_reference: OptionalFreeText = Field(
+        None, max_length=300, description="Where the minutes are filed."
+    )
 
     @field_validator("video_link")
     @classmethod
@@ -157,7 +160,7 @@ class AttendanceItem(BaseModel):
     member_id: uuid.UUID
     attended: bool | None = Field(None, description="Null: not recorded (e.g. apologies sent in advance).")
     apologies: bool = Field(False, description="Sent apologies (forfall).")
-    note: str | None = Field(None, max_length=1000)
+    note: OptionalFreeText = Field(None, max_length=1000)
 
     @model_validator(mode="after")
     def _not_both(self) -> AttendanceItem:
@@ -214,7 +217,7 @@ class DecisionCreate(BaseModel):
     )
 
     domain: Domain
-    decision: str = Field(min_length=1, max_length=4000)
+    decision: FreeText = Field(min_length=1, max_length=4000)
     responsible_member_id: uuid.UUID | None = None
 
 

@@ -20,6 +20,7 @@ from case_api.market.models import (
     SessionFormat,
     TriageState,
 )
+from shared.free_text import FreeText, OptionalFreeText
 
 _ID = "3f1c2a9e-6a4b-4d2e-9c1f-0a1b2c3d4e5f"
 _OTHER_ID = "8b0e5d1c-2f3a-4b6c-8d7e-9f0a1b2c3d4e"
@@ -41,7 +42,7 @@ class ProviderCreate(BaseModel):
     )
 
     organization_id: uuid.UUID = Field(description="The provider's organization in the directory.")
-    name: str = Field(min_length=1, max_length=200)
+    name: FreeText = Field(min_length=1, max_length=200)
     kind: ProviderKind
     active: bool = True
 
@@ -51,7 +52,7 @@ class ProviderUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"active": False}]})
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: OptionalFreeText = Field(None, min_length=1, max_length=200)
     kind: ProviderKind | None = None
     active: bool | None = None
 
@@ -106,7 +107,7 @@ class SessionCreate(BaseModel):
     provider_id: uuid.UUID
     format: SessionFormat
     location_type: LocationType
-    location_note: str | None = Field(None, max_length=200, examples=["Servicetorget, 2. etasje"])
+    location_note: OptionalFreeText = Field(None, max_length=200, examples=["Servicetorget, 2. etasje"])
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     capacity: int = Field(ge=1, le=500)
@@ -115,7 +116,7 @@ class SessionCreate(BaseModel):
         None,
         description="Weekly or monthly: also create the occurrences up to this day (local time, included).",
     )
-    announcement: str | None = Field(None, max_length=2000)
+    announcement: OptionalFreeText = Field(None, max_length=2000)
     domains: list[Domain] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -142,7 +143,7 @@ class SessionCancel(BaseModel):
         json_schema_extra={"examples": [{"reason": "The provider is ill", "cause": "provider"}]},
     )
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: FreeText = Field(min_length=1, max_length=500)
     cause: CancelSide = Field(description="Who cancelled: the provider, or the prison and why.")
 
 
@@ -193,7 +194,7 @@ class RequestCreate(BaseModel):
     channel: RequestChannel
     wanted_provider_id: uuid.UUID | None = None
     wanted_domain: Domain | None = None
-    note: str | None = Field(None, max_length=300, description="Short; never the content of a talk.")
+    note: OptionalFreeText = Field(None, max_length=300, description="Short; never the content of a talk.")
 
     @model_validator(mode="after")
     def _wants_something(self) -> RequestCreate:
@@ -278,7 +279,7 @@ class AppointmentTransition(BaseModel):
 
     to: AppointmentState
     cause: PrisonCancelCause | None = Field(None, description="Required for `cancelled_by_prison`.")
-    reason: str | None = Field(None, max_length=500)
+    reason: OptionalFreeText = Field(None, max_length=500)
     reschedule_to_session_id: uuid.UUID | None = Field(None, description="Required for `rescheduled`.")
 
     @model_validator(mode="after")
@@ -325,7 +326,7 @@ class Completion(BaseModel):
     follow_up_needed: bool = False
     referral_made: bool = False
     referral_domain: Domain | None = None
-    referral_note: str | None = Field(None, min_length=1, max_length=300)
+    referral_note: OptionalFreeText = Field(None, min_length=1, max_length=300)
 
     @model_validator(mode="after")
     def _referral(self) -> Completion:

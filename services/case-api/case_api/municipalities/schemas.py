@@ -5,6 +5,7 @@ from datetime import date
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from case_api.cases.models import MunicipalityStatus
+from shared.free_text import OptionalFreeText
 
 KOMMUNENUMMER = r"^\d{4}$"
 
@@ -54,7 +55,7 @@ class MunicipalityChange(BaseModel):
         "must be empty when kommunelos.",
     )
     status: MunicipalityStatus
-    note: str | None = Field(None, max_length=1000, description="Needed when disputed.")
+    note: OptionalFreeText = Field(None, max_length=1000, description="Needed when disputed.")
 
     @model_validator(mode="after")
     def _blank_note_is_none(self) -> MunicipalityChange:

@@ -5,6 +5,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from shared.free_text import FreeText
 from shared.identifiers import birth_date_of, is_valid_national_identity_number
 
 
@@ -28,8 +29,8 @@ class IdentityNumber(BaseModel):
 
 
 class PersonCreate(IdentityNumber):
-    given_name: str = Field(min_length=1, max_length=200, examples=["Kari"])
-    family_name: str = Field(min_length=1, max_length=200, examples=["Nordmann"])
+    given_name: FreeText = Field(min_length=1, max_length=200, examples=["Kari"])
+    family_name: FreeText = Field(min_length=1, max_length=200, examples=["Nordmann"])
     birth_date: date | None = Field(None, description="Derived from the identity number when left out.")
 
     def resolved_birth_date(self) -> date:

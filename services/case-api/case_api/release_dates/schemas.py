@@ -6,6 +6,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from case_api.release_dates.models import ReleaseDateCertainty, ReleaseDateKind, ReleaseDateSource
+from shared.free_text import OptionalFreeText
 
 
 class ReleaseDateSet(BaseModel):
@@ -39,7 +40,7 @@ class ReleaseDateSet(BaseModel):
     )
     certainty: ReleaseDateCertainty = Field(description="A confirmed date must be certain.")
     source: ReleaseDateSource
-    note: str | None = Field(None, max_length=1000)
+    note: OptionalFreeText = Field(None, max_length=1000)
 
 
 class ReleaseDateRead(BaseModel):

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from notify_worker.receipts.models import ReceiptStatus
-from shared.logging import mask_identity_numbers
+from shared.free_text import refuse_identity_number
 
 # The same patterns as case-api's group members (case_api.group.schemas).
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -26,11 +26,8 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 
 
 def _no_identity_number(value: str) -> str:
-    # Free text travels in events and lands in the case group: an 11-digit number that could be
-    # a fødselsnummer is refused rather than spread (the same shape the logs mask).
-    if mask_identity_numbers(value) != value:
-        raise ValueError("must not contain a national identity number (or any standalone 11-digit number)")
-    return value
+    # Free text travels in events and lands in the case group: refused like case-api's free text.
+    return str(refuse_identity_number(value))
 
 
 class StaffContact(BaseModel):

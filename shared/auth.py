@@ -56,6 +56,11 @@ class Role(StrEnum):
     SERVICE = "service"
 
 
+# The roles a notice recipient's staff and systems act in: they read the notice detail view
+# (case-api) and answer notices with receipts (notify-worker). One table, so the two agree.
+RECIPIENT_ROLES = frozenset({Role.MUNICIPALITY, Role.NAV, Role.HEALTH})
+
+
 class Principal(BaseModel):
     """Who is calling: taken from a verified token only."""
 

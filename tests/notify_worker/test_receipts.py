@@ -19,6 +19,7 @@ from notify_worker.main import create_app
 from notify_worker.models import NotifyOutbox
 from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from notify_worker.receipts.models import NotifyReceipt, ReceiptStatus
+from shared.auth import RECIPIENT_ROLES, Role
 from shared.db import unit_of_work
 from shared.identifiers import make_identity_number
 from shared.settings import REPO_ROOT
@@ -204,6 +205,41 @@ async def test_only_the_recipient_answers_and_others_do_not_learn_the_notice_exi
 
     assert await staged(sessionmaker, notice) == []
     assert (await client.get(url(notice), headers=recipient())).json() == {"items": []}
+
+
+# The recipient's organization answers in these roles only: the ones case-api's notice detail
+# view serves (tests/case_api/notices/test_notice_detail.py asks the same of it).
+RECIPIENT_ROLE_NAMES = {"municipality", "nav", "health"}
+
+
+@pytest.mark.parametrize("role", sorted(Role))
+async def test_only_the_recipient_roles_of_the_organization_answer_and_read(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], role: Role
+) -> None:
+    """Every role with a token of the recipient organization: the recipient roles answer and read
+    their receipts; admin and auditor read; the organization's other roles (a coordinator, the
+    service market, the integration admin) get 403 and change nothing."""
+    notice = await add_notice(sessionmaker)
+    answered = await client.post(url(notice), json={"status": "received"}, headers=recipient(role=role))
+    read = await client.get(url(notice), headers=recipient(role=role))
+    if role.value in RECIPIENT_ROLE_NAMES:
+        assert answered.status_code == 201, answered.text
+        assert read.status_code == 200, read.text
+        return
+    assert answered.status_code == 403, f"{role}: {answered.status_code} {answered.text}"
+    assert answered.headers["content-type"] == "application/problem+json"
+    assert await staged(sessionmaker, notice) == []
+    assert (await reload(sessionmaker, notice.id)).receipt_status is None
+    assert read.status_code == (200 if role in (Role.ADMIN, Role.AUDITOR) else 403), read.text
+
+
+def test_receipts_and_the_notice_detail_view_use_one_table_of_recipient_roles() -> None:
+    from case_api.notices import router as notice_detail
+    from notify_worker.receipts import service as receipts
+
+    assert {role.value for role in RECIPIENT_ROLES} == RECIPIENT_ROLE_NAMES
+    assert receipts.RECIPIENT_ROLES is RECIPIENT_ROLES
+    assert notice_detail.RECIPIENT_ROLES is RECIPIENT_ROLES
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,11 @@ import socket
 import uuid
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from case_api.notices.agreements import AgreementApi
-from shared.auth import mint_token
+from shared.auth import RECIPIENT_ROLES, Role, mint_token
 from tests.case_api.conftest import Directory, identity_number, use_agreement_api
 from tests.case_api.notices.helpers import active_agreement, add_member, give_consent, in_days, ready_case
 
@@ -259,6 +260,24 @@ async def test_admin_and_auditor_name_whose_view_and_recipients_read_only_their_
     ):
         response = await case_client.get(url, headers=directory.headers(role, org))
         assert response.status_code == 403, (role, response.text)
+
+
+@pytest.mark.parametrize("role", sorted(Role))
+async def test_only_the_recipient_roles_of_the_organization_read_its_view(
+    case_client: httpx.AsyncClient, agreements: httpx.AsyncClient, directory: Directory, role: Role
+) -> None:
+    """Every role with a token of the recipient (Oslo): the roles notify-worker takes receipts from
+    (``shared.auth.RECIPIENT_ROLES``, tests/notify_worker/test_receipts.py) read the view; admin and
+    auditor must say whose view; the organization's other roles get 403."""
+    case_id = await ready_case(case_client, directory)
+    await give_consent(case_client, directory, case_id, directory.oslo, domains=["housing"])
+    response = await case_client.get(detail_url(case_id), headers=directory.headers(role, directory.oslo))
+    if role in RECIPIENT_ROLES:
+        assert response.status_code == 200, response.text
+    elif role in (Role.ADMIN, Role.AUDITOR):
+        assert response.status_code == 422, response.text  # organization_id names whose view
+    else:
+        assert response.status_code == 403, f"{role}: {response.status_code} {response.text}"
 
 
 async def test_agreement_api_down_is_503_with_retry_after(

@@ -18,15 +18,13 @@ from case_api.notices.schemas import NoticeDetail, NoticeFacts, NoticeFactsList
 from case_api.organizations import service as organizations
 from case_api.organizations.models import OrganizationRef
 from case_api.organizations.service import UnknownOrganization
-from shared.auth import Role
+from shared.auth import RECIPIENT_ROLES, Role
 from shared.db import SessionDep
 from shared.errors import Forbidden, problem_responses
 
 # No prefix: the batch question is not about one case.
 router = APIRouter(tags=["notices"])
 
-# Roles a notice recipient's staff or systems act in. They read their own organization's view.
-RECIPIENT_ROLES = frozenset({Role.MUNICIPALITY, Role.NAV, Role.HEALTH})
 # Roles that may read any recipient's view for support, naming it with ?organization_id=.
 SUPPORT_ROLES = frozenset({Role.ADMIN, Role.AUDITOR})
 # One answer for an unknown case, a caller that is no recipient and one without covered domains.

@@ -38,8 +38,10 @@ async def submit_receipt(
 ) -> Response:
     """The recipient says it has the notice (`received`), takes the case on (`accepted`, naming a
     contact person and a substitute, each with a phone number or an email address) or declines
-    (`rejected`, with a reason). Only with a token of the notice's recipient organization; another
-    organization's notice is a 404. Only a delivered notice takes an answer (409 otherwise).
+    (`rejected`, with a reason). Only in a recipient role (`municipality`, `nav`, `health`: those
+    that read the notice detail view; 403 for others) with a token of the notice's recipient
+    organization; another organization's notice is a 404. Only a delivered notice takes an answer
+    (409 otherwise).
 
     `received` may come any time before a final answer; `accepted` and `rejected` are final, and
     another answer afterwards is a 409. Sending an answer that is already stored again returns that
@@ -58,7 +60,8 @@ async def submit_receipt(
     summary="A notice's receipts",
 )
 async def list_receipts(notice_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> ReceiptList:
-    """What the recipient answered, oldest first (the recipient itself, admin, auditor)."""
+    """What the recipient answered, oldest first: for the recipient in a recipient role
+    (`municipality`, `nav`, `health`), and for `admin` and `auditor`."""
     notice = await service.notice_to_read(session, principal, notice_id)
     receipts = await service.receipts_of(session, notice.id)
     return ReceiptList(items=[ReceiptRead.model_validate(receipt) for receipt in receipts])

@@ -24,7 +24,7 @@ from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.errors import NoticeNotDelivered, NoticeNotFound, ReceiptAlreadyFinal
 from notify_worker.receipts.models import NotifyReceipt, ReceiptStatus
 from notify_worker.receipts.schemas import AcceptedCreate, ReceivedCreate, RejectedCreate
-from shared.auth import Principal, Role
+from shared.auth import RECIPIENT_ROLES, Principal, Role
 from shared.contracts import events as contracts
 from shared.db import utcnow
 from shared.errors import Forbidden
@@ -33,8 +33,6 @@ log = structlog.get_logger("notify_worker.receipts")
 
 # Read every notice's receipts; answer none.
 RECEIPT_READERS = frozenset({Role.ADMIN, Role.AUDITOR})
-# Never answer for a recipient, whatever organization their token names.
-NOT_RECIPIENTS = frozenset({Role.AUDITOR, Role.SERVICE})
 
 EVENT_BY_STATUS: dict[ReceiptStatus, type[contracts.EventPayload]] = {
     ReceiptStatus.RECEIVED: contracts.NoticeReceiptReceived,
@@ -77,11 +75,21 @@ async def _recipients_notice(
     return notice
 
 
-async def notice_to_answer(session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> NotifyNotice:
-    """The caller's own notice, locked for answering: 403 without an organization, 404 if not theirs."""
+def _recipient_organization(principal: Principal, what: str) -> uuid.UUID:
+    """The organization a recipient role acts for (``RECIPIENT_ROLES``, the roles that read the
+    notice detail view too); 403 for other roles and without an organization."""
     organization_id = _organization_of(principal)
-    if principal.role in NOT_RECIPIENTS or organization_id is None:
-        raise Forbidden("Only the notice's recipient answers it, with a token naming its organization")
+    if principal.role not in RECIPIENT_ROLES:
+        raise Forbidden(f"Role {principal.role.value!r} may not {what}: it does not receive notices")
+    if organization_id is None:
+        raise Forbidden(f"Only the notice's recipient may {what}, with a token naming its organization")
+    return organization_id
+
+
+async def notice_to_answer(session: AsyncSession, principal: Principal, notice_id: uuid.UUID) -> NotifyNotice:
+    """The caller's own notice, locked for answering: 403 for a role that receives no notices or a
+    token without an organization, 404 if not theirs."""
+    organization_id = _recipient_organization(principal, "answer notices")
     return await _recipients_notice(session, organization_id, notice_id, lock=True)
 
 
@@ -92,9 +100,7 @@ async def notice_to_read(session: AsyncSession, principal: Principal, notice_id:
         if notice is None:
             raise NoticeNotFound(f"No notice {notice_id}")
         return notice
-    organization_id = _organization_of(principal)
-    if organization_id is None:
-        raise Forbidden(f"Role {principal.role.value!r} may not read receipts without an organization")
+    organization_id = _recipient_organization(principal, "read receipts")
     return await _recipients_notice(session, organization_id, notice_id, lock=False)
 
 

@@ -93,6 +93,8 @@ async def system(
                         case_api_public_url=case_url,
                         agreement_api_url=agreement_url,
                         dispatch_interval_seconds=0.2,
+                        allow_private_webhook_urls=True,
+                        allow_http_webhooks=True,
                     )
                 )
             )

@@ -506,8 +506,10 @@ class NoticeEscalated(_Notice):
 
 class NoticeEndpointDisabled(EventPayload):
     """An alert: notify-worker disabled a webhook endpoint in agreement-api because it answered 410
-    Gone (`gone`) or failed for NOTIFY_WORKER_ENDPOINT_FAILURE_DISABLE_SECONDS
-    (`sustained_failure`). Once per episode; the subject is `webhook/{endpoint_id}`."""
+    Gone (`gone`), its URL broke the worker's URL policy at send time (`url_refused`: http, or an
+    address that is not public; nothing was sent) or it failed for
+    NOTIFY_WORKER_ENDPOINT_FAILURE_DISABLE_SECONDS (`sustained_failure`). Once per episode; the
+    subject is `webhook/{endpoint_id}`."""
 
     TYPE: ClassVar[str] = "notice.endpoint_disabled.v1"
     TITLE: ClassVar[str] = "Endpoint disabled by notify-worker"
@@ -515,7 +517,7 @@ class NoticeEndpointDisabled(EventPayload):
 
     endpoint_id: uuid.UUID
     organization_id: uuid.UUID
-    reason: Literal["gone", "sustained_failure"]
+    reason: Literal["gone", "url_refused", "sustained_failure"]
     failing_since: Timestamp | None = Field(
         description="The first failure since the endpoint's last success."
     )

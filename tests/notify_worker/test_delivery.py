@@ -26,6 +26,7 @@ from tests.conftest import auth, running, test_settings
 from tests.notify_worker.conftest import World, days, today
 from tests.notify_worker.webhook_setup import (
     LEASE,
+    LOCAL,
     PUBLIC_CASE_API,
     FixedFacts,
     Setup,
@@ -462,7 +463,7 @@ async def test_the_payload_carries_case_api_s_facts(
     assert member.status_code == 201, member.text
     await world.feed()
 
-    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
+    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0, policy=LOCAL)
     dispatcher = Dispatcher(
         world.sessionmaker,
         world.ports.agreements,

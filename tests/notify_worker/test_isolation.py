@@ -24,7 +24,7 @@ from notify_worker.deliveries.sender import WebhookSender
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from tests.notify_worker.harness import wait_until
 from tests.notify_worker.test_reliability import insert_notices
-from tests.notify_worker.webhook_setup import committed_dispatcher
+from tests.notify_worker.webhook_setup import LOCAL, committed_dispatcher
 from tests.webhook_receiver import Answer, Receiver
 
 SLOW, FAST = "slow", "fast"
@@ -82,7 +82,7 @@ async def slow_endpoint_held(
     port = Endpoints(receiver, SLOW, *names)
     slow_ids = await insert_notices(sessionmaker, port.organization(SLOW), 4)
     # A read timeout that outlasts the test: a held request stays in flight.
-    sender = WebhookSender(connect_timeout=2.0, read_timeout=120.0)
+    sender = WebhookSender(connect_timeout=2.0, read_timeout=120.0, policy=LOCAL)
     worker = committed_dispatcher(sessionmaker, port, sender, concurrency=3, endpoint_concurrency=2)
     task = asyncio.create_task(worker.run(interval=0.05))
     try:

@@ -136,6 +136,8 @@ class Stack:
             "queue": unique_name("test.reliability"),
             "dispatch_interval_seconds": "0.2",
             "shutdown_grace_seconds": "5",
+            "allow_private_webhook_urls": "true",  # the receiver is http on 127.0.0.1
+            "allow_http_webhooks": "true",
             **overrides,
         }
         return self.start("notify_worker", "NOTIFY_WORKER_", settings, name)

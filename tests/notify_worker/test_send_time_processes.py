@@ -127,6 +127,8 @@ async def _start(
             "retry_schedule_seconds": ",".join(["0.5"] * 10),
             "endpoint_cache_seconds": "0",
             "escalation_interval_seconds": "0.5",
+            "allow_private_webhook_urls": "true",  # the receiver is http on 127.0.0.1
+            "allow_http_webhooks": "true",
         },
         "notify-worker",
     )

@@ -20,6 +20,7 @@ from notify_worker.deliveries.sender import Outcome, WebhookSender
 from notify_worker.notices.models import AgreementSource, NoticeKind, NoticeState, NotifyNotice, RecipientKind
 from shared.db import unit_of_work
 from tests.notify_worker.webhook_setup import (
+    LOCAL,
     Setup,
     committed_dispatcher,
 )
@@ -226,7 +227,7 @@ async def test_due_deliveries_to_a_slow_receiver_are_sent_side_by_side(
     receiver.default = Answer(delay=SLOW_RECEIVER_S)
     port = OneEndpoint(receiver.url, receiver.secret)
     await _notices(committed_sessionmaker, port.organization_id, n)
-    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
+    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0, policy=LOCAL)
     dispatcher = committed_dispatcher(committed_sessionmaker, port, sender, concurrency=n, batch_size=n)
     try:
         await dispatcher.run_once()
@@ -255,7 +256,7 @@ async def test_two_workers_leasing_batches_never_attempt_a_delivery_twice(
     receiver.default = Answer(delay=0.05)
     port = OneEndpoint(receiver.url, receiver.secret)
     await _notices(committed_sessionmaker, port.organization_id, n)
-    senders = [WebhookSender(connect_timeout=2.0, read_timeout=5.0) for _ in range(2)]
+    senders = [WebhookSender(connect_timeout=2.0, read_timeout=5.0, policy=LOCAL) for _ in range(2)]
     workers = [
         committed_dispatcher(
             committed_sessionmaker, port, sender, concurrency=4, batch_size=6, worker_id=f"worker-{index}"
@@ -296,7 +297,7 @@ async def test_a_chunk_s_attempts_are_recorded_in_one_transaction(
 ) -> None:
     n = 6
     port = await _planned(committed_sessionmaker, receiver, n, b"u")
-    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
+    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0, policy=LOCAL)
     dispatcher = committed_dispatcher(committed_sessionmaker, port, sender, concurrency=n, batch_size=n)
     now = datetime.now(UTC)
     commits: list[object] = []
@@ -340,7 +341,7 @@ async def test_one_attempt_that_cannot_be_recorded_loses_no_other_s_record(
 ) -> None:
     n = 4
     port = await _planned(committed_sessionmaker, receiver, n, b"v")
-    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0)
+    sender = WebhookSender(connect_timeout=2.0, read_timeout=5.0, policy=LOCAL)
     dispatcher = committed_dispatcher(
         committed_sessionmaker, port, sender, kind=OneBadRow, concurrency=n, batch_size=n
     )

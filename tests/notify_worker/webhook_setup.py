@@ -29,10 +29,12 @@ from notify_worker.notices.service import Ports
 from shared.auth import mint_token
 from shared.contracts.events import CoordinatorContact
 from shared.db import unit_of_work
+from shared.ssrf import UrlPolicy
 from tests.conftest import auth, running, test_settings
 from tests.webhook_receiver import Receiver
 
 PUBLIC_CASE_API = "https://tilbake.example.no"
+LOCAL = UrlPolicy(allow_private=True, allow_http=True)  # the test receivers are http on 127.0.0.1
 LEASE = timedelta(minutes=2)
 COORDINATOR = CoordinatorContact(
     name="Kari Koordinator", phone="+4790000000", email="kari@kriminalomsorgen.example"
@@ -118,12 +120,13 @@ class Setup:
         escalation_interval: timedelta | None = None,
         agreements: Any = None,
         concurrency: int = 1,
+        policy: UrlPolicy = LOCAL,
     ) -> Dispatcher:
         """A dispatcher on the test transaction. One attempt at a time by default: the worker and
         the in-process agreement-api share the test's one connection, which cannot hold two
         transactions at once (tests/notify_worker/test_throughput.py runs attempts side by side on
-        committed connections)."""
-        sender = WebhookSender(connect_timeout=2.0, read_timeout=read_timeout)
+        committed connections). ``policy`` is the worker's URL policy at send time."""
+        sender = WebhookSender(connect_timeout=2.0, read_timeout=read_timeout, policy=policy)
         self.senders.append(sender)
         return Dispatcher(
             self.sessionmaker,

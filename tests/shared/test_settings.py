@@ -59,6 +59,12 @@ PRODUCTION_AGREEMENT = {
     "jwt_jwks_url": JWKS,
     "webhook_key_encryption_keys": [FERNET],
 }
+PRODUCTION_NOTIFY = {
+    "env": "production",
+    "database_url": POSTGRES,
+    "amqp_url": "amqp://broker/",
+    "jwt_jwks_url": JWKS,
+}
 
 
 @pytest.mark.parametrize(
@@ -89,6 +95,16 @@ PRODUCTION_AGREEMENT = {
             AgreementSettings,
             {**PRODUCTION_AGREEMENT, "allow_private_webhook_urls": True},
             "AGREEMENT_API_ALLOW_PRIVATE_WEBHOOK_URLS",
+        ),
+        (
+            NotifySettings,
+            {**PRODUCTION_NOTIFY, "allow_http_webhooks": True},
+            "NOTIFY_WORKER_ALLOW_HTTP_WEBHOOKS",
+        ),
+        (
+            NotifySettings,
+            {**PRODUCTION_NOTIFY, "allow_private_webhook_urls": True},
+            "NOTIFY_WORKER_ALLOW_PRIVATE_WEBHOOK_URLS",
         ),
     ],
 )

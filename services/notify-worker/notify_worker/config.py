@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.contracts import events as contracts
@@ -96,6 +97,16 @@ class Settings(ServiceSettings):
             "attempts for up to this long."
         ),
     )
+    allow_private_webhook_urls: bool = Field(
+        False,
+        description=(
+            "Deliver to webhook URLs on private or loopback addresses (dev/test only); checked before "
+            "every attempt, whatever agreement-api allowed when the URL was stored."
+        ),
+    )
+    allow_http_webhooks: bool = Field(
+        False, description="Deliver to plain http:// webhook URLs (dev/test only; production needs https)."
+    )
     delivery_connect_timeout_seconds: float = Field(
         5.0, gt=0, description="Connect timeout of a webhook delivery."
     )
@@ -165,6 +176,16 @@ class Settings(ServiceSettings):
         if not pauses or any(pause <= 0 for pause in pauses):
             raise ValueError("at least one pause, every one above zero")
         return ",".join(parts)
+
+    @model_validator(mode="after")
+    def _no_dev_webhook_urls_in_production(self) -> Self:
+        if self.env == "production":
+            for flag in ("allow_http_webhooks", "allow_private_webhook_urls"):
+                if getattr(self, flag):
+                    raise ValueError(
+                        f"{self.variable(flag)}: plain-http and private webhook URLs are for dev/test only"
+                    )
+        return self
 
 
 @lru_cache

@@ -18,6 +18,7 @@ from notify_worker.models import NotifyOutbox
 from notify_worker.notices.service import Ports
 from shared.app import Consumer, ServiceParts, build_app
 from shared.bus import MessageBus
+from shared.ssrf import UrlPolicy
 
 DESCRIPTION = """
 Consumes case and agreement events and makes sure the home municipality and NAV are told before
@@ -50,10 +51,11 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         sender = WebhookSender(
             connect_timeout=settings.delivery_connect_timeout_seconds,
             read_timeout=settings.delivery_read_timeout_seconds,
+            policy=UrlPolicy.from_settings(settings),
         )
-        longest = (
+        longest = (  # the connect timeout twice: resolving the host for the URL check, then connecting
             settings.http_timeout_seconds
-            + settings.delivery_connect_timeout_seconds
+            + 2 * settings.delivery_connect_timeout_seconds
             + 2 * settings.delivery_read_timeout_seconds
         )
         dispatcher = Dispatcher(

@@ -1,6 +1,6 @@
 """agreement-api's use of the shared webhook URL policy (shared/ssrf.py): a URL is checked when it
 is stored or changed, when its endpoint is enabled again and right before a test event; a refused
-URL is a 422 on the field ``url``."""
+URL is a 422 on the field ``url``. notify-worker checks it again before every delivery attempt."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ One round (:meth:`Dispatcher.run_once`):
    the free slots are leased again. So a slow or failing receiver holds at most
    ``endpoint_concurrency`` slots and delays nobody else. A worker that dies mid-attempt leaves the
    delivery pending; when the lease runs out it is sent again with the same ``webhook_id``. A 410,
-   or failures for too long, disable the endpoint after the commit;
+   a URL the worker's policy refuses (nothing is sent: notify_worker.deliveries.sender), or
+   failures for too long, disable the endpoint after the commit;
 5. claimed notices whose deliveries have all ended are marked: ``delivered`` when at least one
    succeeded (``notice.delivered.v1``, with the receipt deadline), else ``dead``
    (``notice.dead.v1``). This runs after the attempt's commit, in its own transaction.
@@ -122,9 +123,17 @@ class _Recorded:
     webhook_id: str | None = None
     status_code: int | None = None
     attempts: int = 0
+    refusal: str | None = None  # why the URL was refused at send time
 
     def log(self) -> None:
         """The attempt's log line, once its record is committed (not again after a fallback)."""
+        if self.refusal is not None:
+            log.warning(
+                "dispatcher.url_refused",
+                delivery_id=str(self.delivery_id),
+                endpoint_id=str(self.endpoint_id),
+                reason=self.refusal,
+            )
         if self.state is None:
             log.info("dispatcher.attempt_after_end", delivery_id=str(self.delivery_id))
             return
@@ -704,19 +713,25 @@ class Dispatcher:
                 succeeded=outcome.succeeded,
                 status_code=outcome.status_code,
                 failure_period=self.failure_period,
+                error_class=outcome.error_class,
             )
         if delivery.state is not DeliveryState.PENDING:
             # Ended while the attempt was in flight (its endpoint was disabled): the attempt is
             # part of the history all the same.
             return _Recorded(
-                delivery.endpoint_id, None, outcome.error_class, disable_reason, delivery_id=delivery.id
+                delivery.endpoint_id,
+                None,
+                outcome.error_class,
+                disable_reason,
+                delivery_id=delivery.id,
+                refusal=outcome.refusal,
             )
         delivery.attempts += 1
         delivery.last_status = outcome.status_code
         delivery.last_error_class = outcome.error_class
         if outcome.succeeded:
             delivery.state = DeliveryState.SUCCEEDED
-        elif outcome.status_code == 410:
+        elif outcome.permanent:  # 410 Gone, or a URL refused at send time
             delivery.state = DeliveryState.FAILED_PERMANENTLY
         else:
             pause = self._backoff(earlier + 1)
@@ -738,6 +753,7 @@ class Dispatcher:
             webhook_id=delivery.webhook_id,
             status_code=outcome.status_code,
             attempts=delivery.attempts,
+            refusal=outcome.refusal,
         )
 
     # --- 4. notices end -------------------------------------------------------------------------

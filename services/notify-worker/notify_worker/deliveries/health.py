@@ -3,8 +3,9 @@ failed for too long (docs/notices.md, "Endpoint health").
 
 After every recorded attempt, in the attempt's transaction, :func:`record_attempt` updates
 ``notify_endpoint_health``: a success clears ``failing_since``, a failure sets it if it was empty.
-It answers whether the endpoint should now be disabled: at once after a 410 (``gone``), or when a
-failure comes ``failure_period`` or more after ``failing_since`` (``sustained_failure``).
+It answers whether the endpoint should now be disabled: at once after a 410 (``gone``) or a URL
+the worker's policy refused at send time (``url_refused``), or when a failure comes
+``failure_period`` or more after ``failing_since`` (``sustained_failure``).
 
 Disabling (:func:`disable`) asks agreement-api first, after the attempt's commit and outside any
 transaction; only when agreement-api has it disabled are ``disabled_at`` and the alert
@@ -27,7 +28,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -41,6 +42,7 @@ from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
 log = structlog.get_logger("notify_worker.health")
 
 GONE = "gone"
+URL_REFUSED = "url_refused"  # also the attempt's error class (notify_worker.deliveries.sender)
 SUSTAINED_FAILURE = "sustained_failure"
 ENDPOINT_DISABLED = "endpoint_disabled"  # last_error_class of deliveries ended by a disable
 
@@ -69,6 +71,7 @@ async def record_attempt(
     succeeded: bool,
     status_code: int | None,
     failure_period: timedelta | None,
+    error_class: str | None,
 ) -> str | None:
     """Note one attempt's outcome; the reason to disable the endpoint now, or None."""
     if succeeded:
@@ -82,17 +85,19 @@ async def record_attempt(
     if health.last_failure_at is None or health.last_failure_at < at:
         health.last_failure_at = at
     health.updated_at = max(health.updated_at, at)
-    return disable_reason(health, gone=status_code == 410, failure_period=failure_period)
+    permanent = GONE if status_code == 410 else URL_REFUSED if error_class == URL_REFUSED else None
+    return disable_reason(health, permanent=permanent, failure_period=failure_period)
 
 
 def disable_reason(
-    health: NotifyEndpointHealth, *, gone: bool, failure_period: timedelta | None
+    health: NotifyEndpointHealth, *, permanent: str | None, failure_period: timedelta | None
 ) -> str | None:
-    """Whether a failing endpoint should be disabled, and why; None while it may keep trying."""
+    """Whether a failing endpoint should be disabled, and why (``permanent``: the reason of a
+    permanent failure just seen, ``gone`` or ``url_refused``); None while it may keep trying."""
     if health.disabled_at is not None or health.failing_since is None:
         return None
-    if gone:
-        return GONE
+    if permanent is not None:
+        return permanent
     if (
         failure_period is not None
         and health.last_failure_at is not None
@@ -187,16 +192,22 @@ async def pending_disables(
     due: list[Disable] = []
     for health in failing:
         assert health.failing_since is not None
-        gone = await session.scalar(
-            select(
-                exists().where(
-                    col(NotifyDelivery.endpoint_id) == health.endpoint_id,
-                    col(NotifyDelivery.state) == DeliveryState.FAILED_PERMANENTLY,
-                    col(NotifyDelivery.ended_at) >= health.failing_since,
-                )
+        # A delivery that failed permanently since: its error class says why (410 or a refused URL).
+        permanent = await session.scalar(
+            select(col(NotifyDelivery.last_error_class))
+            .where(
+                col(NotifyDelivery.endpoint_id) == health.endpoint_id,
+                col(NotifyDelivery.state) == DeliveryState.FAILED_PERMANENTLY,
+                col(NotifyDelivery.ended_at) >= health.failing_since,
             )
+            .order_by(col(NotifyDelivery.ended_at).desc())
+            .limit(1)
         )
-        reason = disable_reason(health, gone=bool(gone), failure_period=failure_period)
+        reason = disable_reason(
+            health,
+            permanent=None if permanent is None else URL_REFUSED if permanent == URL_REFUSED else GONE,
+            failure_period=failure_period,
+        )
         if reason is not None:
             due.append(Disable(health.endpoint_id, reason))
             if len(due) >= limit:

@@ -16,7 +16,7 @@ from shared.db import UTCDateTime, enum_type, new_id, utcnow
 class DeliveryState(StrEnum):
     PENDING = "pending"  # waits for next_attempt_at
     SUCCEEDED = "succeeded"  # the endpoint answered 2xx
-    FAILED_PERMANENTLY = "failed_permanently"  # the endpoint answered 410 Gone
+    FAILED_PERMANENTLY = "failed_permanently"  # 410 Gone, or its URL was refused at send time
     DEAD = "dead"  # the retry schedule ran out
     SUPERSEDED = "superseded"  # the notice's date or consent changed first; never attempted again
 

@@ -1,5 +1,7 @@
 """Sending one notice to one webhook endpoint: the thin payload, Standard Webhooks signatures and
-the HTTP call with its timeouts (docs/notices.md, "Delivery").
+the HTTP call with its timeouts (docs/notices.md, "Delivery"). Before every call the URL is checked
+against the worker's URL policy and the connection goes to an address that check allowed
+(shared/ssrf.py; docs/notices.md, "The URL at send time").
 
 The payload carries ids, dates, the coordinator's work contact and a link back to case-api, never
 the inmate's name or identity number: a receiver that may see more fetches it from ``detail_url``
@@ -9,6 +11,7 @@ with its own credentials.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,10 +24,13 @@ import httpx
 
 from notify_worker.clients import SigningKey
 from notify_worker.notices.models import NoticeKind, NotifyNotice
-from shared import webhooks
+from shared import ssrf, webhooks
 from shared.contracts import events as contracts
 
 USER_AGENT = "tilbake-notify-worker/webhook"
+
+URL_REFUSED = "url_refused"  # the URL broke the policy at send time: nothing was sent
+DNS_ERROR = "dns_error"  # the URL's host did not resolve: nothing was sent, retried
 
 
 def contract_for(
@@ -79,10 +85,16 @@ class Outcome:
     duration_ms: int
     error_class: str | None  # None only for a 2xx answer
     retry_after_seconds: float | None = None
+    refusal: str | None = None  # why the URL was refused (URL_REFUSED), for the log
 
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def permanent(self) -> bool:
+        """Never worth another attempt: 410 Gone, or a URL the policy refuses."""
+        return self.status_code == 410 or self.error_class == URL_REFUSED
 
 
 def error_class_of(status_code: int) -> str | None:
@@ -116,28 +128,42 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
 
 
 class WebhookSender:
-    """POSTs signed notices. Owns its HTTP client: no redirects, no proxies from the environment,
-    connect and read timeouts from the settings."""
+    """POSTs signed notices to URLs that pass ``policy``. Owns its HTTP client: connections only to
+    the addresses the check allowed, no redirects, no proxies from the environment, connect and read
+    timeouts from the settings."""
 
     def __init__(
         self,
         *,
         connect_timeout: float,
         read_timeout: float,
-        http: httpx.AsyncClient | None = None,
+        policy: ssrf.UrlPolicy,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self._owned = http is None
+        self.policy = policy
+        self._resolve_timeout = connect_timeout
         timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         )
-        self._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        self._http = ssrf.pinned_client(timeout=timeout, verify=verify)
 
     async def aclose(self) -> None:
-        if self._owned:
-            await self._http.aclose()
+        await self._http.aclose()
 
     async def send(self, url: str, webhook_id: str, body: bytes, keys: Sequence[SigningKey]) -> Outcome:
-        """Sign ``body`` with every key (one signature each, as during a rotation) and POST it."""
+        """Check ``url`` (resolving its host once), sign ``body`` with every key (one signature each,
+        as during a rotation) and POST it to an address the check allowed."""
+        started = time.monotonic()
+
+        def elapsed() -> int:
+            return int((time.monotonic() - started) * 1000)
+
+        try:
+            addresses = await ssrf.check_url(url, self.policy, resolve_timeout=self._resolve_timeout)
+        except ssrf.HostNotResolved:
+            return Outcome(None, elapsed(), DNS_ERROR)
+        except ssrf.UrlRefused as exc:
+            return Outcome(None, elapsed(), URL_REFUSED, refusal=str(exc))
         timestamp = int(time.time())
         signature = webhooks.sign(
             webhook_id,
@@ -150,13 +176,9 @@ class WebhookSender:
             "content-type": "application/json",
             "user-agent": USER_AGENT,
         }
-        started = time.monotonic()
-
-        def elapsed() -> int:
-            return int((time.monotonic() - started) * 1000)
-
         try:
-            response = await self._http.post(url, content=body, headers=headers)
+            with ssrf.pinned(url, addresses):
+                response = await self._http.post(url, content=body, headers=headers)
         except httpx.ConnectTimeout:
             return Outcome(None, elapsed(), "connect_timeout")
         except httpx.ReadTimeout:

@@ -12,12 +12,13 @@ from benchmarks.isolation import LAG_P99_TARGET_S as ISOLATION_LAG_TARGET_S
 from benchmarks.isolation import IsolationResult
 from benchmarks.profiling import Summary
 from benchmarks.scale import TARGET_MS, QueryReport, ScaleResult
-from benchmarks.scaleout import NGINX_WORKERS, ApiRun, Busy, ScaleoutResult
+from benchmarks.scaleout import NGINX_WORKERS, ApiRun, ScaleoutResult
 from benchmarks.worker import (
     DELIVERIES_TARGET,
     INTERVAL_S,
     LAG_P99_TARGET_S,
     BatchResult,
+    Busy,
     WorkerResult,
 )
 
@@ -771,8 +772,10 @@ def _scaleout_api_row(run: ApiRun, reference: ApiRun) -> str:
     )
 
 
-def _busy(busy: Busy) -> str:
+def _busy(busy: Busy | None) -> str:
     """The PostgreSQL, others' CPU and load average cells of a row."""
+    if busy is None:
+        return "— | — | —"
     return f"{_pct(busy.postgres)} | {_pct(busy.others)} | {busy.loadavg_1min:.2f}"
 
 
@@ -818,7 +821,7 @@ def render_scaleout(result: ScaleoutResult, add: Any) -> None:
         f"has {machine()['cores']} cores and is shared, so whatever else ran at the time is in these figures."
     )
     add("")
-    busy = [run.busy for run in result.api_runs] + list(result.batch_busy.values())
+    busy = [run.busy for run in result.api_runs] + [b.busy for b in (one, many) if b is not None and b.busy]
     add(
         "Each run below says what else used the CPU meanwhile, in shares of one core: *PostgreSQL* "
         "is PostgreSQL's processes (other databases' too), *others* the rest of the machine's busy CPU "
@@ -924,7 +927,7 @@ def render_scaleout(result: ScaleoutResult, add: Any) -> None:
             f"{batch.deliveries_attempted_twice:,} | {batch.rejected:,} | {batch.delivered:,} | "
             f"{batch.throughput:.0f} | {batch.steady_rate:.0f} | {batch.lag_p50_s:.2f} | {batch.lag_p99_s:.2f} | "
             f"{batch.lag_max_s:.2f} | {workers} | {_pct(batch.machine_cpu)} | "
-            f"{_busy(result.batch_busy[batch.label])} |" + (" timed out |" if batch.timed_out else " |")
+            f"{_busy(batch.busy)} |" + (" timed out |" if batch.timed_out else " |")
         )
     add("")
     add(

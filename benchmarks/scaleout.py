@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import resource
 import shutil
 import subprocess
 import time
@@ -78,79 +77,6 @@ QUICK_SCALEOUT = ScaleoutProfile(
 )
 
 
-def loadavg() -> tuple[float, float, float]:
-    one, five, fifteen = (float(value) for value in Path("/proc/loadavg").read_text().split()[:3])
-    return one, five, fifteen
-
-
-@dataclass(frozen=True)
-class Busy:
-    """What else used the CPU during a run (shares of one core), and the load average at its end."""
-
-    postgres: float  # PostgreSQL's processes, this part's databases and anyone else's
-    others: float  # the rest of the machine's busy CPU, neither this suite's nor PostgreSQL's
-    loadavg_1min: float  # counts this part's own runnable processes too
-
-
-def cpu_snapshot() -> dict[int, tuple[int, str, float]]:
-    """Every process: (parent pid, command name, CPU seconds so far), from /proc."""
-    found: dict[int, tuple[int, str, float]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, _, tail = stat.read_text().rpartition(")")
-        except OSError:
-            continue
-        fields = tail.split()
-        cpu = (int(fields[11]) + int(fields[12])) / api.CLOCK_TICKS
-        found[int(stat.parent.name)] = (int(fields[1]), head.partition("(")[2], cpu)
-    return found
-
-
-def own_cpu() -> float:
-    """CPU seconds of this process and of its children that have ended (they were waited for)."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
-
-
-class Watch:
-    """From here to :meth:`stop`: the machine's busy CPU (``/proc/stat``) less this suite's (its
-    processes alive at the end, and those that ended meanwhile) and PostgreSQL's; what is left is
-    other work on the machine."""
-
-    def __init__(self) -> None:
-        self.before = cpu_snapshot()
-        self.own = own_cpu()
-        self.busy = worker.machine_busy()
-        self.started = time.monotonic()
-
-    def stop(self) -> Busy:
-        after = cpu_snapshot()
-        own = own_cpu() - self.own
-        busy = worker.machine_busy()
-        wall = max(time.monotonic() - self.started, 1e-9)
-        machine = (busy[0] - self.busy[0]) / api.CLOCK_TICKS  # busy CPU seconds, all cores
-        children: dict[int, list[int]] = {}
-        for pid, (parent, _, _) in after.items():
-            children.setdefault(parent, []).append(pid)
-        ours, stack = set(), list(children.get(os.getpid(), []))
-        while stack:  # the suite's descendants: servers, workers, nginx, the load generator
-            pid = stack.pop()
-            ours.add(pid)
-            stack.extend(children.get(pid, []))
-        postgres = 0.0
-        for pid, (_, name, cpu) in after.items():
-            used = cpu - self.before[pid][2] if pid in self.before else cpu
-            if pid in ours:
-                own += used
-            elif name == "postgres":
-                postgres += used
-        others = max(0.0, machine - own - postgres)
-        return Busy(postgres=postgres / wall, others=others / wall, loadavg_1min=loadavg()[0])
-
-
 @dataclass
 class ApiRun:
     op: str  # create or read
@@ -162,7 +88,7 @@ class ApiRun:
     unrouted: int  # access log lines without exactly one upstream (a retry, or nginx's own answer)
     cpu: dict[str, float]  # share of one core over the scenario: each case-api, "nginx" (its workers)
     machine_cpu: float  # share of all cores
-    busy: Busy
+    busy: worker.Busy
 
     @property
     def label(self) -> str:
@@ -179,7 +105,6 @@ class ScaleoutResult:
     many: worker.BatchResult
     one: worker.BatchResult | None
     loadavg: dict[str, tuple[float, float, float]]  # /proc/loadavg at the start and after each half
-    batch_busy: dict[str, Busy]  # worker run label -> what else used the CPU meanwhile
     finished: str = ""
     elapsed_s: float = 0.0
 
@@ -371,7 +296,7 @@ async def _scenario(
     cpu_before = {server.name: server.cpu_seconds() or 0.0 for server in servers}
     nginx_before = nginx.cpu_seconds()
     busy_before = worker.machine_busy()
-    watch = Watch()
+    watch = worker.Watch()
     started = time.monotonic()
     load = await asyncio.to_thread(api.run_load, workdir, spec)
     busy = watch.stop()
@@ -477,27 +402,22 @@ async def run(profile: ScaleoutProfile, workdir: Path, log: Callable[[str], None
     started = time.monotonic()
     binary = nginx_binary()
     version = nginx_version(binary)
-    averages = {"start": loadavg()}
+    averages = {"start": worker.loadavg()}
     tuning = worker.Tuning(batch_size=profile.batch_size)
     async with worker.open_rig(
         workdir, log, cases=profile.notices, recipients=profile.recipients, label="scaleout"
     ) as rig:
         api_runs = await api_half(rig, profile, binary, log)
-        averages["after the API half"] = loadavg()
-        batch_busy: dict[str, Busy] = {}
+        averages["after the API half"] = worker.loadavg()
         one = None
         if profile.compare_one_worker:
-            watch = Watch()
             one = await worker.run_batch(rig, "one worker", workers=1, count=profile.notices, tuning=tuning)
-            batch_busy[one.label] = watch.stop()
-        watch = Watch()
         many = await worker.run_batch(
             rig, f"{profile.workers} workers", workers=profile.workers, count=profile.notices, tuning=tuning
         )
-        batch_busy[many.label] = watch.stop()
         for name, share in many.sent_by.items():
             log(f"  {name}: {share} successful attempts, {many.claimed_by.get(name, 0)} notices claimed")
-        averages["after the worker half"] = loadavg()
+        averages["after the worker half"] = worker.loadavg()
     return ScaleoutResult(
         profile=profile,
         nginx_version=version,
@@ -506,7 +426,6 @@ async def run(profile: ScaleoutProfile, workdir: Path, log: Callable[[str], None
         many=many,
         one=one,
         loadavg=averages,
-        batch_busy=batch_busy,
         finished=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         elapsed_s=time.monotonic() - started,
     )

@@ -25,7 +25,9 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -159,6 +161,7 @@ class BatchResult:
     # the notices it claimed and planned (``notify_notice.claimed_by``, the worker's host:pid).
     sent_by: dict[str, int] = field(default_factory=dict)
     claimed_by: dict[str, int] = field(default_factory=dict)
+    busy: Busy | None = None  # what else used the CPU over the run
 
     @property
     def delivered(self) -> int:
@@ -218,6 +221,80 @@ def machine_busy() -> tuple[float, float]:
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
     total = sum(fields[:8])
     return total - idle, total
+
+
+def loadavg() -> tuple[float, float, float]:
+    one, five, fifteen = (float(value) for value in Path("/proc/loadavg").read_text().split()[:3])
+    return one, five, fifteen
+
+
+@dataclass(frozen=True)
+class Busy:
+    """What else used the CPU during a run (shares of one core), and the load average at its end."""
+
+    postgres: float  # PostgreSQL's processes, this part's databases and anyone else's
+    others: float  # the rest of the machine's busy CPU, neither this suite's nor PostgreSQL's
+    loadavg_1min: float  # counts this part's own runnable processes too
+
+
+def cpu_snapshot() -> dict[int, tuple[int, str, float]]:
+    """Every process: (parent pid, command name, CPU seconds so far), from /proc."""
+    found: dict[int, tuple[int, str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, tail = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        fields = tail.split()
+        cpu = (int(fields[11]) + int(fields[12])) / api.CLOCK_TICKS
+        found[int(stat.parent.name)] = (int(fields[1]), head.partition("(")[2], cpu)
+    return found
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and of its children that have ended (they were waited for)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+class Watch:
+    """From here to :meth:`stop`: the machine's busy CPU (``/proc/stat``) less this suite's (its
+    processes alive at the end, and those that ended meanwhile) and PostgreSQL's; what is left is
+    other work on the machine. Stop it before the servers stop: a PostgreSQL connection that ended
+    meanwhile would be counted as other work."""
+
+    def __init__(self) -> None:
+        self.before = cpu_snapshot()
+        self.own = own_cpu()
+        self.busy = machine_busy()
+        self.started = time.monotonic()
+
+    def stop(self) -> Busy:
+        after = cpu_snapshot()
+        own = own_cpu() - self.own
+        busy = machine_busy()
+        wall = max(time.monotonic() - self.started, 1e-9)
+        machine = (busy[0] - self.busy[0]) / api.CLOCK_TICKS  # busy CPU seconds, all cores
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _, _) in after.items():
+            children.setdefault(parent, []).append(pid)
+        ours, stack = set(), list(children.get(os.getpid(), []))
+        while stack:  # the suite's descendants: servers, workers, nginx, the load generator
+            pid = stack.pop()
+            ours.add(pid)
+            stack.extend(children.get(pid, []))
+        postgres = 0.0
+        for pid, (_, name, cpu) in after.items():
+            used = cpu - self.before[pid][2] if pid in self.before else cpu
+            if pid in ours:
+                own += used
+            elif name == "postgres":
+                postgres += used
+        others = max(0.0, machine - own - postgres)
+        return Busy(postgres=postgres / wall, others=others / wall, loadavg_1min=loadavg()[0])
 
 
 def scrape(server: api.Server) -> list[Sample]:
@@ -408,6 +485,7 @@ async def run_batch(
         await asyncio.sleep(max(0.0, due - time.time()))
         cpu_before = {server.name: server.cpu_seconds() or 0.0 for server in watched}
         busy_before = machine_busy()
+        watch = Watch()
         if profile_seconds:
             for server in (processes[0], rig.agreement, rig.case_api):
                 output = rig.workdir / f"profile-{server.name}-{batch}.txt"
@@ -424,6 +502,7 @@ async def run_batch(
             await asyncio.sleep(0.2)
         ended = time.time()
         busy_after = machine_busy()
+        busy = watch.stop()
         wall = max(ended - due, 1e-9)
         cpu = {
             server.name: ((server.cpu_seconds() or 0.0) - cpu_before[server.name]) / wall
@@ -508,6 +587,7 @@ async def run_batch(
         profiles=[profiling.summarize(recording) for recording in recordings],
         sent_by=sent_by,
         claimed_by=claimed_by,
+        busy=busy,
     )
     rig.log(
         f"  {result.throughput:.0f} deliveries/s (steady {result.steady_rate:.0f}/s), lag p50 "

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shared.context import current_correlation_id
 from shared.identifiers import mask_identity_numbers
@@ -114,6 +115,8 @@ class ServiceUnavailable(ProblemError):
     status, type_slug, title = 503, "unavailable", "Service Unavailable"
 
 
+_HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
 _SLUG_BY_STATUS = {
     400: "bad-request",
     401: "unauthorized",
@@ -192,9 +195,24 @@ async def _handle_http_exception(request: Request, exc: Exception) -> JSONRespon
     detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if detail == HTTPStatus(exc.status_code).phrase:
         detail = None
-    return problem_response(
-        request, status=exc.status_code, detail=detail, headers=getattr(exc, "headers", None)
-    )
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+    return problem_response(request, status=exc.status_code, detail=detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on the request's path: Starlette names only the first
+    route's when several routes share a path (GET and PATCH of one resource)."""
+    methods = {
+        method
+        for method in _HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    }
+    return ", ".join(sorted(methods))
 
 
 async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -202,12 +202,17 @@ async def test_an_endpoint_s_dead_letters_since_a_moment(database_url: str, setu
     url = f"/api/v1/endpoints/{setup.endpoint_id}/redeliver"
     async with ops_client(database_url, setup) as client:
         naive = await client.post(url, json={"since": "2027-01-01T00:00:00"}, headers=ADMIN)
+        refused = [
+            (await client.post(url, json={"since": value}, headers=ADMIN)).status_code
+            for value in (0, 1700000000, "1999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00")
+        ]
         answer = await client.post(url, json={"since": since}, headers=ADMIN)
         again = await client.post(url, json={"since": since}, headers=ADMIN)
         nobody = await client.post(
             f"/api/v1/endpoints/{uuid.uuid4()}/redeliver", json={"since": since}, headers=ADMIN
         )
     assert naive.status_code == 422
+    assert refused == [422, 422, 422, 422]
     assert answer.status_code == 200, answer.text
     expected = {str((await setup.state(n))[1].id) for n in (second, third)}
     assert answer.json()["count"] == 2

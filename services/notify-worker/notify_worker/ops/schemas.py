@@ -4,10 +4,10 @@ only the coordinator's work contact that the notice carried (staff, never the in
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from notify_worker.deliveries.models import DeliveryState
 from notify_worker.notices.models import AgreementSource, HoldReason, NoticeKind, NoticeState, RecipientKind
@@ -95,13 +95,36 @@ class AttemptRead(BaseModel):
     error_class: str | None = Field(description="Null for a 2xx; see docs/notices.md for the classes.")
 
 
+SINCE_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 class RedeliverSince(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     since: AwareDatetime = Field(
-        description="Every dead letter of the endpoint that ended at or after this moment.",
+        description=(
+            "Every dead letter of the endpoint that ended at or after this moment: an RFC 3339 "
+            "date-time with an offset, not before 2000-01-01."
+        ),
         examples=["2027-02-27T08:00:00+01:00"],
     )
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        # FastAPI validates the parsed body: a number would otherwise count as seconds since 1970.
+        if not isinstance(value, str):
+            raise ValueError("since must be an RFC 3339 date-time string")
+        return value
+
+    @field_validator("since")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        # No delivery ended before the service existed: an earlier moment (0 read as 1970, year 1
+        # that no longer converts to UTC) is a mistake. A later one merely selects nothing.
+        if value < SINCE_EARLIEST:
+            raise ValueError("since must not be before 2000-01-01T00:00:00Z")
+        return value
 
 
 class Redelivered(BaseModel):

@@ -24,6 +24,7 @@ from shared.db import create_engine, create_sessionmaker, ping
 from shared.errors import UnsupportedMediaType, install_problem_handlers
 from shared.logging import RequestContextMiddleware, configure_logging
 from shared.metrics import MetricsMiddleware
+from shared.openapi import install_problem_documentation
 from shared.outbox import OutboxRecord, OutboxRelay
 from shared.settings import ServiceSettings
 
@@ -198,6 +199,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
     app.state.readiness_checks = {"database": database_ready, "broker": broker_ready}
     install_problem_handlers(app)
     install_body_limit(app, settings.max_body_bytes)
+    install_problem_documentation(app)
     app.add_middleware(MetricsMiddleware, service=parts.name)
     app.add_middleware(RequestContextMiddleware, service=parts.name)
     app.include_router(health.router)

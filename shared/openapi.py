@@ -17,7 +17,8 @@ from shared.errors import PROBLEM_MEDIA_TYPE, ProblemDetail
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetail"}
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
-# Inputs that shared code refuses with 400 (shared.pagination, shared.idempotency).
+# Inputs that shared code refuses with 400 (shared.pagination, shared.idempotency); FastAPI answers
+# 400 too for a body it cannot parse at all (not UTF-8, say).
 _BAD_REQUEST_PARAMETERS = {("query", "cursor"), ("header", "idempotency-key")}
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -37,7 +38,7 @@ def _ensure_problem_schemas(schema: dict[str, Any]) -> None:
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """Every error response of every operation as problem+json with the ProblemDetail schema, and
-    a 400 on operations taking a parameter that shared code can refuse with 400."""
+    a 400 on operations taking a body or a parameter that can be refused with 400."""
     _ensure_problem_schemas(schema)
     for path in schema.get("paths", {}).values():
         for method, operation in path.items():
@@ -57,7 +58,8 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
                 (param.get("in"), str(param.get("name", "")).lower())
                 for param in operation.get("parameters", [])
             }
-            if names & _BAD_REQUEST_PARAMETERS and "400" not in responses:
+            refusable = names & _BAD_REQUEST_PARAMETERS or "requestBody" in operation
+            if refusable and "400" not in responses:
                 responses["400"] = _problem(HTTPStatus.BAD_REQUEST.phrase)
             operation["responses"] = dict(sorted(responses.items()))
     components = schema.get("components", {}).get("schemas", {})

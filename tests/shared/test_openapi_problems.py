@@ -26,7 +26,8 @@ def test_every_error_is_documented_as_a_problem(name: str) -> None:
             if int(code) >= 400 and path != "/readyz":  # readiness answers its own JSON with 503
                 assert response["content"] == PROBLEM, (path, method, code)
         parameters = {(p["in"], p["name"].lower()) for p in op.get("parameters", [])}
-        if ("query", "cursor") in parameters or ("header", "idempotency-key") in parameters:
+        refusable = {("query", "cursor"), ("header", "idempotency-key")} & parameters
+        if refusable or "requestBody" in op:
             assert "400" in op["responses"], (path, method)
         if parameters or "requestBody" in op:
             assert "422" in op["responses"], (path, method)

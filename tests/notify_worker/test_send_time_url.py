@@ -13,16 +13,25 @@ import asyncio
 import ipaddress
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import select
+from sqlmodel import col
 
+from agreement_api.models import AgreementOutbox
+from notify_worker.clients import CachedEndpoints
+from notify_worker.consumer import make_handler
 from notify_worker.deliveries.models import DeliveryState
 from notify_worker.notices.models import NoticeState
+from notify_worker.notices.service import Ports
 from shared import ssrf
 from shared.ssrf import IPAddress, UrlPolicy
 from tests.conftest import auth
+from tests.notify_worker.test_endpoint_health import PartlyDown, health_of
 from tests.notify_worker.webhook_setup import Setup, ops_client
+from tests.webhook_receiver import Answer
 
 DISABLED = "notice.endpoint_disabled.v1"
 ADMIN = auth("admin")
@@ -188,3 +197,76 @@ async def test_a_name_that_no_longer_resolves_is_retried(
     assert [a.error_class for a in attempts] == ["dns_error"]
     assert delivery.state is DeliveryState.PENDING
     assert (await setup.endpoint())["state"] == "active"
+
+
+async def test_a_retry_after_the_endpoint_s_url_changed_goes_to_the_new_url(setup: Setup) -> None:
+    setup.receiver.answers = [Answer(500)]
+    notice_id = await setup.notice()
+    dispatcher = setup.dispatcher(schedule=[30])
+    now = datetime.now(UTC)
+    await dispatcher.run_once(now)
+    moved = setup.receiver.url_of("moved")
+    setup.receiver.secrets["moved"] = setup.receiver.secret
+    await change_url(setup, moved)
+
+    await dispatcher.run_once(now + timedelta(seconds=40))  # the retry is due
+
+    assert [(r.endpoint, r.status) for r in setup.receiver.requests()] == [("main", 500), ("moved", 200)]
+    first, second = setup.receiver.requests()
+    assert second.verified
+    assert second.webhook_id == first.webhook_id, "a retry of the same message"
+    _, delivery, attempts = await setup.state(notice_id)
+    assert (delivery.state, delivery.url, len(attempts)) == (DeliveryState.SUCCEEDED, moved, 2)
+
+
+async def test_the_endpoint_changed_event_sends_a_retry_kept_in_the_cache_to_the_new_url(
+    setup: Setup,
+) -> None:
+    """The worker keeps endpoint lists for a while; endpoint.changed.v1 drops them (the consumer)."""
+    cache = CachedEndpoints(setup.agreements, ttl=3600)
+    setup.receiver.answers = [Answer(500)]
+    notice_id = await setup.notice()
+    dispatcher = setup.dispatcher(schedule=[30], agreements=cache)
+    now = datetime.now(UTC)
+    await dispatcher.run_once(now)
+    moved = setup.receiver.url_of("moved")
+    setup.receiver.secrets["moved"] = setup.receiver.secret
+    await change_url(setup, moved)
+    async with setup.sessionmaker() as session:
+        [changed] = (
+            await session.execute(
+                select(AgreementOutbox).where(col(AgreementOutbox.type) == "endpoint.changed.v1")
+            )
+        ).scalars()
+    await make_handler(setup.sessionmaker, Ports(agreements=setup.agreements, cases=setup.facts), cache)(
+        changed.envelope()
+    )
+
+    await dispatcher.run_once(now + timedelta(seconds=40))
+
+    assert [r.endpoint for r in setup.receiver.requests()] == ["main", "moved"]
+    _, delivery, _ = await setup.state(notice_id)
+    assert (delivery.state, delivery.url) == (DeliveryState.SUCCEEDED, moved)
+
+
+async def test_an_attempt_waits_while_agreement_api_cannot_say_where_the_endpoint_is(setup: Setup) -> None:
+    setup.receiver.answers = [Answer(500)]
+    notice_id = await setup.notice()
+    now = datetime.now(UTC)
+    await setup.dispatcher(schedule=[30, 30]).run_once(now)
+    before = await health_of(setup)
+    assert before is not None
+    assert before.failing_since is not None
+    partly = PartlyDown(setup.agreements, down={"endpoints_for"})
+    try:
+        await setup.dispatcher(agreements=partly, schedule=[30, 30]).run_once(now + timedelta(seconds=40))
+    finally:
+        await partly.aclose()
+
+    assert len(setup.receiver.requests()) == 1, "nothing was sent without the current URL"
+    _, delivery, attempts = await setup.state(notice_id)
+    assert [a.error_class for a in attempts] == ["server_error", "endpoint_unavailable"]
+    assert delivery.state is DeliveryState.PENDING
+    after = await health_of(setup)
+    assert after is not None
+    assert after.failing_since == before.failing_since, "not the receiver's doing"

@@ -16,7 +16,8 @@ One round (:meth:`Dispatcher.run_once`):
    are leased into the free slots in one transaction (``FOR UPDATE SKIP LOCKED``, at most
    ``endpoint_concurrency`` in flight per endpoint; deliveries of an endpoint at its limit are left
    for later), by moving ``next_attempt_at`` past the longest an attempt can take, committed, and
-   sent side by side (each once). Each attempt that ends frees its slot at once; the attempts that
+   sent side by side (each once) to the endpoint's URL as agreement-api lists it now (the
+   delivery's ``url`` becomes the URL of its latest attempt). Each attempt that ends frees its slot at once; the attempts that
    ended together are recorded together in one transaction with the endpoints' health
    (notify_worker.deliveries.health), each in a transaction of its own when that one fails, and
    the free slots are leased again. So a slow or failing receiver holds at most
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import os
 import random
 import socket
@@ -106,7 +108,8 @@ def new_webhook_id() -> str:
 class _Leased:
     delivery_id: uuid.UUID
     endpoint_id: uuid.UUID
-    url: str
+    organization_id: uuid.UUID
+    url: str  # the delivery's URL when leased; the endpoint's current URL once its attempt starts
     webhook_id: str
     body: bytes
 
@@ -507,6 +510,7 @@ class Dispatcher:
                     _Leased(
                         delivery_id=delivery.id,
                         endpoint_id=delivery.endpoint_id,
+                        organization_id=delivery.organization_id,
                         url=delivery.url,
                         webhook_id=delivery.webhook_id,
                         body=encode(payload(notice, case_api_public_url=self.case_api_public_url)),
@@ -556,18 +560,26 @@ class Dispatcher:
 
     async def _start(self, now: datetime, limit: int) -> int:
         """Lease up to ``limit`` due deliveries into free slots and start their attempts (the keys
-        valid now are asked first, one question per endpoint); how many were started."""
+        valid now and the endpoints as they are now are asked first, one question per endpoint and
+        per organization); how many were started."""
         leased = await self._lease(now, limit, busy=self._busy())
         if not leased:
             return 0
         at = utcnow()
+        # One after the other: no more than ``concurrency`` questions to agreement-api at once.
         keys = await _ask(
             lambda endpoint_id: self.endpoints.signing_keys(endpoint_id, at),
             {one.endpoint_id for one in leased},
             self.concurrency,
         )
-        for one in leased:
-            self._flight[asyncio.create_task(self._send(one, keys[one.endpoint_id]))] = one
+        listed = await _ask(
+            self.endpoints.endpoints_for, {one.organization_id for one in leased}, self.concurrency
+        )
+        for taken in leased:
+            endpoint = _endpoint_of(taken, listed[taken.organization_id])
+            # Every attempt, a retry too, goes where the endpoint points now.
+            one = taken if isinstance(endpoint, Exception) else dataclasses.replace(taken, url=endpoint.url)
+            self._flight[asyncio.create_task(self._send(one, endpoint, keys[one.endpoint_id]))] = one
         return len(leased)
 
     def _busy(self) -> collections.Counter[uuid.UUID]:
@@ -611,8 +623,16 @@ class Dispatcher:
     def _not_recorded(leased: _Leased, error: BaseException) -> None:
         log.error("dispatcher.attempt_not_recorded", delivery_id=str(leased.delivery_id), error=repr(error))
 
-    async def _send(self, leased: _Leased, keys: list[SigningKey] | Exception) -> Outcome:
-        """One attempt: sign with every key and POST (``keys``: the endpoint's, or why there are none)."""
+    async def _send(
+        self, leased: _Leased, endpoint: WebhookEndpoint | Exception, keys: list[SigningKey] | Exception
+    ) -> Outcome:
+        """One attempt: sign with every key and POST to ``leased.url`` (``endpoint`` and ``keys``:
+        the endpoint as agreement-api lists it now and its keys, or why they could not be had)."""
+        if isinstance(endpoint, Exception):
+            log.warning(
+                "dispatcher.endpoint_unavailable", endpoint_id=str(leased.endpoint_id), error=str(endpoint)
+            )
+            return Outcome(None, 0, health.ENDPOINT_UNAVAILABLE)
         if isinstance(keys, Exception):
             log.warning(
                 "dispatcher.signing_keys_unavailable", endpoint_id=str(leased.endpoint_id), error=str(keys)
@@ -666,7 +686,7 @@ class Dispatcher:
                 for one, outcome in ordered:
                     delivery = locked.get(one.delivery_id)
                     if delivery is not None:
-                        recorded.append(await self._record_in(session, delivery, outcome, now))
+                        recorded.append(await self._record_in(session, delivery, one.url, outcome, now))
                         # The health row is read back with populate_existing: what this attempt
                         # changed must be in the database before the next attempt's health.
                         await session.flush()
@@ -688,11 +708,12 @@ class Dispatcher:
         return recorded
 
     async def _record_in(
-        self, session: AsyncSession, delivery: NotifyDelivery, outcome: Outcome, now: datetime
+        self, session: AsyncSession, delivery: NotifyDelivery, url: str, outcome: Outcome, now: datetime
     ) -> _Recorded:
-        """Record one attempt of the locked ``delivery`` in ``session``: the attempt row, the
-        endpoint's health and the delivery's next state."""
+        """Record one attempt of the locked ``delivery`` to ``url`` in ``session``: the attempt row,
+        the endpoint's health, the delivery's next state and, as its ``url``, the URL attempted."""
         at = max(utcnow(), now)
+        delivery.url = url
         earlier = await self._attempts_this_run(session, delivery)
         session.add(
             NotifyAttempt(
@@ -842,6 +863,16 @@ class Dispatcher:
             )
         log.info("dispatcher.notice_ended", notice_id=str(notice.id), state=notice.state.value)
         return delivered
+
+
+def _endpoint_of(leased: _Leased, listed: list[WebhookEndpoint] | Exception) -> WebhookEndpoint | Exception:
+    """The leased delivery's endpoint in its organization's list, or why it is not there."""
+    if isinstance(listed, Exception):
+        return listed
+    for endpoint in listed:
+        if endpoint.id == leased.endpoint_id:
+            return endpoint
+    return LookupError("agreement-api does not list the endpoint")
 
 
 K = TypeVar("K")

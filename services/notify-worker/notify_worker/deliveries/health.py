@@ -46,8 +46,10 @@ URL_REFUSED = "url_refused"  # also the attempt's error class (notify_worker.del
 SUSTAINED_FAILURE = "sustained_failure"
 ENDPOINT_DISABLED = "endpoint_disabled"  # last_error_class of deliveries ended by a disable
 
+ENDPOINT_UNAVAILABLE = "endpoint_unavailable"  # agreement-api could not say where the endpoint is now
+
 # Attempts that never reached the receiver say nothing about its health.
-NOT_THE_RECEIVERS_DOING = frozenset({"signing_keys_unavailable", "no_signing_key"})
+NOT_THE_RECEIVERS_DOING = frozenset({"signing_keys_unavailable", "no_signing_key", ENDPOINT_UNAVAILABLE})
 
 # A success only rewrites a healthy endpoint's row this often: under load every attempt would
 # otherwise update (and lock) the same row.

@@ -63,7 +63,10 @@ class DeliveryRead(BaseModel):
     notice_id: uuid.UUID
     endpoint_id: uuid.UUID
     organization_id: uuid.UUID = Field(description="The endpoint's organization: the notice's recipient.")
-    url: str
+    url: str = Field(
+        description="The URL its latest attempt went to (every attempt takes the endpoint's URL as it is "
+        "then); before the first, the endpoint's URL when the delivery was made."
+    )
     webhook_id: str = Field(description="`webhook-id`: the same on every attempt and every redelivery.")
     state: DeliveryState
     attempts: int = Field(description="Every attempt ever made, redeliveries included.")

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 
 import httpx
+import pytest
 from standardwebhooks import Webhook
 
-from shared import webhooks
+from shared import ssrf, webhooks
 from tests.agreement_api.webhooks.conftest import new_endpoint, new_organization
 from tests.conftest import auth
 from tests.webhook_receiver import MAIN, Answer, Receiver
@@ -110,6 +112,28 @@ async def test_the_guard_runs_again_at_send_time(
     assert result["status_code"] is None
     assert result["error"].startswith("refused:")
     assert receiver.received == []
+
+
+async def test_the_test_event_goes_to_the_checked_address_with_the_host_name(
+    local_client: httpx.AsyncClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name is resolved once, by the check: .test names never resolve, so only the checked
+    address can have been dialed, and the Host header keeps the name."""
+
+    async def resolve(host: str, port: int, *, timeout: float = 2.0) -> list[ssrf.IPAddress]:
+        assert host == "receiver.tilbake.test"
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    monkeypatch.setattr(ssrf, "resolve", resolve)
+    organization_id = await new_organization(local_client)
+    url = f"http://receiver.tilbake.test:{receiver.port}/hooks/{MAIN}"
+    endpoint = await new_endpoint(local_client, organization_id, url=url)
+    result = (
+        await local_client.post(f"/api/v1/webhooks/{endpoint['id']}/test", headers=auth("admin"))
+    ).json()
+    assert result["status_code"] == 204, result
+    (received,) = receiver.received
+    assert received.headers["host"] == f"receiver.tilbake.test:{receiver.port}"
 
 
 async def test_nav_may_not_send_a_test_event(local_client: httpx.AsyncClient, receiver: Receiver) -> None:

@@ -308,7 +308,8 @@ async def send_test_event(
     vault: signing.KeyVault,
     client: httpx.AsyncClient | None = None,
 ) -> Delivery:
-    """Send a signed ``webhook.test.v1`` to the endpoint now (the SSRF guard runs again first)."""
+    """Send a signed ``webhook.test.v1`` to the endpoint now: the SSRF guard runs again first, and
+    the connection goes to an address it allowed (the default client is pinned, shared/ssrf.py)."""
     message_id = f"msg_{uuid.uuid4().hex}"
     started = time.monotonic()
 
@@ -316,7 +317,7 @@ async def send_test_event(
         return int((time.monotonic() - started) * 1000)
 
     try:
-        await ssrf.check_url(endpoint.url, policy)
+        addresses = await ssrf.check_url(endpoint.url, policy)
     except InvalidWebhookUrl as exc:
         return Delivery(message_id, None, elapsed(), f"refused: {exc.detail}")
     valid = await signing_keys(session, endpoint_id=endpoint.id, at=utcnow(), vault=vault)
@@ -333,9 +334,10 @@ async def send_test_event(
     }
     started = time.monotonic()
     own_client = client is None
-    http = client or httpx.AsyncClient(timeout=SEND_TIMEOUT, follow_redirects=False, trust_env=False)
+    http = client or ssrf.pinned_client(timeout=SEND_TIMEOUT)
     try:
-        response = await http.post(endpoint.url, content=body.encode(), headers=headers)
+        with ssrf.pinned(endpoint.url, addresses):
+            response = await http.post(endpoint.url, content=body.encode(), headers=headers)
     except httpx.TimeoutException:
         return Delivery(message_id, None, elapsed(), "timed out")
     except httpx.HTTPError as exc:

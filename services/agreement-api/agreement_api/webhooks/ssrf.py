@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from agreement_api.webhooks.errors import InvalidWebhookUrl
 from shared import ssrf
-from shared.ssrf import IPAddress, UrlPolicy, forbidden_reason
+from shared.ssrf import IPAddress, UrlPolicy, forbidden_reason, pinned, pinned_client
 
-__all__ = ["IPAddress", "UrlPolicy", "check_url", "forbidden_reason"]
+__all__ = ["IPAddress", "UrlPolicy", "check_url", "forbidden_reason", "pinned", "pinned_client"]
 
 
 async def check_url(url: str, policy: UrlPolicy) -> list[IPAddress]:

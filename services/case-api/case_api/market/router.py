@@ -28,6 +28,7 @@ from case_api.market.models import (
     TriageState,
 )
 from case_api.market.schemas import (
+    DAY_RANGE,
     EARLIEST_DAY,
     LATEST_DAY,
     AppointmentCreate,
@@ -316,10 +317,14 @@ async def list_sessions(
     viewer: ViewerDep,
     unit_id: uuid.UUID,
     from_date: Annotated[
-        date | None, Query(alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day, included.")
+        date | None,
+        Query(
+            alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."
+        ),
     ] = None,
     to_date: Annotated[
-        date | None, Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day, included.")
+        date | None,
+        Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."),
     ] = None,
     provider_id: uuid.UUID | None = None,
     include_cancelled: bool = True,
@@ -486,8 +491,16 @@ async def list_appointments(
     session_id: uuid.UUID | None = None,
     case_id: uuid.UUID | None = None,
     state: Annotated[list[AppointmentState] | None, Query()] = None,
-    from_date: Annotated[date | None, Query(alias="from", ge=EARLIEST_DAY, le=LATEST_DAY)] = None,
-    to_date: Annotated[date | None, Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY)] = None,
+    from_date: Annotated[
+        date | None,
+        Query(
+            alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."
+        ),
+    ] = None,
+    to_date: Annotated[
+        date | None,
+        Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Page[AppointmentRead]:
@@ -652,7 +665,10 @@ async def day_list(
     viewer: ViewerDep,
     unit_id: uuid.UUID,
     day: Annotated[
-        date, Query(alias="date", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day (Europe/Oslo).")
+        date,
+        Query(
+            alias="date", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day (Europe/Oslo), {DAY_RANGE}."
+        ),
     ],
     escorts_available: Annotated[
         int | None, Query(ge=0, le=500, description="Defaults to the unit's escort capacity.")
@@ -684,10 +700,14 @@ async def statistics(
     viewer: ViewerDep,
     unit_id: uuid.UUID,
     from_date: Annotated[
-        date, Query(alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day, included.")
+        date,
+        Query(
+            alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."
+        ),
     ],
     to_date: Annotated[
-        date, Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description="Local day, included.")
+        date,
+        Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."),
     ],
     group_by: StatisticsGroupBy = StatisticsGroupBy.MONTH,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",

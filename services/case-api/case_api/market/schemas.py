@@ -31,6 +31,8 @@ _OTHER_ID = "8b0e5d1c-2f3a-4b6c-8d7e-9f0a1b2c3d4e"
 # The days the service market plans for; outside them local-day arithmetic would overflow.
 EARLIEST_DAY = date(1900, 1, 1)
 LATEST_DAY = date(2999, 12, 31)
+# The bounds as the API documents say them (OpenAPI has no bounds for dates).
+DAY_RANGE = f"{EARLIEST_DAY.isoformat()} to {LATEST_DAY.isoformat()}"
 
 
 class ProviderCreate(BaseModel):

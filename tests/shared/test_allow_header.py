@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
 from tests.conftest import test_settings
 
-ID = str(uuid.uuid4())
+ID = "6f1c2a4e-1b7d-4c8e-9a35-0d2f4b6e8a10"  # fixed: test ids must be the same on every xdist worker
 
 CASES = [
     ("case_api", "DELETE", "/api/v1/cases", "GET, POST"),

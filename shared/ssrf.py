@@ -22,7 +22,7 @@ import ssl
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import SplitResult, urlsplit
 
@@ -62,15 +62,25 @@ class PolicySettings(Protocol):
 class UrlPolicy:
     allow_private: bool = False
     allow_http: bool = False
+    # Environment prefix of the settings, named in refusals outside production ("" names none).
+    env_prefix: str = field(default="", compare=False)
 
     @classmethod
     def from_settings(cls, settings: PolicySettings) -> UrlPolicy:
         """The settings' allowances, in dev and test only (production settings refuse them too)."""
         dev = settings.env in ("dev", "test")
+        config = getattr(settings, "model_config", {})
         return cls(
             allow_private=settings.allow_private_webhook_urls and dev,
             allow_http=settings.allow_http_webhooks and dev,
+            env_prefix=str(config.get("env_prefix", "")) if dev else "",
         )
+
+    def hint(self, setting: str) -> str:
+        """`` (development: set PREFIX_SETTING)`` naming the flag that allows it, or "" in production."""
+        if not self.env_prefix:
+            return ""
+        return f" (development only: set {self.env_prefix}{setting.upper()}=true)"
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -118,7 +128,7 @@ def parse(url: str, policy: UrlPolicy) -> SplitResult:
         raise UrlRefused(f"The URL is not valid: {exc}") from exc
     if parts.scheme == "http":
         if not policy.allow_http:
-            raise UrlRefused("Webhook URLs must use https")
+            raise UrlRefused("Webhook URLs must use https" + policy.hint("allow_http_webhooks"))
     elif parts.scheme != "https":
         raise UrlRefused("Webhook URLs must be https URLs")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
@@ -167,7 +177,10 @@ async def check_url(
     if not policy.allow_private:
         for address in addresses:
             if (reason := forbidden_reason(address)) is not None:
-                raise UrlRefused(f"Webhook URLs must reach a public address: {host} -> {reason}")
+                raise UrlRefused(
+                    f"Webhook URLs must reach a public address: {host} -> {reason}"
+                    + policy.hint("allow_private_webhook_urls")
+                )
     return addresses
 
 

@@ -43,6 +43,27 @@ async def test_a_url_on_192_0_0_8_is_refused() -> None:
         await check_url("https://192.0.0.8/hook", UrlPolicy())
 
 
+class _Settings:
+    model_config = {"env_prefix": "NOTIFY_WORKER_"}
+    allow_private_webhook_urls = False
+    allow_http_webhooks = False
+
+    def __init__(self, env: str) -> None:
+        self.env = env
+
+
+async def test_a_refusal_names_the_development_setting_outside_production_only() -> None:
+    dev = UrlPolicy.from_settings(_Settings("dev"))
+    with pytest.raises(UrlRefused, match=r"development only: set NOTIFY_WORKER_ALLOW_HTTP_WEBHOOKS=true"):
+        await check_url("http://8.8.8.8/hook", dev)
+    with pytest.raises(UrlRefused, match=r"development only: set NOTIFY_WORKER_ALLOW_PRIVATE_WEBHOOK_URLS"):
+        await check_url("https://127.0.0.1/hook", dev)
+    production = UrlPolicy.from_settings(_Settings("production"))
+    with pytest.raises(UrlRefused) as refused:
+        await check_url("http://8.8.8.8/hook", production)
+    assert str(refused.value) == "Webhook URLs must use https"
+
+
 async def test_every_resolved_address_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     async def resolve(host: str, port: int, *, timeout: float) -> list[IPAddress]:
         return [ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("10.0.0.7")]

@@ -17,6 +17,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request
 
 from shared import dead_letters, health
+from shared.api_docs import install_api_docs
 from shared.auth import TokenVerifier
 from shared.body_limit import install_body_limit
 from shared.bus import Handler, MessageBus, create_bus
@@ -182,6 +183,9 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
         description=parts.description,
         version=parts.version,
         lifespan=lifespan,
+        # Served by install_api_docs from local files instead of FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
         openapi_tags=[
             *parts.openapi_tags,
             {"name": "operations", "description": "Health, readiness and metrics."},
@@ -200,6 +204,7 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
     install_problem_handlers(app)
     install_body_limit(app, settings.max_body_bytes)
     install_problem_documentation(app)
+    install_api_docs(app)
     app.add_middleware(MetricsMiddleware, service=parts.name)
     app.add_middleware(RequestContextMiddleware, service=parts.name)
     app.include_router(health.router)

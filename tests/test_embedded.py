@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ def _free_base_port(count: int = 4) -> int:
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, float, str]]:
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, float, list[str]]]:
     data_dir = tmp_path_factory.mktemp("embedded")
     base = _free_base_port()
     env = {
@@ -66,11 +67,21 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []  # the process's output, read as it comes (the receiver prints there)
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         elapsed = None
         while time.monotonic() - began < 15:
             if process.poll() is not None:
-                pytest.fail(f"embedded mode exited: {process.stdout.read() if process.stdout else ''}")
+                reader.join(timeout=5)
+                pytest.fail(f"embedded mode exited: {''.join(lines)}")
             try:
                 if all(
                     httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
@@ -82,18 +93,21 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
                 time.sleep(0.1)
         assert elapsed is not None, "not every service answered /healthz within 15 seconds"
         print(f"\nembedded mode: all services and the receiver answered /healthz after {elapsed:.2f} s")
-        yield base, data_dir, elapsed, ""
+        yield base, data_dir, elapsed, lines
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            output, _ = process.communicate(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-            output, _ = process.communicate()
-        assert process.returncode == 0, output
+            process.wait()
+        reader.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+        assert process.returncode == 0, "".join(lines)
 
 
-def test_all_services_answer_healthz_within_15_seconds(embedded: tuple[int, Path, float, str]) -> None:
+def test_all_services_answer_healthz_within_15_seconds(embedded: tuple[int, Path, float, list[str]]) -> None:
     base, _data_dir, elapsed, _ = embedded
     assert elapsed < 15
     names = [
@@ -103,7 +117,7 @@ def test_all_services_answer_healthz_within_15_seconds(embedded: tuple[int, Path
 
 
 def test_demo_directory_is_loaded_and_readable_with_a_dev_token(
-    embedded: tuple[int, Path, float, str],
+    embedded: tuple[int, Path, float, list[str]],
 ) -> None:
     base = embedded[0]
     token = subprocess.run(
@@ -127,7 +141,9 @@ def test_demo_directory_is_loaded_and_readable_with_a_dev_token(
     }
 
 
-def test_events_flow_through_the_in_process_bus_to_the_worker(embedded: tuple[int, Path, float, str]) -> None:
+def test_events_flow_through_the_in_process_bus_to_the_worker(
+    embedded: tuple[int, Path, float, list[str]],
+) -> None:
     import sqlite3
 
     data_dir = embedded[1]
@@ -146,10 +162,10 @@ def test_events_flow_through_the_in_process_bus_to_the_worker(embedded: tuple[in
 
 
 def test_demo_receiver_accepts_signed_notices_and_refuses_forged_ones(
-    embedded: tuple[int, Path, float, str],
+    embedded: tuple[int, Path, float, list[str]],
 ) -> None:
     base, data_dir, _elapsed, _ = embedded
-    secret = (data_dir / "demo-receiver-secret").read_text().strip()
+    secret = json.loads((data_dir / "demo-endpoint.json").read_text())["secret"]
     url = f"http://127.0.0.1:{base + 3}/webhooks"
     body = json.dumps({"type": "notice.test.v1", "case": "case/demo"})
     msg_id = "msg_" + secrets.token_hex(8)
@@ -167,7 +183,9 @@ def test_demo_receiver_accepts_signed_notices_and_refuses_forged_ones(
     assert httpx.post(url, content=body, headers=forged).status_code == 401
 
 
-def test_a_case_flows_to_the_notice_schedule_in_one_process(embedded: tuple[int, Path, float, str]) -> None:
+def test_a_case_flows_to_the_notice_schedule_in_one_process(
+    embedded: tuple[int, Path, float, list[str]],
+) -> None:
     """Across the three services on their real ports: open a case with a release date and
     responsible municipality; notify-worker schedules notices, held for want of consent."""
     import sqlite3
@@ -239,3 +257,140 @@ def test_a_case_flows_to_the_notice_schedule_in_one_process(embedded: tuple[int,
     assert rows, "notify-worker scheduled nothing"
     assert {state for state, _reason in rows} == {"held"}
     assert {reason for _state, reason in rows} == {"no_consent"}
+
+
+def test_the_demo_municipality_receives_a_signed_notice(
+    embedded: tuple[int, Path, float, list[str]],
+) -> None:
+    """The central moment without editing files: a case with Halden kommune responsible, consent and
+    a release date inside the lead time reaches the demo receiver, signed with the issued secret."""
+    from datetime import date, timedelta
+    from zoneinfo import ZoneInfo
+
+    from shared.auth import mint_token
+    from shared.identifiers import make_identity_number
+
+    base, lines = embedded[0], embedded[3]
+    agreement_api = f"http://127.0.0.1:{base + 1}/api/v1"
+    case_api = f"http://127.0.0.1:{base}/api/v1"
+    admin = {"Authorization": f"Bearer {mint_token(role='admin')}"}
+
+    def organization(kind: str, name: str) -> dict[str, str]:
+        items = httpx.get(f"{agreement_api}/organizations?type={kind}&limit=500", headers=admin).json()[
+            "items"
+        ]
+        return next(item for item in items if item["name"] == name)
+
+    region = organization("region", "Region øst")
+    halden = organization("municipality", "Halden kommune")
+    prison = organization("prison", "Halden fengsel")
+    nav = organization("nav_office", "NAV Halden (demo)")
+    coordinator = {"Authorization": f"Bearer {mint_token(role='coordinator', organization_id=region['id'])}"}
+
+    agreement = httpx.post(
+        f"{agreement_api}/agreements",
+        json={
+            "title": "Samarbeidsavtale Halden (demo)",
+            "level": "local",
+            "valid_from": "2020-01-01",
+            "valid_to": None,
+            "meeting_cadence": "quarterly",
+            "domains": ["housing", "work"],
+            "parties": [{"organization_id": region["id"]}, {"organization_id": halden["id"]}],
+        },
+        headers=coordinator,
+    )
+    assert agreement.status_code == 201, agreement.text
+    agreement_url = f"{agreement_api}/agreements/{agreement.json()['id']}"
+    rules = httpx.post(
+        f"{agreement_url}/rules",
+        json={
+            "recipient_organization_type": "municipality",
+            "milestones": [{"days_before_release": 30}],
+            "receipt_deadline_days": 3,
+            "data_sharing_profile": {"domains": ["housing"], "fields": ["release_date", "unit"]},
+        },
+        headers=admin,
+    )
+    assert rules.status_code == 201, rules.text
+    for status in ("negotiating", "signed", "active"):
+        etag = httpx.get(agreement_url, headers=admin).headers["etag"]
+        changed = httpx.post(
+            f"{agreement_url}/status", json={"status": status}, headers={**coordinator, "If-Match": etag}
+        )
+        assert changed.status_code == 200, changed.text
+
+    number = next(n for i in range(500) if (n := make_identity_number(date(1984, 7, 9), i)))
+    person = httpx.post(
+        f"{case_api}/persons",
+        json={"identity_number": number, "given_name": "Demo", "family_name": "Mottaker"},
+        headers=admin,
+    )
+    person_id = person.json()["existing_id"] if person.status_code == 409 else person.json()["id"]
+    case = httpx.post(
+        f"{case_api}/cases",
+        json={
+            "person_id": person_id,
+            "current_unit_id": prison["id"],
+            "nav_office_id": nav["id"],
+            "planning_basis": "final_judgment",
+        },
+        headers=admin,
+    )
+    assert case.status_code == 201, case.text
+    case_id = case.json()["id"]
+    case_url = f"{case_api}/cases/{case_id}"
+
+    def etag() -> str:
+        return str(httpx.get(case_url, headers=admin).headers["etag"])
+
+    municipality = httpx.put(
+        f"{case_url}/municipality",
+        json={"responsible_kommunenummer": "3101", "status": "confirmed"},
+        headers={**admin, "If-Match": etag()},
+    )
+    assert municipality.status_code == 200, municipality.text
+    member = httpx.post(
+        f"{case_url}/group/members",
+        json={"person_name": "Kari Koordinator", "role": "coordinator", "organization_id": prison["id"]},
+        headers=admin,
+    )
+    assert member.status_code == 201, member.text
+    consent = httpx.post(
+        f"{case_url}/consents",
+        json={"basis": "consent", "organization_ids": [halden["id"]], "domains": ["housing"]},
+        headers=admin,
+    )
+    assert consent.status_code == 201, consent.text
+
+    release_day = datetime.now(ZoneInfo("Europe/Oslo")).date() + timedelta(days=10)
+    started = time.monotonic()
+    release = httpx.post(
+        f"{case_url}/release-dates",
+        json={
+            "kind": "expected",
+            "date": release_day.isoformat(),
+            "certainty": "probable",
+            "source": "judgment",
+        },
+        headers={**admin, "If-Match": etag()},
+    )
+    assert release.status_code in (200, 201), release.text
+
+    notice = None
+    while notice is None and time.monotonic() - started < 60:
+        for line in list(lines):
+            if line.startswith("[receiver] verified ") and case_id in line:
+                body = json.loads(line.split(": ", 1)[1])
+                if body.get("case_id") == case_id:
+                    notice = body
+        time.sleep(0.1)
+    took = time.monotonic() - started
+    assert notice is not None, "no verified notice: " + "".join(
+        line for line in lines if "[receiver]" in line
+    )
+    print(f"\nembedded mode: release date to verified notice in {took:.2f} s")
+    assert notice["type"] == "notice.release_upcoming.v1"
+    assert notice["recipient_organization_id"] == halden["id"]
+    assert notice["detail_url"] == f"{case_url}/notice-detail"
+    assert number not in "".join(lines), "no identity number in the output"

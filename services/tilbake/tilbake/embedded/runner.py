@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import json
 import os
-import secrets
 import signal
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
+from sqlalchemy import select
 
 import agreement_api.config
 import agreement_api.main
@@ -24,14 +25,22 @@ import case_api.main
 import notify_worker.config
 import notify_worker.main
 from agreement_api import seed
+from agreement_api.organizations.models import Organization, OrganizationType
+from agreement_api.webhooks import service as webhook_service
+from agreement_api.webhooks.models import WebhookEndpoint
+from agreement_api.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+from agreement_api.webhooks.signing import vault_for
 from shared.auth import Role, mint_token
 from shared.bus import InProcessBus
 from shared.db import create_engine, create_sessionmaker, unit_of_work
 from shared.logging import configure_logging
 from shared.settings import REPO_ROOT
+from shared.ssrf import UrlPolicy
 from tilbake.embedded.receiver import create_receiver
 
 SERVICES = ("case-api", "agreement-api", "notify-worker")
+# The demo municipality whose webhook endpoint points at the demo receiver.
+DEMO_KOMMUNENUMMER = "3101"
 
 
 class _Server(uvicorn.Server):
@@ -72,6 +81,9 @@ def _apps(
         host=host,
         port=port["agreement-api"],
         log_level=log_level,
+        # Embedded mode only: the demo receiver listens on plain http on loopback.
+        allow_private_webhook_urls=True,
+        allow_http_webhooks=True,
     )
     notify = notify_worker.config.Settings(
         env="dev",
@@ -82,6 +94,9 @@ def _apps(
         log_level=log_level,
         case_api_url=url["case-api"],
         agreement_api_url=url["agreement-api"],
+        case_api_public_url=url["case-api"],
+        allow_private_webhook_urls=True,
+        allow_http_webhooks=True,
     )
     return [
         ("case-api", case.port, case_api.main.create_app(case, bus=bus)),
@@ -90,11 +105,48 @@ def _apps(
     ]
 
 
-def _demo_secret(data_dir: Path) -> str:
-    path = data_dir / "demo-receiver-secret"
-    if not path.exists():
-        path.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
-    return path.read_text().strip()
+async def _demo_endpoint(database_url: str, data_dir: Path, receiver_url: str, agreement: Any) -> str:
+    """The demo municipality's endpoint at the demo receiver, registered once through agreement-api's
+    service layer; returns the secret agreement-api issued (kept in the data dir for restarts)."""
+    path = data_dir / "demo-endpoint.json"
+    stored = json.loads(path.read_text()) if path.exists() else None
+    policy = UrlPolicy.from_settings(agreement)
+    engine = create_engine(database_url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            endpoint = None
+            if stored is not None:
+                endpoint = await session.get(WebhookEndpoint, uuid.UUID(stored["endpoint_id"]))
+            if endpoint is not None and stored is not None:
+                if endpoint.url != receiver_url:  # started on another base port
+                    await webhook_service.update(
+                        session,
+                        endpoint=endpoint,
+                        data=WebhookEndpointUpdate(url=receiver_url),
+                        policy=policy,
+                    )
+                secret: str = stored["secret"]
+                return secret
+            municipality = (
+                await session.execute(
+                    select(Organization).where(
+                        Organization.type == OrganizationType.MUNICIPALITY,  # type: ignore[arg-type]
+                        Organization.kommunenummer == DEMO_KOMMUNENUMMER,  # type: ignore[arg-type]
+                    )
+                )
+            ).scalar_one()
+            endpoint, issued = await webhook_service.create(
+                session,
+                organization_id=municipality.id,
+                data=WebhookEndpointCreate(url=receiver_url, description="demo receiver (embedded mode)"),
+                policy=policy,
+                vault=vault_for(tuple(agreement.webhook_key_encryption_keys)),
+            )
+            path.write_text(json.dumps({"endpoint_id": str(endpoint.id), "secret": issued.secret}))
+            path.chmod(0o600)
+            return issued.secret
+    finally:
+        await engine.dispose()
 
 
 async def _load_demo_data(database_url: str) -> int:
@@ -120,13 +172,15 @@ async def serve(*, host: str, base_port: int, data_dir: Path, log_level: str) ->
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
         servers.append((name, f"http://{host}:{port}", _Server(config)))
 
-    secret = await asyncio.to_thread(_demo_secret, data_dir)
     receiver_port = base_port + len(SERVICES)
+    receiver_url = f"http://{host}:{receiver_port}/webhooks"
+    agreement_settings = apps[SERVICES.index("agreement-api")][2].state.settings
+    secret = await _demo_endpoint(database_url, data_dir, receiver_url, agreement_settings)
     receiver = create_receiver(secret=secret)
     receiver_server = _Server(
         uvicorn.Config(receiver, host=host, port=receiver_port, log_config=None, access_log=False)
     )
-    servers.append(("demo receiver", f"http://{host}:{receiver_port}/webhooks", receiver_server))
+    servers.append(("demo receiver", receiver_url, receiver_server))
 
     tasks = [asyncio.create_task(server.serve(), name=name) for name, _url, server in servers]
     stop = asyncio.Event()
@@ -163,7 +217,7 @@ def _print_banner(
     print(
         f"  demo data       {'loaded ' + str(created) + ' organizations' if created else 'already present'}"
     )
-    print(f"  receiver secret {secret}")
+    print(f"  receiver secret {secret}  (Halden kommune's endpoint; issued by agreement-api)")
     print("\n  dev token (admin, 12 h; mint others with `tilbake token --role ROLE --org ID`):")
     print(f"  export TOKEN={token}\n")
     print(

@@ -394,3 +394,25 @@ def test_the_demo_municipality_receives_a_signed_notice(
     assert notice["recipient_organization_id"] == halden["id"]
     assert notice["detail_url"] == f"{case_url}/notice-detail"
     assert number not in "".join(lines), "no identity number in the output"
+
+
+async def test_a_restart_reuses_the_demo_endpoint_and_follows_the_base_port(tmp_path: Path) -> None:
+    """The issued secret is kept in the data dir: a restart registers no second endpoint."""
+    import asyncio
+    import sqlite3
+
+    import agreement_api.config
+    from tilbake.embedded import runner
+
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'embedded.sqlite3'}"
+    await asyncio.to_thread(runner.migrate, database_url)
+    await runner._load_demo_data(database_url)
+    settings = agreement_api.config.Settings(
+        env="dev", database_url=database_url, allow_private_webhook_urls=True, allow_http_webhooks=True
+    )
+    first = await runner._demo_endpoint(database_url, tmp_path, "http://127.0.0.1:9004/webhooks", settings)
+    again = await runner._demo_endpoint(database_url, tmp_path, "http://127.0.0.1:9104/webhooks", settings)
+    assert again == first
+    with sqlite3.connect(tmp_path / "embedded.sqlite3") as db:
+        urls = db.execute("SELECT url FROM agreement_webhook_endpoint").fetchall()
+    assert urls == [("http://127.0.0.1:9104/webhooks",)]

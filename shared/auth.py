@@ -1,4 +1,4 @@
-"""JWT bearer authentication: the only module that imports python-jose.
+"""JWT bearer authentication: with :mod:`shared.minting`, the only modules that import python-jose.
 
 Tokens are checked against an explicit algorithm allow-list (``none`` is never accepted), the
 configured issuer and audience, and ``exp``/``nbf`` (both required to be present where a token
@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable, Coroutine
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,26 +32,15 @@ from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError, JW
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import Forbidden, Unauthorized
-from shared.settings import DEV_JWT_ISSUER, DEV_JWT_PRIVATE_KEY_FILE, ServiceSettings
+from shared.minting import Role as Role
+from shared.minting import mint_token as mint_token
+from shared.settings import ServiceSettings
 
 PRINCIPAL_CACHE_SECONDS = 120.0
 PRINCIPAL_CACHE_SIZE = 1024
 
 _SYMMETRIC = {"HS256", "HS384", "HS512"}
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
-
-
-class Role(StrEnum):
-    COORDINATOR = "coordinator"
-    PRISON_STAFF = "prison_staff"
-    NAV = "nav"
-    MUNICIPALITY = "municipality"
-    HEALTH = "health"
-    SERVICE_MARKET = "service_market"
-    INTEGRATION_ADMIN = "integration_admin"
-    ADMIN = "admin"
-    AUDITOR = "auditor"
-    SERVICE = "service"
 
 
 # The roles a notice recipient's staff and systems act in: they read the notice detail view
@@ -262,45 +249,6 @@ def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Pri
         return principal
 
     return check
-
-
-def mint_token(
-    *,
-    role: Role | str,
-    subject: str = "dev-user",
-    organization_id: str | None = None,
-    organization_number: str | None = None,
-    scopes: list[str] | None = None,
-    ttl_seconds: int = 3600,
-    issuer: str = DEV_JWT_ISSUER,
-    audience: str = "tilbake",
-    private_key_pem: str | None = None,
-    algorithm: str = "RS256",
-    not_before: int | None = None,
-    extra_claims: dict[str, Any] | None = None,
-    headers: dict[str, Any] | None = None,
-) -> str:
-    """Sign a token (development key unless another is given). For dev tooling and tests."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": issuer,
-        "aud": audience,
-        "sub": subject,
-        "iat": now,
-        "nbf": now if not_before is None else not_before,
-        "exp": now + ttl_seconds,
-        "jti": uuid.uuid4().hex,
-        "role": Role(role).value,
-    }
-    if organization_id:
-        claims["org"] = organization_id
-    if organization_number:
-        claims["consumer"] = {"authority": "iso6523-actorid-upis", "orgno": organization_number}
-    if scopes:
-        claims["scope"] = " ".join(scopes)
-    claims.update(extra_claims or {})
-    key = private_key_pem if private_key_pem is not None else DEV_JWT_PRIVATE_KEY_FILE.read_text()
-    return str(jwt.encode(claims, key, algorithm=algorithm, headers=headers))
 
 
 def public_jwk(public_key_pem: str, *, kid: str, algorithm: str = "RS256") -> dict[str, Any]:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
 RETRY_DELAYS_SECONDS = (1.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
 """Waits before each redelivery of a message whose handler failed for a transient reason: about 43
 minutes in all, so an outage of a peer or the database of that length loses nothing."""
@@ -23,6 +20,11 @@ class TransientError(Exception):
 def is_transient(exc: BaseException) -> bool:
     """True for failures that waiting can cure: another service unreachable, slow or answering
     with an error it calls temporary; the database unreachable or its connection dropped."""
+    # Imported here: shared.settings reads RETRY_DELAYS_SECONDS, and `tilbake token` loads the
+    # settings without needing an HTTP client or SQLAlchemy.
+    import httpx
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
     if isinstance(exc, TransientError | httpx.TransportError | TimeoutError | asyncio.TimeoutError):
         return True
     if isinstance(exc, OperationalError | InterfaceError):

@@ -6,26 +6,35 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import agreement_api.config
-import case_api.config
-import notify_worker.config
-from shared.auth import Role, mint_token
-from shared.settings import REPO_ROOT, ServiceSettings, settings_fields
+# Only what building the parser needs is imported here: each command imports the services, FastAPI
+# or SQLAlchemy itself, so `tilbake token` and `tilbake --help` answer at once.
+from shared.minting import Role
+from shared.settings import REPO_ROOT
 
-SETTINGS_CLASSES: tuple[tuple[str, type[ServiceSettings]], ...] = (
-    ("case-api", case_api.config.Settings),
-    ("agreement-api", agreement_api.config.Settings),
-    ("notify-worker", notify_worker.config.Settings),
-)
+if TYPE_CHECKING:
+    from shared.settings import ServiceSettings
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def settings_classes() -> list[tuple[str, type[ServiceSettings]]]:
-    return list(SETTINGS_CLASSES)
+    import agreement_api.config
+    import case_api.config
+    import notify_worker.config
+
+    return [
+        ("case-api", case_api.config.Settings),
+        ("agreement-api", agreement_api.config.Settings),
+        ("notify-worker", notify_worker.config.Settings),
+    ]
 
 
 def configuration_table() -> str:
     """The README's configuration table, generated from the settings classes."""
+    from shared.settings import settings_fields
+
     lines = ["| service | variable | default | meaning |", "|---|---|---|---|"]
     for service, cls in settings_classes():
         for variable, default, description in settings_fields(cls):
@@ -38,8 +47,11 @@ def openapi_documents() -> dict[str, str]:
     """Each service's OpenAPI document as stable, pretty JSON."""
     # The apps (and the seed and the runner below) are imported where they are used, so that
     # `tilbake token` and `tilbake config-table` do not load three FastAPI applications.
+    import agreement_api.config
     import agreement_api.main
+    import case_api.config
     import case_api.main
+    import notify_worker.config
     import notify_worker.main
 
     apps = {
@@ -118,27 +130,54 @@ def _dead_letters(queue: str, amqp_url: str | None, *, redrive: bool, limit: int
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: every command and option, each with its help text."""
     parser = argparse.ArgumentParser(prog="tilbake", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     embedded = commands.add_parser(
         "embedded", help="run all services in one process (SQLite, in-process bus)"
     )
-    embedded.add_argument("--host", default="127.0.0.1")
-    embedded.add_argument("--base-port", type=int, default=8001, help="case-api port; the others follow")
+    embedded.add_argument(
+        "--host", default="127.0.0.1", help="address the services listen on (default %(default)s)"
+    )
+    embedded.add_argument(
+        "--base-port",
+        type=int,
+        default=8001,
+        help="case-api's port; agreement-api and notify-worker take the next two (default %(default)s)",
+    )
     embedded.add_argument(
         "--data-dir", type=Path, default=None, help="where the SQLite file lives (default ./var)"
     )
-    embedded.add_argument("--log-level", default="WARNING")
+    embedded.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="WARNING",
+        help="lowest level logged: %(choices)s (default %(default)s)",
+    )
 
     token = commands.add_parser("token", help="mint a development token signed with the dev key")
-    token.add_argument("--role", required=True, choices=[role.value for role in Role])
+    token.add_argument(
+        "--role",
+        required=True,
+        choices=[role.value for role in Role],
+        metavar="ROLE",
+        help="the role the token carries: %(choices)s",
+    )
     token.add_argument("--org", default=None, help="organization id the caller acts for")
     token.add_argument("--orgno", default=None, help="consumer organization number (9 digits)")
-    token.add_argument("--sub", default="dev-user")
-    token.add_argument("--scope", action="append", default=[])
-    token.add_argument("--ttl", type=int, default=3600, help="seconds")
+    token.add_argument(
+        "--sub", default="dev-user", help="the token's subject, the caller (default %(default)s)"
+    )
+    token.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="a scope the token grants; repeat for several (default none)",
+    )
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default %(default)s)")
 
     commands.add_parser("config-table", help="print the configuration table (Markdown)")
 
@@ -151,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     openapi = commands.add_parser("openapi", help="write each service's OpenAPI document to docs/openapi/")
-    openapi.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "openapi")
+    openapi.add_argument(
+        "--out",
+        type=Path,
+        default=REPO_ROOT / "docs" / "openapi",
+        help="folder to write <service>.json into (default docs/openapi)",
+    )
 
     asyncapi = commands.add_parser(
         "asyncapi", help="write the AsyncAPI document, generated from the event contracts"
@@ -178,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         "--limit", type=int, default=None, help="at most this many (default: all to redrive, 20 to list)"
     )
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "embedded":
         from tilbake.embedded.runner import run
 
@@ -189,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
         )
     elif args.command == "token":
+        from shared.minting import mint_token
+
         print(
             mint_token(
                 role=args.role,

@@ -215,16 +215,35 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def _json_position(document: object, position: object) -> str:
+    """'line L, column C' of a character offset in the body that failed to parse."""
+    if not isinstance(document, str) or not isinstance(position, int):
+        return "an unknown position"
+    line = document.count("\n", 0, position) + 1
+    column = position - document.rfind("\n", 0, position)
+    return f"line {line}, column {column}"
+
+
+def _validation_error(err: Any, body: object) -> dict[str, str]:
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "json_invalid" and len(loc) == 2:
+        # The body is not JSON: the offset is a position in the text, not a field.
+        reason = str((err.get("ctx") or {}).get("error", "not valid JSON"))
+        return {
+            "field": "body",
+            "message": f"The body is not valid JSON: {reason} at {_json_position(body, loc[1])}",
+            "type": "json_invalid",
+        }
+    return {
+        "field": _field_path(loc),
+        "message": mask_identity_numbers(err.get("msg", "")),
+        "type": err.get("type", ""),
+    }
+
+
 async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {
-            "field": _field_path(err.get("loc", ())),
-            "message": mask_identity_numbers(err.get("msg", "")),
-            "type": err.get("type", ""),
-        }
-        for err in exc.errors()
-    ]
+    errors = [_validation_error(err, exc.body) for err in exc.errors()]
     return problem_response(
         request,
         status=422,

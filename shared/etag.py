@@ -12,6 +12,12 @@ def etag_for(resource: str, version: int | str) -> str:
     return f'"{resource}-{version}"'
 
 
+def _quoted(value: str) -> bool:
+    """An entity tag as RFC 9110 writes it: ``"..."`` or ``W/"..."``."""
+    tag = value[2:] if value.startswith("W/") else value
+    return len(tag) >= 2 and tag.startswith('"') and tag.endswith('"')
+
+
 def check_if_match(request: Request, current: str, *, required: bool = True) -> None:
     """412 when ``If-Match`` names another version; 428 when it is required and missing."""
     header = request.headers.get("if-match")
@@ -22,4 +28,9 @@ def check_if_match(request: Request, current: str, *, required: bool = True) -> 
     candidates = {value.strip() for value in header.split(",")}
     if "*" in candidates or current in candidates:
         return
+    if any(not _quoted(value) for value in candidates):
+        raise PreconditionFailed(
+            'If-Match must hold the ETag exactly as it was sent, quotes included (for example "case-3")',
+            current_etag=current,
+        )
     raise PreconditionFailed("The resource changed since you read it; fetch it again", current_etag=current)

@@ -60,6 +60,16 @@ from shared.pagination import Page
 
 router = APIRouter(prefix="/market", tags=["market"])
 
+# The optional day range of the lists; the description states the bounds (OpenAPI has no date bounds).
+FromDay = Annotated[
+    date | None,
+    Query(alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."),
+]
+ToDay = Annotated[
+    date | None,
+    Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."),
+]
+
 CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 415, 422, 428)
 
 
@@ -316,16 +326,8 @@ async def list_sessions(
     session: SessionDep,
     viewer: ViewerDep,
     unit_id: uuid.UUID,
-    from_date: Annotated[
-        date | None,
-        Query(
-            alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."
-        ),
-    ] = None,
-    to_date: Annotated[
-        date | None,
-        Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."),
-    ] = None,
+    from_date: FromDay = None,
+    to_date: ToDay = None,
     provider_id: uuid.UUID | None = None,
     include_cancelled: bool = True,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -491,16 +493,8 @@ async def list_appointments(
     session_id: uuid.UUID | None = None,
     case_id: uuid.UUID | None = None,
     state: Annotated[list[AppointmentState] | None, Query()] = None,
-    from_date: Annotated[
-        date | None,
-        Query(
-            alias="from", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."
-        ),
-    ] = None,
-    to_date: Annotated[
-        date | None,
-        Query(alias="to", ge=EARLIEST_DAY, le=LATEST_DAY, description=f"Local day, included ({DAY_RANGE})."),
-    ] = None,
+    from_date: FromDay = None,
+    to_date: ToDay = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> Page[AppointmentRead]:

@@ -52,9 +52,10 @@ def docker_answers() -> bool:
         return False
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, on ``host`` (``0.0.0.0`` for a container's published port)."""
     with socket.socket() as sock:
-        sock.bind(("0.0.0.0", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -76,12 +77,12 @@ def _start_container(kind: str) -> Any:
             from testcontainers.community.postgres import PostgresContainer
 
             container = PostgresContainer(image, driver=None).with_command(POSTGRES_COMMAND)
-            container.with_bind_ports(5432, free_port())
+            container.with_bind_ports(5432, free_port("0.0.0.0"))
         else:
             from testcontainers.community.rabbitmq import RabbitMqContainer
 
             container = RabbitMqContainer(image)
-            container.with_bind_ports(5672, free_port())
+            container.with_bind_ports(5672, free_port("0.0.0.0"))
         container.start()
         return container
     except Exception as error:

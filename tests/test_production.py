@@ -41,8 +41,8 @@ from shared.auth import mint_token, public_jwk
 from shared.retry import RETRY_DELAYS_SECONDS
 from shared.settings import DEV_JWT_PUBLIC_KEY_FILE, REPO_ROOT
 from tests.case_api.conftest import identity_number
-from tests.infra import RabbitMQ, unique_name
-from tests.notify_worker.harness import Processes, ServiceProcess, free_port, start_service, wait_until
+from tests.infra import RabbitMQ, free_port, unique_name
+from tests.notify_worker.harness import Processes, ServiceProcess, start_service, wait_until
 
 AUDIENCE = "tilbake-production-test"
 KID = "production-test-1"

@@ -88,7 +88,7 @@ def stack() -> Iterator[Stack]:
     if not docker_answers():
         pytest.fail("The compose journey needs a Docker engine (and docker compose or docker-compose).")
     ports = {
-        name: free_port()
+        name: free_port("0.0.0.0")
         for name in ("CASE_API", "AGREEMENT_API", "NOTIFY_WORKER", "POSTGRES", "RABBITMQ", "RABBITMQ_UI")
     }
     env = dict(os.environ)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,15 +24,10 @@ import httpx
 
 from shared.settings import REPO_ROOT
 from tests.conftest import auth
+from tests.infra import free_port
 from tests.webhook_receiver import Receiver
 
 ADMIN = auth("admin")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_until(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,7 @@ import time
 import httpx
 
 from shared.settings import REPO_ROOT
-from tests.infra import RabbitMQ, unique_name
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.infra import RabbitMQ, free_port, unique_name
 
 
 def test_worker_process_stops_cleanly_on_sigterm(
@@ -27,7 +20,7 @@ def test_worker_process_stops_cleanly_on_sigterm(
 ) -> None:
     queue = unique_name("test.process")
     amqp_queues.append(queue)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "NOTIFY_WORKER_ENV": "test",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from shared.db import unit_of_work
 from shared.settings import REPO_ROOT
 from tests.case_api.conftest import identity_number
 from tests.conftest import test_settings
+from tests.infra import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -60,12 +60,6 @@ def require_chromium() -> None:
             "do not run `playwright install`.",
             pytrace=False,
         )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class InTestServer(uvicorn.Server):

@@ -11,6 +11,7 @@ A container that fails to start stops the run with its cause; it never falls thr
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -57,6 +58,32 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def ports_free(base: int, count: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on any of the ``count`` ports from ``base`` on ``host``."""
+    sockets = []
+    try:
+        for port in range(base, base + count):
+            sock = socket.socket()
+            sockets.append(sock)  # closed below even when bind fails
+            sock.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_base_port(count: int, host: str = "127.0.0.1") -> int:
+    """The first of ``count`` free consecutive ports, from a random start below the ephemeral range
+    (32768 on Linux), so that test workers starting side by side rarely pick the same ones."""
+    for _ in range(500):
+        base = random.randrange(20000, 32000 - count)
+        if ports_free(base, count, host):
+            return base
+    raise RuntimeError(f"no {count} free consecutive ports on {host}")
 
 
 def _answers(host: str, port: int) -> bool:

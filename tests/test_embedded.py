@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,90 +17,14 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from shared.settings import REPO_ROOT
-
-
-def _free_base_port(count: int = 4) -> int:
-    for base in range(20000, 60000, 37):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)  # closed below even when bind fails
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free ports")
+from tests.embedded import PORTS, run_embedded
+from tests.infra import free_base_port
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, float, list[str]]]:
-    data_dir = tmp_path_factory.mktemp("embedded")
-    base = _free_base_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CASE_API_", "AGREEMENT_API_", "NOTIFY_WORKER_"))
-    }
-    began = time.monotonic()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tilbake.cli",
-            "embedded",
-            "--base-port",
-            str(base),
-            "--data-dir",
-            str(data_dir),
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []  # the process's output, read as it comes (the receiver prints there)
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        elapsed = None
-        while time.monotonic() - began < 15:
-            if process.poll() is not None:
-                reader.join(timeout=5)
-                pytest.fail(f"embedded mode exited: {''.join(lines)}")
-            try:
-                if all(
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
-                    for port in range(base, base + 4)
-                ):
-                    elapsed = time.monotonic() - began
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert elapsed is not None, "not every service answered /healthz within 15 seconds"
-        print(f"\nembedded mode: all services and the receiver answered /healthz after {elapsed:.2f} s")
-        yield base, data_dir, elapsed, lines
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
-        assert process.returncode == 0, "".join(lines)
+    with run_embedded(tmp_path_factory.mktemp("embedded"), free_base_port(PORTS)) as running:
+        yield running.base, running.data_dir, running.elapsed, running.lines
 
 
 def test_all_services_answer_healthz_within_15_seconds(embedded: tuple[int, Path, float, list[str]]) -> None:

@@ -52,11 +52,15 @@ def is_valid_national_identity_number(value: str) -> bool:
     return k2 is not None and k2 == int(value[10])
 
 
-def make_identity_number(birth_date: date, individual: int, *, d_number: bool = False) -> str | None:
-    """A synthetic, valid identity number for test data (None when the check digit would be 10)."""
+def make_identity_number(
+    birth_date: date, individual: int, *, d_number: bool = False, synthetic: bool = False
+) -> str | None:
+    """A valid identity number for test data (None when the check digit would be 10). ``synthetic``
+    adds 40 to the month, as the official test register does, so it is nobody's real number."""
     individual = 500 + individual % 500 if birth_date.year >= 2000 else individual % 500
     day = birth_date.day + (40 if d_number else 0)
-    base = f"{day:02d}{birth_date.month:02d}{birth_date.year % 100:02d}{individual:03d}"
+    month = birth_date.month + (40 if synthetic else 0)
+    base = f"{day:02d}{month:02d}{birth_date.year % 100:02d}{individual:03d}"
     k1 = _mod11(base, _FNR_WEIGHTS_1)
     if k1 is None:
         return None

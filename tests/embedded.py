@@ -20,6 +20,8 @@ from shared.settings import REPO_ROOT
 
 # case-api, agreement-api, notify-worker and the demo receiver, from the base port up.
 PORTS = 4
+# The start banner's first line.
+BANNER = "tilbake is running"
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Embedded:
     data_dir: Path
     began: float  # time.monotonic() when the process was started
     elapsed: float = 0.0  # seconds until every port answered /healthz
+    banner: float = 0.0  # seconds until the start banner was printed
     lines: list[str] = field(default_factory=list)  # the process's output, as it comes
     arrived: list[float] = field(default_factory=list)  # time.monotonic() of each line, in step
 
@@ -45,9 +48,11 @@ def environment() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def run_embedded(data_dir: Path, base: int, *, ready_within: float = 15) -> Iterator[Embedded]:
-    """`tilbake embedded` on ``base`` and up with ``data_dir``, until every port answers /healthz;
-    stopped with SIGINT at the end, which must end it cleanly."""
+def run_embedded(
+    data_dir: Path, base: int, *, ready_within: float = 15, banner_within: float = 60
+) -> Iterator[Embedded]:
+    """`tilbake embedded` on ``base`` and up with ``data_dir``, until every port answers /healthz and
+    the start banner is printed; stopped with SIGINT at the end, which must end it cleanly."""
     began = time.monotonic()
     process = subprocess.Popen(
         [
@@ -93,8 +98,15 @@ def run_embedded(data_dir: Path, base: int, *, ready_within: float = 15) -> Iter
                 time.sleep(0.1)
         assert ready, f"not every service answered /healthz within {ready_within} seconds"
         running.elapsed = time.monotonic() - began
+        # The banner comes once every service is up (the demo market is added beside them after it).
+        while not any(line.startswith(BANNER) for line in running.lines):
+            if process.poll() is not None or time.monotonic() - began > banner_within:
+                pytest.fail(f"no start banner within {banner_within} seconds: {''.join(running.lines)}")
+            time.sleep(0.05)
+        running.banner = time.monotonic() - began
         print(
-            f"\nembedded mode: all services and the receiver answered /healthz after {running.elapsed:.2f} s"
+            f"\nembedded mode: all services and the receiver answered /healthz after {running.elapsed:.2f} s,"
+            f" the banner came after {running.banner:.2f} s"
         )
         yield running
     finally:

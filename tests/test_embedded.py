@@ -8,9 +8,11 @@ import secrets
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,7 +75,11 @@ def test_events_flow_through_the_in_process_bus_to_the_worker(
             published = db.execute(
                 "SELECT count(*) FROM agreement_outbox WHERE published_at IS NOT NULL"
             ).fetchone()[0]
-            consumed = db.execute("SELECT count(*) FROM notify_inbox").fetchone()[0]
+            # Only agreement-api's: the worker also consumes case events (the demo market's cases).
+            consumed = db.execute(
+                "SELECT count(*) FROM notify_inbox WHERE event_id IN"
+                " (SELECT id FROM agreement_outbox WHERE published_at IS NOT NULL)"
+            ).fetchone()[0]
         if (published and consumed == published) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -336,3 +342,98 @@ async def test_a_restart_reuses_the_demo_endpoint_and_follows_the_base_port(tmp_
     with sqlite3.connect(tmp_path / "embedded.sqlite3") as db:
         urls = db.execute("SELECT url FROM agreement_webhook_endpoint").fetchall()
     assert urls == [("http://127.0.0.1:9104/webhooks",)]
+
+
+def _demo_market_line(lines: list[str], within: float = 60) -> str:
+    """The line the embedded mode prints when the demo market's week is in (after the banner)."""
+    deadline = time.monotonic() + within
+    while not (found := [line for line in list(lines) if line.startswith("[demo market] ")]):
+        assert time.monotonic() < deadline, "no [demo market] line: " + "".join(lines)
+        time.sleep(0.05)
+    return found[0]
+
+
+def _demo_market_directory(base: int) -> tuple[dict[str, str], Any]:
+    """An admin's headers and the demo market's directory ids, looked up in agreement-api."""
+    from shared.auth import mint_token
+    from tilbake.embedded import market_demo
+
+    admin = {"Authorization": f"Bearer {mint_token(role='admin')}"}
+    organizations = f"http://127.0.0.1:{base + 1}/api/v1/organizations"
+
+    def named(kind: str, name: str) -> dict[str, str]:
+        items = httpx.get(f"{organizations}?type={kind}&limit=500", headers=admin).json()["items"]
+        return next(item for item in items if item["name"] == name)
+
+    unit = named("prison", market_demo.UNIT_NAME)
+    directory = market_demo.Directory(
+        unit_id=uuid.UUID(unit["id"]),
+        region_id=uuid.UUID(unit["parent_id"]),
+        municipality_id=uuid.UUID(named("municipality", "Halden kommune")["id"]),
+        nav_office_id=uuid.UUID(named("nav_office", "NAV Halden (demo)")["id"]),
+    )
+    return admin, directory
+
+
+def test_the_demo_week_is_on_the_service_market_day_list(
+    embedded: tuple[int, Path, float, list[str]],
+) -> None:
+    """The staff page's day list has the demo sessions today and on each day around it: done ones
+    with check-ins and outcomes before today, some to check in today, planned ones after."""
+    from datetime import timedelta
+
+    from shared.auth import mint_token
+    from shared.clock import OSLO
+    from tilbake.embedded import market_demo
+
+    base, lines = embedded[0], embedded[3]
+    added = _demo_market_line(lines)
+    assert added.startswith("[demo market] Halden fengsel: 12 sessions and "), added
+    _admin, directory = _demo_market_directory(base)
+    assert f"--role service_market --org {directory.unit_id}" in "".join(lines), "the banner names the unit"
+
+    desk = {
+        "Authorization": f"Bearer {mint_token(role='service_market', organization_id=str(directory.unit_id))}"
+    }
+    today = datetime.now(OSLO).date()
+    names = {provider.name for provider in market_demo.PROVIDERS}
+    states: dict[int, set[str]] = {}
+    for offset in range(-market_demo.WINDOW_DAYS, market_demo.WINDOW_DAYS + 1):
+        answer = httpx.get(
+            f"http://127.0.0.1:{base}/api/v1/market/day-list",
+            params={"unit_id": str(directory.unit_id), "date": (today + timedelta(days=offset)).isoformat()},
+            headers=desk,
+        )
+        assert answer.status_code == 200, answer.text
+        day_list = answer.json()
+        assert day_list["sessions"], f"no demo session {offset} days from today"
+        assert {s["provider_name"] for s in day_list["sessions"]} <= names
+        assert not day_list["conflicts"], day_list["conflicts"]
+        states[offset] = {entry["state"] for entry in day_list["entries"]}
+    assert "checked_in" in states[0] or "completed" in states[0]
+    assert "escort_confirmed" in states[0], "today has inmates to check in"
+    assert "completed" in set().union(*(states[d] for d in range(-market_demo.WINDOW_DAYS, 0)))
+    assert states[1] <= {"scheduled", "requested"}
+
+
+async def test_the_demo_week_is_added_once_and_follows_the_days(
+    embedded: tuple[int, Path, float, list[str]],
+) -> None:
+    """Loading again adds nothing; two days later only the two new days of the window are added."""
+    from datetime import timedelta
+
+    from shared.clock import OSLO
+    from tilbake.embedded import market_demo
+
+    base = embedded[0]
+    _demo_market_line(embedded[3])  # the start's own load has ended
+    _admin, directory = _demo_market_directory(base)
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{base}", timeout=30) as client:
+        again = await market_demo.load(client, directory, now=now)
+        later = await market_demo.load(client, directory, now=now + timedelta(days=2))
+    assert again.days == []
+    assert again.sessions == 0
+    today = now.astimezone(OSLO).date()
+    assert later.days == [today + timedelta(days=market_demo.WINDOW_DAYS + n) for n in (1, 2)]
+    assert later.sessions == sum(len(market_demo.WEEK[day.weekday()]) for day in later.days)

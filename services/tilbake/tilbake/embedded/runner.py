@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import uuid
@@ -12,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlmodel import col
 
 import agreement_api.config
 import agreement_api.main
@@ -30,17 +33,23 @@ from agreement_api.webhooks import service as webhook_service
 from agreement_api.webhooks.models import WebhookEndpoint
 from agreement_api.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from agreement_api.webhooks.signing import vault_for
+from case_api.organizations.models import OrganizationRef
 from shared.auth import Role, mint_token
 from shared.bus import InProcessBus
 from shared.db import create_engine, create_sessionmaker, unit_of_work
 from shared.logging import configure_logging
 from shared.settings import REPO_ROOT
 from shared.ssrf import UrlPolicy
+from tilbake.embedded import market_demo
 from tilbake.embedded.receiver import create_receiver
 
 SERVICES = ("case-api", "agreement-api", "notify-worker")
 # The demo municipality whose webhook endpoint points at the demo receiver.
 DEMO_KOMMUNENUMMER = "3101"
+# The NAV office of the demo service market's NAV provider.
+DEMO_NAV_OFFICE = "NAV Halden (demo)"
+# How long the demo service market waits for case-api's copy of the directory at the first start.
+DIRECTORY_WAIT_SECONDS = 30.0
 
 
 class _Server(uvicorn.Server):
@@ -159,6 +168,86 @@ async def _load_demo_data(database_url: str) -> int:
     return created
 
 
+async def _market_directory(database_url: str) -> market_demo.Directory:
+    """The demo service market's unit, region, municipality and NAV office, from agreement-api's
+    directory."""
+    engine = create_engine(database_url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+
+            async def one(*conditions: Any) -> Organization:
+                found = (await session.execute(select(Organization).where(*conditions))).scalars().first()
+                if found is None:
+                    raise RuntimeError("the demo directory lacks what the demo service market needs")
+                return found
+
+            unit = await one(
+                col(Organization.type) == OrganizationType.PRISON,
+                col(Organization.name) == market_demo.UNIT_NAME,
+            )
+            municipality = await one(
+                col(Organization.type) == OrganizationType.MUNICIPALITY,
+                col(Organization.kommunenummer) == DEMO_KOMMUNENUMMER,
+            )
+            nav = await one(
+                col(Organization.type) == OrganizationType.NAV_OFFICE,
+                col(Organization.name) == DEMO_NAV_OFFICE,
+            )
+    finally:
+        await engine.dispose()
+    if unit.parent_id is None:
+        raise RuntimeError(f"{market_demo.UNIT_NAME} has no region in the directory")
+    return market_demo.Directory(
+        unit_id=unit.id, region_id=unit.parent_id, municipality_id=municipality.id, nav_office_id=nav.id
+    )
+
+
+async def _until_case_api_knows(database_url: str, directory: market_demo.Directory) -> None:
+    """Wait until case-api's copy of the directory, fed by agreement-api's events (at the first
+    start they are still on their way), has the demo market's organizations."""
+    wanted = {directory.unit_id, directory.region_id, directory.municipality_id, directory.nav_office_id}
+    engine = create_engine(database_url)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DIRECTORY_WAIT_SECONDS
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        while True:
+            async with unit_of_work(sessionmaker) as session:
+                query = select(col(OrganizationRef.id)).where(col(OrganizationRef.id).in_(wanted))
+                if set((await session.execute(query)).scalars()) == wanted:
+                    return
+            if loop.time() > deadline:
+                raise RuntimeError("case-api did not learn the demo directory in time")
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()
+
+
+async def _load_demo_market(
+    database_url: str, directory: market_demo.Directory, case_app: FastAPI, case_url: str
+) -> None:
+    """Add the demo week at the service market through case-api's API in-process, beside the
+    running services, and say in one line what was added. A failure stops nothing else."""
+    name = market_demo.UNIT_NAME
+    try:
+        await _until_case_api_knows(database_url, directory)
+        transport = httpx.ASGITransport(app=case_app)
+        async with httpx.AsyncClient(transport=transport, base_url=case_url, timeout=30) as client:
+            loaded = await market_demo.load(client, directory)
+    except Exception as exc:  # the demo is a convenience: the services run on without it
+        logging.getLogger(__name__).exception("demo service market not loaded")
+        print(f"[demo market] {name}: not loaded ({type(exc).__name__}: {exc})", flush=True)
+        return
+    if loaded.days:
+        print(
+            f"[demo market] {name}: {loaded.sessions} sessions and {loaded.appointments} bookings added"
+            f" for {loaded.days[0]} to {loaded.days[-1]}",
+            flush=True,
+        )
+    else:
+        print(f"[demo market] {name}: this week's sessions were there already", flush=True)
+
+
 async def serve(*, host: str, base_port: int, data_dir: Path, log_level: str) -> None:
     configure_logging(level=log_level)
     database_url = f"sqlite+aiosqlite:///{data_dir / 'embedded.sqlite3'}"
@@ -197,17 +286,40 @@ async def serve(*, host: str, base_port: int, data_dir: Path, log_level: str) ->
             raise SystemExit("a service failed to start (is the port taken? try --base-port)")
         await asyncio.sleep(0.05)
 
+    # The demo week at the service market is added beside the running services: the banner need
+    # not wait for it, and a line follows when it is in.
+    market: market_demo.Directory | str
+    loading: asyncio.Task[None] | None = None
+    try:
+        market = await _market_directory(database_url)
+    except RuntimeError as exc:
+        market = f"not loaded ({exc})"
+    else:
+        case_app = apps[SERVICES.index("case-api")][2]
+        loading = asyncio.create_task(_load_demo_market(database_url, market, case_app, servers[0][1]))
+
     token = mint_token(role=Role.ADMIN, subject="embedded-admin", ttl_seconds=12 * 3600)
-    _print_banner(servers, token=token, secret=secret, database_url=database_url, created=created)
+    _print_banner(
+        servers, token=token, secret=secret, database_url=database_url, created=created, market=market
+    )
 
     await stop.wait()
+    if loading is not None:
+        loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
     for _n, _u, server in servers:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _print_banner(
-    servers: list[tuple[str, str, Any]], *, token: str, secret: str, database_url: str, created: int
+    servers: list[tuple[str, str, Any]],
+    *,
+    token: str,
+    secret: str,
+    database_url: str,
+    created: int,
+    market: market_demo.Directory | str,
 ) -> None:
     print("\ntilbake is running (embedded mode: SQLite, in-process bus)\n", flush=True)
     for name, url, _server in servers:
@@ -218,6 +330,12 @@ def _print_banner(
         f"  demo data       {'loaded ' + str(created) + ' organizations' if created else 'already present'}"
     )
     print(f"  receiver secret {secret}  (Halden kommune's endpoint; issued by agreement-api)")
+    if isinstance(market, str):
+        print(f"  demo market     {market}")
+    else:
+        print(f"  demo market     {market_demo.UNIT_NAME}'s week: being added, a [demo market] line follows")
+        print(f"  staff page      {servers[0][1]}/market/ui/login  with a token from")
+        print(f"                  .venv/bin/tilbake token --role service_market --org {market.unit_id}")
     print("\n  dev token (admin, 12 h; mint others with `tilbake token --role ROLE --org ID`):")
     print(f"  export TOKEN={token}\n")
     print(

@@ -5,7 +5,8 @@ Grünerløkka assigned, consent for Oslo municipality, NAV Grünerløkka and the
 covering housing, work and mental health. Each (endpoint, caller) pair runs on a fresh copy.
 
 Expected answers: in-scope callers 2xx; a caller whose role may see cases but not this one 404
-(existence is not revealed); a role that may never do the thing 403.
+(existence is not revealed); a role that may never do the thing 403, and so does a token whose
+organization cannot be the one its role acts for (``MISFITS``).
 
 agreement-api runs in-process with the same directory and no agreement, so its default rules make
 Oslo municipality and NAV Grünerløkka the notice recipients (for the notice detail view).
@@ -43,6 +44,11 @@ CALLERS: dict[str, tuple[str, str | None]] = {
     "service_market": ("service_market", "unit_oslo"),
     "integration_admin": ("integration_admin", "oslo"),
     "service": ("service", None),
+    # Tokens whose organization cannot be the one their role acts for: 403 on every case route.
+    "coordinator_unit": ("coordinator", "unit_oslo"),
+    "coordinator_none": ("coordinator", None),
+    "prison_region": ("prison_staff", "region_east"),
+    "nav_none": ("nav", None),
 }
 
 WRITERS_IN = {"admin", "coordinator_in", "prison_in"}
@@ -50,22 +56,23 @@ WRITERS_OUT = {"coordinator_out", "prison_out"}
 GATED_IN = {"municipality_in", "nav_in", "health_in"}
 GATED_OUT = {"municipality_out", "nav_out", "health_out"}
 NO_CASE_ROLE = {"service_market", "integration_admin", "service"}
+MISFITS = {"coordinator_unit", "coordinator_none", "prison_region", "nav_none"}
 
 # Expected status class per endpoint kind and caller.
 READ = {
     **dict.fromkeys(WRITERS_IN | GATED_IN | {"auditor"}, 200),
     **dict.fromkeys(WRITERS_OUT | GATED_OUT, 404),
-    **dict.fromkeys(NO_CASE_ROLE, 403),
+    **dict.fromkeys(NO_CASE_ROLE | MISFITS, 403),
 }
 WRITE = {
     **dict.fromkeys(WRITERS_IN, 200),
     **dict.fromkeys(WRITERS_OUT, 404),
-    **dict.fromkeys(GATED_IN | GATED_OUT | NO_CASE_ROLE | {"auditor"}, 403),
+    **dict.fromkeys(GATED_IN | GATED_OUT | NO_CASE_ROLE | MISFITS | {"auditor"}, 403),
 }
 CONSENT_READ = {
     **dict.fromkeys(WRITERS_IN | {"auditor"}, 200),
     **dict.fromkeys(WRITERS_OUT, 404),
-    **dict.fromkeys(GATED_IN | GATED_OUT | NO_CASE_ROLE, 403),
+    **dict.fromkeys(GATED_IN | GATED_OUT | NO_CASE_ROLE | MISFITS, 403),
 }
 # The service role (notify-worker) may ask the disclosure question about any case, nothing else.
 DISCLOSURE = {**CONSENT_READ, "service": 200}
@@ -78,10 +85,13 @@ ACCESS_LOG = {
     **dict.fromkeys({"admin", "auditor"}, 200),
     **dict.fromkeys(set(CALLERS) - {"admin", "auditor"}, 403),
 }
-LIST = {**dict.fromkeys(set(CALLERS) - NO_CASE_ROLE, 200), **dict.fromkeys(NO_CASE_ROLE, 403)}
+LIST = {
+    **dict.fromkeys(set(CALLERS) - NO_CASE_ROLE - MISFITS, 200),
+    **dict.fromkeys(NO_CASE_ROLE | MISFITS, 403),
+}
 CREATE = {
     **dict.fromkeys(WRITERS_IN | WRITERS_OUT, 200),
-    **dict.fromkeys(GATED_IN | GATED_OUT | NO_CASE_ROLE | {"auditor"}, 403),
+    **dict.fromkeys(GATED_IN | GATED_OUT | NO_CASE_ROLE | MISFITS | {"auditor"}, 403),
 }
 ANYONE = dict.fromkeys(CALLERS, 200)
 # What a notice says beyond ids: for notify-worker (the service role) only.
@@ -94,7 +104,7 @@ DEAD_LETTERS_REDRIVE = {**dict.fromkeys(CALLERS, 403), "admin": 200}
 NOTICE_DETAIL = {
     **dict.fromkeys({"admin", "auditor", "municipality_in", "nav_in"}, 200),
     **dict.fromkeys({"health_in"} | GATED_OUT, 404),
-    **dict.fromkeys((WRITERS_IN - {"admin"}) | WRITERS_OUT | NO_CASE_ROLE, 403),
+    **dict.fromkeys((WRITERS_IN - {"admin"}) | WRITERS_OUT | NO_CASE_ROLE | MISFITS, 403),
 }
 
 

@@ -1,16 +1,20 @@
 """Who may see and change which cases.
 
-| role          | sees                                                        | may change |
-|---------------|-------------------------------------------------------------|------------|
-| admin         | every case                                                  | yes        |
-| auditor       | every case, timelines and access logs                       | no         |
-| coordinator   | cases whose unit lies in the coordinator's region           | yes        |
-| prison_staff  | cases in their own unit                                     | yes        |
-| municipality  | cases it is responsible for, and only with consent          | no         |
-| nav           | cases assigned to its office, and only with consent         | no         |
-| health        | cases whose consent names it (or its type)                  | no         |
-| service       | only the disclosure question and notice facts, for any case | no         |
-| others        | nothing here                                                | no         |
+| role          | token's organization (`org`)       | sees                                               | may change |
+|---------------|------------------------------------|----------------------------------------------------|------------|
+| admin         | none needed                        | every case                                         | yes        |
+| auditor       | none needed                        | every case, timelines and access logs              | no         |
+| coordinator   | a region                           | cases whose unit lies in that region               | yes        |
+| prison_staff  | a unit                             | cases in that unit                                 | yes        |
+| municipality  | any organization case-api knows    | cases it is responsible for, and only with consent | no         |
+| nav           | any organization case-api knows    | cases assigned to it, and only with consent        | no         |
+| health        | any organization case-api knows    | cases whose consent names it (or its type)         | no         |
+| service       | none needed                        | only the disclosure question and notice facts      | no         |
+| others        | -                                  | nothing here                                       | no         |
+
+A unit is a prison, a probation office or a transitional housing unit. A role that acts for an
+organization (:data:`ACTS_FOR`) with a token that names none, one case-api does not know, or one of
+another type answers 403 saying what it needs, rather than an empty list.
 
 A case outside the caller's scope answers 404, so its existence does not leak. A role that may
 never do something answers 403. Consent-gated roles see only the domains their consent covers.
@@ -21,7 +25,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
@@ -37,7 +41,7 @@ from case_api.persons.crypto import IdentityVault
 from case_api.persons.models import Person
 from shared.auth import Principal, PrincipalDep, Role
 from shared.db import SessionDep, utcnow
-from shared.directory import UNIT_TYPES
+from shared.directory import UNIT_TYPES, OrganizationType
 from shared.errors import Forbidden, NotFound
 
 READERS = frozenset(
@@ -48,8 +52,37 @@ CONSENT_GATED = frozenset({Role.MUNICIPALITY, Role.NAV, Role.HEALTH})
 AUDIT_READERS = frozenset({Role.ADMIN, Role.AUDITOR, Role.COORDINATOR})
 
 
+@dataclass(frozen=True)
+class ActsFor:
+    """The organization a role's token must name in its ``org`` claim."""
+
+    types: frozenset[str] | None  # None: any organization case-api knows
+    description: str  # for the 403's detail: "a Correctional Service region"
+
+
+_UNIT = "a Correctional Service unit (prison, probation office or transitional housing)"
+# A recipient organization's systems may use any of the recipient roles (as notify-worker's receipts
+# and the notice detail view take them), so those roles need an organization of no particular type.
+_RECIPIENT = ActsFor(None, "an organization in the directory")
+# The roles whose scope comes from their organization, and what that organization must be.
+ACTS_FOR: dict[Role, ActsFor] = {
+    Role.COORDINATOR: ActsFor(frozenset({OrganizationType.REGION}), "a Correctional Service region"),
+    Role.PRISON_STAFF: ActsFor(UNIT_TYPES, _UNIT),
+    Role.SERVICE_MARKET: ActsFor(UNIT_TYPES, _UNIT),
+    Role.MUNICIPALITY: _RECIPIENT,
+    Role.NAV: _RECIPIENT,
+    Role.HEALTH: _RECIPIENT,
+}
+
+
 class CaseNotFound(NotFound):
     title = "Case not found"
+
+
+class ActingOrganizationRequired(Forbidden):
+    """The token's organization cannot be the one its role acts for (``reason`` says why)."""
+
+    title = "Token's organization does not fit its role"
 
 
 @dataclass(frozen=True)
@@ -111,14 +144,52 @@ async def get_viewer(request: Request, principal: PrincipalDep, session: Session
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 
 
+def require_acting_organization(viewer: Viewer) -> None:
+    """403 unless the token names the kind of organization its role acts for (:data:`ACTS_FOR`):
+    a wrong token is told so instead of seeing nothing."""
+    needed = ACTS_FOR.get(viewer.role)
+    if needed is None:
+        return
+    role = viewer.role.value
+    types: dict[str, Any] = {"required_organization_types": sorted(needed.types)} if needed.types else {}
+    claimed = viewer.principal.organization_id
+    if not claimed:
+        raise ActingOrganizationRequired(
+            f"A {role} token must name {needed.description} in its org claim; this one names none",
+            reason="no_organization",
+            **types,
+        )
+    organization = viewer.organization
+    if organization is None:
+        try:
+            named = f"organization {uuid.UUID(claimed)}"
+        except ValueError:
+            named = "the org claim, which is no organization id,"
+        raise ActingOrganizationRequired(
+            f"A {role} acts for {needed.description}, but {named} is not in case-api's copy of the "
+            "directory (agreement-api registers organizations)",
+            reason="unknown_organization",
+            **types,
+        )
+    if needed.types is not None and organization.type not in needed.types:
+        raise ActingOrganizationRequired(
+            f"A {role} acts for {needed.description}, but {organization.name} ({organization.id}) is a "
+            f"{organization.type}",
+            reason="wrong_organization_type",
+            **types,
+        )
+
+
 def require_reader(viewer: Viewer) -> None:
     if viewer.role not in READERS:
         raise Forbidden(f"Role {viewer.role.value!r} has no access to cases")
+    require_acting_organization(viewer)
 
 
 def require_writer(viewer: Viewer) -> None:
     if viewer.role not in WRITERS:
         raise Forbidden(f"Role {viewer.role.value!r} may not change cases")
+    require_acting_organization(viewer)
 
 
 def consent_conditions(

@@ -117,7 +117,7 @@ async def test_a_region_change_reaches_its_coordinators_view_at_once(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The coordinator's own organization is cached too: it turns into a prison, and its coordinator
-    no longer sees the region's cases."""
+    is refused at once (a coordinator acts for a region)."""
     east = directory.coordinator_east
     case = await open_case(case_client, east, unit=directory.unit_oslo)
     assert (await case_client.get(f"/api/v1/cases/{case['id']}", headers=east)).status_code == 200
@@ -125,4 +125,6 @@ async def test_a_region_change_reaches_its_coordinators_view_at_once(
     changed = organization_event(directory.region_east, "prison", "Øst", changed=["type", "name"])
     await make_handler(sessionmaker, facts_cache)(changed)
 
-    assert (await case_client.get(f"/api/v1/cases/{case['id']}", headers=east)).status_code == 404
+    refused = await case_client.get(f"/api/v1/cases/{case['id']}", headers=east)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["reason"] == "wrong_organization_type"

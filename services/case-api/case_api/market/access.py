@@ -10,7 +10,9 @@
 | others         | 403                                          | 403              | 403      |
 
 A unit, session or appointment outside the caller's scope answers 404. A unit named in a body
-outside the caller's scope answers 403, as when opening a case.
+outside the caller's scope answers 403, as when opening a case. So does a token whose organization
+does not fit its role: a coordinator's must be a region, prison staff's and service-market staff's
+a unit (``case_api.access.ACTS_FOR``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from case_api.access import Viewer
+from case_api.access import Viewer, require_acting_organization
 from case_api.market.errors import UnitNotFound, UnitOutsideScope
 from case_api.organizations import service as organizations
 from case_api.organizations.models import OrganizationRef
@@ -38,21 +40,25 @@ REQUEST_WRITERS = frozenset({Role.ADMIN, Role.COORDINATOR, Role.PRISON_STAFF})
 def require_market_reader(viewer: Viewer) -> None:
     if viewer.role not in MARKET_READERS:
         raise Forbidden(f"Role {viewer.role.value!r} has no access to the service market")
+    require_acting_organization(viewer)
 
 
 def require_market_writer(viewer: Viewer) -> None:
     if viewer.role not in MARKET_WRITERS:
         raise Forbidden(f"Role {viewer.role.value!r} may not change the service market")
+    require_acting_organization(viewer)
 
 
 def require_request_reader(viewer: Viewer) -> None:
     if viewer.role not in REQUEST_READERS:
         raise Forbidden(f"Role {viewer.role.value!r} has no access to service market requests")
+    require_acting_organization(viewer)
 
 
 def require_request_writer(viewer: Viewer) -> None:
     if viewer.role not in REQUEST_WRITERS:
         raise Forbidden(f"Role {viewer.role.value!r} may not change service market requests")
+    require_acting_organization(viewer)
 
 
 def sees_case_details(viewer: Viewer) -> bool:

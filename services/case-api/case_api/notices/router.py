@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from case_api.access import Viewer, ViewerDep, load_case_unscoped
+from case_api.access import Viewer, ViewerDep, load_case_unscoped, require_acting_organization
 from case_api.audit import service as audit
 from case_api.cases.models import Case
 from case_api.notices import service
@@ -100,9 +100,9 @@ async def _whose_view(
         raise Forbidden(f"Role {viewer.role.value!r} does not receive notices")
     if organization_id is not None and organization_id != viewer.organization_id:
         raise Forbidden("A recipient reads its own view only")
-    if viewer.organization is None:
-        # An organization case-api does not know receives nothing (as it sees no cases).
-        raise NoNoticeDetail(NO_DETAIL)
+    # A token without the organization its role acts for is told so (403), as on the case routes.
+    require_acting_organization(viewer)
+    assert viewer.organization is not None
     return viewer.organization
 
 

@@ -61,9 +61,11 @@ def _configure(connection: Connection) -> None:
 
 async def _run_async() -> None:
     engine = create_engine(_database_url())
-    async with engine.connect() as connection:
-        await connection.run_sync(_configure)
-    await engine.dispose()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_configure)
+    finally:
+        await engine.dispose()  # also when a revision fails: no pooled connection left open
 
 
 def run_migrations_offline() -> None:

@@ -111,8 +111,8 @@ async def seed(
         )
         slots = []
         for provider, start, hours, note in (
-            (nav_provider, today_at(10), 2, "Room 2"),
-            (housing, today_at(13, 30), 1.5, "Library"),
+            (nav_provider, today_at(10), 2, "Rom 2"),
+            (housing, today_at(13, 30), 1.5, "Biblioteket"),
         ):
             (slot,) = await sessions.create_sessions(
                 session,
@@ -127,6 +127,7 @@ async def seed(
                     ends_at=start + timedelta(hours=hours),
                     capacity=4,
                     domains=["work"],
+                    announcement=f"{provider.name} er på servicetorget. Lever samtalelapp for å få en time.",
                 ),
             )
             slots.append(slot)
@@ -196,15 +197,16 @@ async def test_staff_sign_in_and_check_in_with_one_tap_in_a_real_browser(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            context = await browser.new_context(viewport=TABLET, has_touch=True, locale="en-GB")
+            context = await browser.new_context(viewport=TABLET, has_touch=True, locale="nb-NO")
             page = await context.new_page()
             await page.goto(f"{live_market.base_url}/market/ui/day")
             assert page.url.endswith("/market/ui/login"), page.url
-            await page.get_by_label("Paste your access token").fill(token)
+            await expect(page.locator("html")).to_have_attribute("lang", "nb")
+            await page.get_by_label("Lim inn tilgangstokenet ditt").fill(token)
             async with page.expect_request(
                 lambda r: r.method == "POST" and r.url.endswith("/market/ui/login")
             ) as login_request:
-                await page.get_by_role("button", name="Sign in").click()
+                await page.get_by_role("button", name="Logg inn", exact=True).click()
             await page.wait_for_url("**/market/ui/day")
             # The form's own Origin, which the login's Origin check lets through (not `null`).
             sent = await (await login_request.value).all_headers()
@@ -215,16 +217,16 @@ async def test_staff_sign_in_and_check_in_with_one_tap_in_a_real_browser(
             for name in ("Kari N.", "Ola H.", "Aisha B."):
                 await expect(page.locator(".who", has_text=name)).to_be_visible()
 
-            button = page.get_by_role("button", name="Check in Kari N.")
+            button = page.get_by_role("button", name="Sjekk inn Kari N.")
             box = await button.bounding_box()
             assert box is not None
             assert box["height"] >= 44, "touch targets are at least 44 CSS pixels high"
             await button.click()
             await page.wait_for_url("**notice=checked_in")
-            await expect(page.get_by_role("status")).to_have_text("Checked in.")
+            await expect(page.get_by_role("status")).to_have_text("Oppmøte registrert.")
             kari = page.locator(f"#appointment-{live_market.kari}")
             await expect(kari).to_have_attribute("data-state", "checked_in")
-            await expect(kari.get_by_label("Outcome", exact=True)).to_be_visible()
+            await expect(kari.get_by_label("Utfall", exact=True)).to_be_visible()
 
             async with committed_sessionmaker() as session:
                 state = (
@@ -233,6 +235,18 @@ async def test_staff_sign_in_and_check_in_with_one_tap_in_a_real_browser(
                     )
                 ).scalar_one()
             assert state is AppointmentState.CHECKED_IN
+
+            # One switch to English and back, kept by the cookie from page to page.
+            await page.get_by_role("link", name="English").click()
+            await expect(page.locator("html")).to_have_attribute("lang", "en")
+            await expect(kari.get_by_role("button", name="Save outcome for Kari N.")).to_be_visible()
+            await page.get_by_role("link", name="Announcement sheet").click()
+            await expect(page.get_by_role("heading", name="Service market at Oslo fengsel")).to_be_visible()
+            await expect(page.locator("p.text[lang=nb]").first).to_contain_text("er på servicetorget")
+            await page.get_by_role("link", name="Norsk").click()
+            await expect(page.get_by_role("heading", name="Servicetorget i Oslo fengsel")).to_be_visible()
+            await page.get_by_role("link", name="Dagsliste").click()
+            await expect(page.locator("html")).to_have_attribute("lang", "nb")
 
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             shot = tmp_path / SCREENSHOT.name

@@ -1,9 +1,11 @@
 """The service market pages: sign-in cookie, CSRF and Origin checks (the login form's too),
-check-in and outcome by form, stale forms, scope, and what a page never shows."""
+check-in and outcome by form, stale forms, scope, what a page never shows, and the language
+(bokmål by default, English on request)."""
 
 from __future__ import annotations
 
 import re
+import string
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -16,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from case_api.audit.models import AccessLogEntry, TimelineEntry
 from case_api.market.sessions import LOCAL_TZ
-from case_api.market.web import COOKIE
+from case_api.market.texts import TEXTS
+from case_api.market.web import COOKIE, LANG_COOKIE
 from shared.auth import mint_token
 from tests.case_api.conftest import Directory, identity_number, open_case
 from tests.case_api.market.helpers import BASE, book, market_session, move, provider
@@ -50,8 +53,8 @@ async def seeded(case_client: httpx.AsyncClient, directory: Directory) -> Seeded
         unit=directory.unit_oslo,
         provider_id=nav["id"],
         starts_at=today_at(10),
-        location_note="Room 2",
-        announcement="NAV answers questions about work and benefits.",
+        location_note="Rom 2",
+        announcement="NAV svarer på spørsmål om arbeid og ytelser.",
         domains=["debt"],
     )
     number = identity_number()
@@ -127,7 +130,8 @@ async def test_the_pages_need_a_sign_in_and_the_login_sets_a_protected_cookie(
 
     bad = await post_login(case_client, "not-a-token")
     assert bad.status_code == 401
-    assert "not accepted" in bad.text
+    assert "Tokenet ble ikke godtatt:" in bad.text
+    assert '<span lang="en">Malformed token</span>' in bad.text  # the verifier's English, marked
     assert COOKIE not in case_client.cookies
 
     token = mint_token(role="service_market", organization_id=str(seeded.unit))
@@ -147,9 +151,9 @@ async def test_the_pages_need_a_sign_in_and_the_login_sets_a_protected_cookie(
     assert "Kari N." in html
     assert "NAV Grünerløkka" in html
     assert "Oslo fengsel" in html
-    assert "Check in" in html
-    assert "2 officers, lift" not in html
-    assert "2 officers, high security" in html
+    assert "Sjekk inn" in html
+    assert "2 betjenter, heis" not in html
+    assert "2 betjenter, høy sikkerhet" in html
 
 
 async def test_an_expired_token_goes_back_to_the_login_form(
@@ -160,7 +164,7 @@ async def test_an_expired_token_goes_back_to_the_login_form(
     assert response.status_code == 303
     assert response.headers["location"] == f"{UI}/login?expired=1"
     assert f'{COOKIE}=""' in response.headers["set-cookie"]
-    assert "expired" in (await case_client.get(response.headers["location"])).text
+    assert "Innloggingen din er utløpt" in (await case_client.get(response.headers["location"])).text
 
 
 async def test_a_role_without_the_service_market_cannot_sign_in(
@@ -182,7 +186,7 @@ async def test_the_login_form_carries_a_token_bound_to_a_pre_sign_in_cookie(
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
     assert f"Path={UI}/login" in cookie
-    assert "Sign out" not in form.text
+    assert "Logg ut" not in form.text
     # The same browser keeps its id, so two open login tabs both work.
     assert await login_csrf(case_client) == await login_csrf(case_client)
     assert form.headers["referrer-policy"] == "same-origin"
@@ -200,7 +204,7 @@ async def test_a_login_from_another_origin_is_refused(case_client: httpx.AsyncCl
     ):
         response = await post_login(case_client, attacker, headers=headers)
         assert response.status_code == 403, (headers, response.text)
-        assert "another site" in response.text
+        assert "sendt fra et annet nettsted" in response.text
         assert COOKIE not in case_client.cookies
 
     fine = await post_login(case_client, attacker, headers={"Referer": f"{SAME_ORIGIN}{UI}/login"})
@@ -217,7 +221,7 @@ async def test_a_login_without_its_csrf_token_is_refused(
     missing = await case_client.post(url, data={"token": token}, headers={"Origin": SAME_ORIGIN})
     wrong = await case_client.post(url, data={"token": token, "csrf": "0" * 64})
     assert [missing.status_code, wrong.status_code] == [403, 403]
-    assert "expired" in missing.text
+    assert "Innloggingsskjemaet var utløpt" in missing.text
     assert COOKIE not in case_client.cookies
 
     # The token belongs to the browser's pre-sign-in cookie: without that cookie, or with another
@@ -284,7 +288,7 @@ async def test_check_in_and_outcome_by_form_change_the_appointment(
         assert list(actions)[-2:] == ["market.appointment_escort_confirmed", "market.appointment_checked_in"]
 
     page = await case_client.get(response.headers["location"])
-    assert "Checked in." in page.text
+    assert "Oppmøte registrert." in page.text
     fields = form_fields(page.text, appointment_id)
     assert 'name="outcome_code"' in page.text
     response = await case_client.post(
@@ -331,7 +335,7 @@ async def test_forms_without_the_right_csrf_token_are_refused(
     wrong = await case_client.post(url, data={**fields, "csrf": "0" * 64})
     as_json = await case_client.post(url, json=fields)
     assert [r.status_code for r in (missing, wrong, as_json)] == [403, 403, 403]
-    assert "security token" in missing.text
+    assert "mangler sikkerhetsnøkkelen" in missing.text
 
     # A token from another sign-in (another jti) does not carry over.
     await sign_in(case_client, org=seeded.unit)
@@ -360,7 +364,7 @@ async def test_a_stale_form_says_the_appointment_changed_meanwhile(
     assert response.headers["location"].endswith("notice=stale")
     page = await case_client.get(response.headers["location"])
     assert page.status_code == 200
-    assert "changed meanwhile" in page.text
+    assert "endret denne avtalen i mellomtiden" in page.text
     assert (await appointment_state(case_client, directory, appointment_id))["state"] == "moved_to_video"
 
     # The fresh page offers the check-in again (a video talk can be checked in), at the new version.
@@ -452,7 +456,7 @@ async def test_the_announcement_sheet_is_printable_and_leaves_out_cancelled_sess
         unit=seeded.unit,
         provider_id=housing["id"],
         starts_at=today_at(13) + timedelta(days=2),
-        announcement="Questions about housing after release.",
+        announcement="Spørsmål om bolig etter løslatelse.",
     )
     gone = await market_session(
         case_client, h, unit=seeded.unit, provider_id=housing["id"], starts_at=today_at(9) + timedelta(days=3)
@@ -470,9 +474,9 @@ async def test_the_announcement_sheet_is_printable_and_leaves_out_cancelled_sess
     html = response.text
     assert "@media print" in html
     assert "NAV Grünerløkka" in html
-    assert "NAV answers questions about work and benefits." in html
-    assert "Room 2" in html
-    assert "Questions about housing after release." in html
+    assert "NAV svarer på spørsmål om arbeid og ytelser." in html
+    assert "Rom 2" in html
+    assert "Spørsmål om bolig etter løslatelse." in html
     assert html.index("NAV Grünerløkka") < html.index("Husbanken drop-in")
     assert html.count("Husbanken drop-in") == 1  # the cancelled one is not announced
     assert "Kari N." not in html
@@ -502,3 +506,51 @@ async def test_a_day_at_the_ends_of_the_calendar_is_refused_not_a_500(
     await sign_in(case_client, "admin", org=None)
     page = await case_client.get(f"{UI}/day", params={"unit_id": unit, "date": day})
     assert page.status_code == 400, page.text
+
+
+def test_every_text_is_there_in_both_languages_with_the_same_placeholders() -> None:
+    fields = string.Formatter()
+    for key, (nb, en) in TEXTS.items():
+        assert nb, key
+        assert en, key
+        assert {f for _, f, _, _ in fields.parse(nb) if f} == {f for _, f, _, _ in fields.parse(en) if f}, key
+
+
+async def test_the_pages_are_in_bokmal_and_in_english_on_request(
+    case_client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    login = (await case_client.get(f"{UI}/login")).text
+    assert '<html lang="nb">' in login
+    assert "Logg inn på servicetorget" in login
+    assert '<a href="/market/ui/login?lang=en" lang="en" hreflang="en">English</a>' in login
+    await sign_in(case_client, org=seeded.unit)
+
+    html = await day_page(case_client)
+    assert '<html lang="nb">' in html
+    assert "Dagsliste" in html
+    assert "Logg ut" in html
+    assert "Sign out" not in html
+    assert "(<span>Rom 2</span>)" in html  # staff's own text, in the page's language
+
+    english = await case_client.get(f"{UI}/day", params={"lang": "en"})
+    assert english.status_code == 200
+    assert '<html lang="en">' in english.text
+    assert "Check in" in english.text
+    assert "2 officers, high security" in english.text
+    assert '(<span lang="nb">Rom 2</span>)' in english.text  # marked as bokmål on the English page
+    assert ">Norsk</a>" in english.text
+    cookie = english.headers["set-cookie"]
+    assert cookie.startswith(f"{LANG_COOKIE}=en;")
+    assert "Path=/market/ui" in cookie
+
+    # The cookie keeps the choice on the next pages, redirects included, until ?lang=nb.
+    sheet = (await case_client.get(f"{UI}/announcements")).text
+    assert '<html lang="en">' in sheet
+    assert "Service market at Oslo fengsel" in sheet
+    assert '<p class="text" lang="nb">NAV svarer på spørsmål om arbeid og ytelser.</p>' in sheet
+    assert "Sign out" in (await case_client.get(f"{UI}/day", params={"lang": "de"})).text
+    bad = await case_client.get(f"{UI}/day", params={"date": "someday"})
+    assert bad.status_code == 400
+    assert "Give the unit as an id" in bad.text
+    assert "Logg ut" in (await case_client.get(f"{UI}/day", params={"lang": "nb"})).text
+    assert "Logg ut" in await day_page(case_client)

@@ -17,6 +17,9 @@ origin. A form carries the appointment's version; a form older than the appointm
 Everything goes through the market's service modules, and the day list through the same
 `DayList` the API answers: the same rules, the same names ("Kari N."), the same access log entries.
 Domains and identity numbers never reach a page.
+
+The pages are in Norwegian bokmål, or in English after ``?lang=en`` (kept in a cookie); the texts
+are in :mod:`case_api.market.texts` (docs/servicetorg.md).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -36,6 +40,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jinja2
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,24 +52,35 @@ from case_api.market import access, appointments, checkins, providers, sessions
 from case_api.market.day_list import day_plan, to_day_list
 from case_api.market.errors import IllegalAppointmentTransition
 from case_api.market.lifecycle import TRANSITIONS
-from case_api.market.models import (
-    AppointmentState,
-    LocationType,
-    MarketAppointment,
-    MarketSession,
-    OutcomeCode,
-    SessionFormat,
-)
+from case_api.market.models import AppointmentState, MarketAppointment, MarketSession, OutcomeCode
 from case_api.market.schemas import (
     EARLIEST_DAY,
     LATEST_DAY,
     AppointmentTransition,
     CheckIn,
     Completion,
+    ConflictKind,
     DayList,
+    DayListConflict,
     DayListEntry,
 )
 from case_api.market.sessions import LOCAL_TZ
+from case_api.market.texts import (
+    CONTENT_LANG,
+    DEFAULT_LANG,
+    FORMAT_LABELS,
+    LANGS,
+    LOCATION_LABELS,
+    OUTCOME_LABELS,
+    STATE_LABELS,
+    SWITCH,
+    SYSTEM_LANG,
+    TEXTS,
+    Lang,
+    day_name,
+    label,
+    text,
+)
 from case_api.organizations import service as organizations
 from shared.auth import Principal, TokenVerifier
 from shared.db import unit_of_work
@@ -74,6 +90,8 @@ PREFIX = "/market/ui"
 DASH = "\N{EN DASH}"
 COOKIE = "tilbake_market_ui"
 LOGIN_COOKIE = "tilbake_market_ui_login"  # the pre-sign-in id the login form's CSRF token is bound to
+LANG_COOKIE = "tilbake_market_ui_lang"  # the language chosen with ?lang=
+LANG_COOKIE_SECONDS = 365 * 24 * 3600
 _PRE_SESSION = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_FORM_BYTES = 16_384
 MAX_SHEET_DAYS = 62
@@ -89,50 +107,9 @@ _templates = jinja2.Environment(
     lstrip_blocks=True,
 )
 
-STATE_LABELS = {
-    AppointmentState.REQUESTED: "Requested",
-    AppointmentState.SCHEDULED: "Scheduled",
-    AppointmentState.ESCORT_CONFIRMED: "Escort confirmed",
-    AppointmentState.CHECKED_IN: "Checked in",
-    AppointmentState.COMPLETED: "Completed",
-    AppointmentState.NO_SHOW: "No show",
-    AppointmentState.CANCELLED_BY_PRISON: "Cancelled by the prison",
-    AppointmentState.CANCELLED_BY_PROVIDER: "Cancelled by the provider",
-    AppointmentState.MOVED_TO_CELL_VISIT: "Moved to a cell visit",
-    AppointmentState.MOVED_TO_VIDEO: "Moved to video",
-    AppointmentState.RESCHEDULED: "Rescheduled",
-}
-OUTCOME_LABELS = {
-    OutcomeCode.HELD: "Held",
-    OutcomeCode.PARTLY_HELD: "Partly held",
-    OutcomeCode.NOT_HELD_INMATE_DECLINED: "Not held: inmate declined",
-    OutcomeCode.NOT_HELD_PROVIDER_ABSENT: "Not held: provider absent",
-    OutcomeCode.NOT_HELD_NO_ESCORT: "Not held: no escort",
-}
-LOCATION_LABELS = {
-    LocationType.SERVICE_MARKET_ROOM: "Service market room",
-    LocationType.CELL: "Cell",
-    LocationType.VIDEO: "Video",
-    LocationType.OTHER: "Other place",
-}
-FORMAT_LABELS = {
-    SessionFormat.ONE_TO_ONE: "One-to-one talks",
-    SessionFormat.THEME_EVENING: "Theme evening",
-    SessionFormat.PRESENTATION: "Presentation",
-    SessionFormat.CELL_VISIT: "Cell visit",
-    SessionFormat.VIDEO: "Video",
-}
-# Fixed texts a redirect may ask the day list to show: the query names one, never the text.
-NOTICES = {
-    "checked_in": ("ok", "Checked in."),
-    "completed": ("ok", "Outcome recorded."),
-    "stale": (
-        "warn",
-        "This appointment was changed meanwhile by someone else, so nothing was saved. "
-        "The list below is fresh: check it and try again.",
-    ),
-    "invalid": ("warn", "The form was not filled in correctly; nothing was saved."),
-}
+# Fixed notices a redirect may ask the day list to show: the query names one, never the text.
+NOTICES = {"checked_in": "ok", "completed": "ok", "stale": "warn", "invalid": "warn"}
+_LANG_CODES: dict[str, Lang] = {lang: lang for lang in LANGS}
 # Straight to checked_in, per the lifecycle; `scheduled` goes through escort_confirmed first.
 CHECK_IN_FROM = frozenset(s for s, nexts in TRANSITIONS.items() if AppointmentState.CHECKED_IN in nexts)
 VIA_ESCORT = frozenset(
@@ -146,10 +123,70 @@ COMPLETE_FROM = frozenset(s for s, nexts in TRANSITIONS.items() if AppointmentSt
 # --- rendering ----------------------------------------------------------------------------------
 
 
-def _render(template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+@dataclass(frozen=True)
+class Message:
+    """A text of the page's language, and maybe a detail in :data:`SYSTEM_LANG` (a verifier's or
+    the service layer's message), which the page marks with its own ``lang``."""
+
+    text: str
+    detail: str | None = None
+
+
+def _lang(request: Request) -> Lang:
+    """``?lang=`` first, then the cookie it leaves, else bokmål."""
+    for wanted in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if wanted in _LANG_CODES:
+            return _LANG_CODES[wanted]
+    return DEFAULT_LANG
+
+
+def _remember_lang(request: Request, response: Response) -> None:
+    wanted = _LANG_CODES.get(request.query_params.get("lang") or "")
+    if wanted and request.cookies.get(LANG_COOKIE) != wanted:
+        response.set_cookie(
+            LANG_COOKIE,
+            wanted,
+            max_age=LANG_COOKIE_SECONDS,
+            path=PREFIX,
+            httponly=True,
+            samesite="lax",
+            secure=_secure_cookie(request),
+        )
+
+
+def _switch_url(request: Request, lang: Lang) -> str:
+    """This page in the other language; after a POST, the page the POST came from is not known, so
+    the login form (for its own POST) or the day list."""
+    path = request.url.path
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "notice")]
+    if request.method != "GET":
+        path, query = (path if path == f"{PREFIX}/login" else f"{PREFIX}/day"), []
+    return f"{path}?{urlencode([*query, ('lang', lang)])}"
+
+
+def _lang_attr(page_lang: Lang, of: Lang) -> Markup:
+    """` lang="xx"` for a part in another language than the page's (WCAG 3.1.2), else nothing."""
+    return Markup(f' lang="{of}"') if of != page_lang else Markup("")
+
+
+def _render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    lang = _lang(request)
     nonce = secrets.token_urlsafe(16)
-    html = _templates.get_template(template).render(prefix=PREFIX, nonce=nonce, **context)
-    return HTMLResponse(html, status_code=status_code, headers=_page_headers(nonce))
+    other, other_name = SWITCH[lang]
+    html = _templates.get_template(template).render(
+        prefix=PREFIX,
+        nonce=nonce,
+        lang=lang,
+        t=partial(text, lang),
+        lang_attr=partial(_lang_attr, lang),
+        content_lang=CONTENT_LANG,
+        system_lang=SYSTEM_LANG,
+        switch={"url": _switch_url(request, other), "lang": other, "name": other_name},
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status_code, headers=_page_headers(nonce))
+    _remember_lang(request, response)
+    return response
 
 
 def _page_headers(nonce: str) -> dict[str, str]:
@@ -167,12 +204,20 @@ def _page_headers(nonce: str) -> dict[str, str]:
     }
 
 
-def _error_page(status_code: int, title: str, detail: str | None) -> HTMLResponse:
-    return _render("error.html", status_code=status_code, title=title, detail=detail)
+def _error_page(request: Request, status_code: int, message: Message) -> HTMLResponse:
+    lang = _lang(request)
+    key = f"status.{status_code}"
+    title = text(lang, key if key in TEXTS else "status.other")
+    return _render(request, "error.html", status_code=status_code, title=title, message=message)
 
 
-def _problem_page(exc: ProblemError) -> HTMLResponse:
-    return _error_page(exc.status, exc.title, exc.detail)
+def _problem_page(request: Request, exc: ProblemError) -> HTMLResponse:
+    """The service layer's problem: a title and explanation in the page's language, its own
+    (English) detail as the technical message."""
+    lang = _lang(request)
+    explained = f"status.{exc.status}.detail"
+    explanation = text(lang, explained) if explained in TEXTS else ""
+    return _error_page(request, exc.status, Message(explanation, exc.detail or exc.title))
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -240,8 +285,8 @@ def _same_origin(request: Request) -> bool:
     return _authority(parts.scheme, parts.netloc) == _authority(parts.scheme, request.headers.get("host", ""))
 
 
-def _cross_site() -> HTMLResponse:
-    return _error_page(403, "Forbidden", "The form was sent from another site.")
+def _cross_site(request: Request) -> HTMLResponse:
+    return _error_page(request, 403, Message(text(_lang(request), "error.cross_site")))
 
 
 @dataclass(frozen=True)
@@ -263,11 +308,16 @@ async def _signed_in(request: Request) -> SignedIn | None:
     return SignedIn(principal=principal, token=token, csrf=csrf_token(request, principal, token))
 
 
+def _drop_sign_in(request: Request, response: Response) -> None:
+    response.delete_cookie(COOKIE, path=PREFIX, secure=_secure_cookie(request), httponly=True)
+
+
 def _to_login(request: Request) -> RedirectResponse:
     expired = COOKIE in request.cookies
     response = _redirect(f"{PREFIX}/login" + ("?expired=1" if expired else ""))
     if expired:
-        response.delete_cookie(COOKIE, path=PREFIX, secure=_secure_cookie(request), httponly=True)
+        _drop_sign_in(request, response)
+    _remember_lang(request, response)
     return response
 
 
@@ -291,18 +341,29 @@ def _csrf_ok(signed_in: SignedIn, form: Mapping[str, str]) -> bool:
 
 
 @router.get("/")
-async def index() -> RedirectResponse:
-    return _redirect(f"{PREFIX}/day")
+async def index(request: Request) -> RedirectResponse:
+    response = _redirect(f"{PREFIX}/day")
+    _remember_lang(request, response)
+    return response
 
 
-def _login_page(request: Request, *, status_code: int = 200, error: str | None = None) -> HTMLResponse:
+def _login_page(
+    request: Request,
+    *,
+    status_code: int = 200,
+    error: Message | None = None,
+) -> HTMLResponse:
     """The login form with a CSRF token bound to the browser's pre-sign-in cookie (set if missing)."""
     pre_session = request.cookies.get(LOGIN_COOKIE, "")
     fresh = not _PRE_SESSION.fullmatch(pre_session)
     if fresh:
         pre_session = secrets.token_urlsafe(32)
     response = _render(
-        "login.html", status_code=status_code, error=error, login_csrf=_login_csrf(request, pre_session)
+        request,
+        "login.html",
+        status_code=status_code,
+        error=error,
+        login_csrf=_login_csrf(request, pre_session),
     )
     if fresh:
         response.set_cookie(
@@ -325,38 +386,33 @@ def _login_csrf_ok(request: Request, form: Mapping[str, str]) -> bool:
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, expired: str | None = None) -> HTMLResponse:
-    error = "Your sign-in has expired. Paste a new token." if expired else None
+    error = Message(text(_lang(request), "login.expired")) if expired else None
     return _login_page(request, error=error)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    lang = _lang(request)
     # Login CSRF: another site must not sign this browser in to a token of its choosing.
     if not _same_origin(request):
-        return _login_page(request, status_code=403, error="The sign-in form was sent from another site.")
+        return _login_page(request, status_code=403, error=Message(text(lang, "login.cross_site")))
     form = await _form(request)
     if form is None or not _login_csrf_ok(request, form):
-        return _login_page(
-            request, status_code=403, error="The sign-in form had expired. Paste your token again."
-        )
+        return _login_page(request, status_code=403, error=Message(text(lang, "login.form_expired")))
     token = form.get("token", "").strip()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
     if not token:
-        return _login_page(request, status_code=400, error="Paste your token.")
+        return _login_page(request, status_code=400, error=Message(text(lang, "login.empty")))
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         principal = await verifier.principal(token)
     except Unauthorized as exc:
-        return _login_page(
-            request, status_code=401, error=f"The token was not accepted: {exc.detail or exc.title}."
-        )
+        error = Message(text(lang, "login.rejected"), exc.detail or exc.title)
+        return _login_page(request, status_code=401, error=error)
     if principal.role not in access.MARKET_READERS:
-        return _login_page(
-            request,
-            status_code=403,
-            error=f"The role {principal.role.value!r} has no access to the service market.",
-        )
+        error = Message(text(lang, "login.role", role=principal.role.value))
+        return _login_page(request, status_code=403, error=error)
     response = _redirect(f"{PREFIX}/day")
     response.delete_cookie(
         LOGIN_COOKIE, path=f"{PREFIX}/login", secure=_secure_cookie(request), httponly=True
@@ -375,13 +431,13 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     if not _same_origin(request):
-        return _cross_site()
+        return _cross_site(request)
     signed_in = await _signed_in(request)
     form = await _form(request)
     if signed_in is not None and (form is None or not _csrf_ok(signed_in, form)):
-        return _error_page(403, "Forbidden", "The form is missing its security token.")
+        return _error_page(request, 403, Message(text(_lang(request), "error.csrf")))
     response = _redirect(f"{PREFIX}/login")
-    response.delete_cookie(COOKIE, path=PREFIX, secure=_secure_cookie(request), httponly=True)
+    _drop_sign_in(request, response)
     return response
 
 
@@ -407,26 +463,32 @@ def _parse_date(value: str | None) -> date | None:
     return day if EARLIEST_DAY <= day <= LATEST_DAY else None
 
 
-def _entry_view(entry: DayListEntry, *, can_write: bool) -> dict[str, Any]:
-    state: AppointmentState = entry.state
-    escort = []
-    if entry.escort_officers:
-        escort.append(f"{entry.escort_officers} officer{'s' if entry.escort_officers != 1 else ''}")
+def _escort(lang: Lang, entry: DayListEntry) -> str:
+    needs = []
+    if entry.escort_officers == 1:
+        needs.append(text(lang, "escort.officer"))
+    elif entry.escort_officers:
+        needs.append(text(lang, "escort.officers", count=entry.escort_officers))
     if entry.needs_lift:
-        escort.append("lift")
+        needs.append(text(lang, "escort.lift"))
     if entry.high_security:
-        escort.append("high security")
+        needs.append(text(lang, "escort.high_security"))
+    return ", ".join(needs) or text(lang, "escort.none")
+
+
+def _entry_view(lang: Lang, entry: DayListEntry, *, can_write: bool) -> dict[str, Any]:
+    state: AppointmentState = entry.state
     return {
         "id": str(entry.appointment_id),
         "name": entry.person_name,
         "time": f"{_local(entry.starts_at):%H:%M}{DASH}{_local(entry.ends_at):%H:%M}",
         "provider": entry.provider_name,
-        "location": LOCATION_LABELS[entry.location_type],
+        "location": label(lang, LOCATION_LABELS, entry.location_type),
         "location_note": entry.location_note,
-        "escort": ", ".join(escort) or "no escort",
+        "escort": _escort(lang, entry),
         "high_security": entry.high_security,
         "state": state.value,
-        "state_label": STATE_LABELS[state],
+        "state_label": label(lang, STATE_LABELS, state),
         "version": entry.version,
         "can_check_in": can_write and (state in CHECK_IN_FROM or state in VIA_ESCORT),
         "via_escort": state in VIA_ESCORT,
@@ -434,24 +496,51 @@ def _entry_view(entry: DayListEntry, *, can_write: bool) -> dict[str, Any]:
     }
 
 
-def _day_view(day_list: DayList, *, can_write: bool) -> list[dict[str, Any]]:
+def _day_view(lang: Lang, day_list: DayList, *, can_write: bool) -> list[dict[str, Any]]:
     """The sessions in time order, each with its appointments."""
     by_session: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for entry in day_list.entries:
-        by_session.setdefault(entry.session_id, []).append(_entry_view(entry, can_write=can_write))
+        by_session.setdefault(entry.session_id, []).append(_entry_view(lang, entry, can_write=can_write))
     return [
         {
             "time": f"{_local(s.starts_at):%H:%M}{DASH}{_local(s.ends_at):%H:%M}",
             "provider": s.provider_name,
-            "format": FORMAT_LABELS[s.format],
-            "location": LOCATION_LABELS[s.location_type],
-            "booked": s.booked,
-            "capacity": s.capacity,
+            "format": label(lang, FORMAT_LABELS, s.format),
+            "location": label(lang, LOCATION_LABELS, s.location_type),
+            "booked": text(lang, "day.booked", booked=s.booked, capacity=s.capacity),
             "cancelled": s.cancelled,
             "entries": by_session.get(s.session_id, []),
         }
         for s in day_list.sessions
     ]
+
+
+def _conflict(lang: Lang, conflict: DayListConflict, day_list: DayList) -> Message:
+    """The conflict told in the page's language from its facts; the API's (English) detail only
+    when the facts are not on the list."""
+    hour = f"{_local(conflict.hour):%H:%M}: " if conflict.hour else ""
+    said: str | None = None
+    if conflict.kind is ConflictKind.INMATE_DOUBLE_BOOKED:
+        names = [e.person_name for e in day_list.entries if e.appointment_id in conflict.appointment_ids]
+        if names:
+            said = text(lang, "conflict.double_booked", name=names[0])
+    elif conflict.kind is ConflictKind.HOUR_OVER_ESCORT_CAPACITY:
+        loads = [h for h in day_list.hours if conflict.hour and h.hour == conflict.hour]
+        if loads:
+            said = text(
+                lang, "conflict.escorts", needed=loads[0].escorts_needed, available=loads[0].escorts_available
+            )
+    elif conflict.kind is ConflictKind.SESSION_OVER_CAPACITY:
+        found = [s for s in day_list.sessions if s.session_id in conflict.session_ids]
+        if found:
+            said = text(
+                lang,
+                "conflict.capacity",
+                provider=found[0].provider_name,
+                booked=found[0].booked,
+                capacity=found[0].capacity,
+            )
+    return Message(hour + said) if said else Message(hour, conflict.detail)
 
 
 @router.get("/day", response_class=HTMLResponse)
@@ -464,44 +553,44 @@ async def day_page(
     signed_in = await _signed_in(request)
     if signed_in is None:
         return _to_login(request)
+    lang = _lang(request)
     day = _parse_date(day_text) if day_text else _today()
     wanted_unit = _parse_uuid(unit_id)
     if day is None or (unit_id and wanted_unit is None):
-        return _error_page(400, "Bad request", "Give the unit as an id and the day as YYYY-MM-DD.")
+        return _error_page(request, 400, Message(text(lang, "error.day_query")))
     try:
         async with unit_of_work(request.app.state.sessionmaker) as session:
             viewer = await get_viewer(request, signed_in.principal, session)
             access.require_market_reader(viewer)
             unit = wanted_unit or viewer.organization_id
             if unit is None:
-                return _render("choose_unit.html", day=day.isoformat(), csrf=signed_in.csrf)
+                return _render(request, "choose_unit.html", day=day.isoformat(), csrf=signed_in.csrf)
             # The API's day list: the same plan, names and access log entry.
             plan = await day_plan(session, viewer=viewer, unit_id=unit, day=day, escorts_available=None)
             await audit.record_access(session, viewer, reads=plan.reads, what="market.day_list")
             day_list = to_day_list(plan)
             unit_ref = await organizations.get(session, unit)
             page = _render(
+                request,
                 "day.html",
                 csrf=signed_in.csrf,
                 unit_id=str(unit),
                 unit_name=unit_ref.name if unit_ref else str(unit),
                 day=day,
-                day_label=f"{day:%A %d %B %Y}",
+                day_label=day_name(lang, day),
                 previous_day=_day_url(unit, day - timedelta(days=1)),
                 next_day=_day_url(unit, day + timedelta(days=1)),
                 today=_day_url(unit, _today()),
                 announcements=f"{PREFIX}/announcements?"
                 + urlencode({"unit_id": str(unit), "from": day.isoformat()}),
-                sessions=_day_view(day_list, can_write=viewer.role in access.MARKET_WRITERS),
-                conflicts=[
-                    f"{_local(c.hour):%H:%M}: {c.detail}" if c.hour else c.detail for c in day_list.conflicts
-                ],
-                notice=NOTICES.get(notice or ""),
-                outcomes=[(code.value, label) for code, label in OUTCOME_LABELS.items()],
+                sessions=_day_view(lang, day_list, can_write=viewer.role in access.MARKET_WRITERS),
+                conflicts=[_conflict(lang, c, day_list) for c in day_list.conflicts],
+                notice=(NOTICES[notice], text(lang, f"notice.{notice}")) if notice in NOTICES else None,
+                outcomes=[(code.value, label(lang, OUTCOME_LABELS, code)) for code in OutcomeCode],
                 subject=viewer.subject,
             )
     except ProblemError as exc:
-        return _problem_page(exc)
+        return _problem_page(request, exc)
     return page
 
 
@@ -515,21 +604,18 @@ class _Stale(Exception):
 async def _change(request: Request, appointment_id: str, *, what: str) -> Response:
     """Shared frame of the two forms: sign-in, CSRF, the appointment at the form's version."""
     if not _same_origin(request):
-        return _cross_site()
+        return _cross_site(request)
     signed_in = await _signed_in(request)
     if signed_in is None:
         return _to_login(request)
+    lang = _lang(request)
     form = await _form(request)
     if form is None or not _csrf_ok(signed_in, form):
-        return _error_page(
-            403,
-            "Forbidden",
-            "The form is missing its security token. Reload the page and try again.",
-        )
+        return _error_page(request, 403, Message(text(lang, "error.csrf")))
     target = _parse_uuid(appointment_id)
     version = form.get("version", "")
     if target is None or not version.isdigit():
-        return _error_page(400, "Bad request", "The form does not name an appointment version.")
+        return _error_page(request, 400, Message(text(lang, "error.version")))
     unit: uuid.UUID | None = None
     day = _today()
     try:
@@ -555,7 +641,7 @@ async def _change(request: Request, appointment_id: str, *, what: str) -> Respon
         assert unit is not None
         return _redirect(_day_url(unit, day, "invalid"))
     except ProblemError as exc:
-        return _problem_page(exc)
+        return _problem_page(request, exc)
     assert unit is not None
     return _redirect(_day_url(unit, day, "checked_in" if what == "check-in" else "completed"))
 
@@ -607,23 +693,23 @@ async def announcements(request: Request) -> Response:
     signed_in = await _signed_in(request)
     if signed_in is None:
         return _to_login(request)
+    lang = _lang(request)
     query = request.query_params
     first = _parse_date(query.get("from")) if query.get("from") else _today()
     last = _parse_date(query.get("to")) if query.get("to") else (first + timedelta(days=6) if first else None)
     wanted_unit = _parse_uuid(query.get("unit_id"))
     if first is None or last is None or (query.get("unit_id") and wanted_unit is None):
-        return _error_page(400, "Bad request", "Give the unit as an id and the days as YYYY-MM-DD.")
+        return _error_page(request, 400, Message(text(lang, "error.sheet_query")))
     if last < first or (last - first).days >= MAX_SHEET_DAYS:
-        return _error_page(
-            400, "Bad request", f"Give a period of 1 to {MAX_SHEET_DAYS} days, from before to."
-        )
+        period = Message(text(lang, "error.sheet_period", days=MAX_SHEET_DAYS))
+        return _error_page(request, 400, period)
     try:
         async with unit_of_work(request.app.state.sessionmaker) as session:
             viewer = await get_viewer(request, signed_in.principal, session)
             access.require_market_reader(viewer)
             unit = wanted_unit or viewer.organization_id
             if unit is None:
-                return _render("choose_unit.html", day=first.isoformat(), csrf=signed_in.csrf)
+                return _render(request, "choose_unit.html", day=first.isoformat(), csrf=signed_in.csrf)
             found: list[MarketSession] = []
             cursor: str | None = None
             for _ in range(SHEET_PAGES):
@@ -643,7 +729,7 @@ async def announcements(request: Request) -> Response:
             names = await providers.providers_by_id(session, (s.provider_id for s in found))
             unit_ref = await organizations.get(session, unit)
     except ProblemError as exc:
-        return _problem_page(exc)
+        return _problem_page(request, exc)
     days: dict[date, list[dict[str, Any]]] = {}
     for market_session in found:
         start = _local(market_session.starts_at)
@@ -651,13 +737,14 @@ async def announcements(request: Request) -> Response:
             {
                 "time": f"{start:%H:%M}{DASH}{_local(market_session.ends_at):%H:%M}",
                 "provider": names[market_session.provider_id].name,
-                "format": FORMAT_LABELS[market_session.format],
-                "location": LOCATION_LABELS[market_session.location_type],
+                "format": label(lang, FORMAT_LABELS, market_session.format),
+                "location": label(lang, LOCATION_LABELS, market_session.location_type),
                 "location_note": market_session.location_note,
                 "announcement": market_session.announcement,
             }
         )
     return _render(
+        request,
         "announcements.html",
         csrf=signed_in.csrf,
         unit_id=str(unit),
@@ -665,6 +752,6 @@ async def announcements(request: Request) -> Response:
         first=first,
         last=last,
         period=f"{first:%d.%m.%Y} {DASH} {last:%d.%m.%Y}",
-        days=[(f"{day:%A %d %B}", items) for day, items in sorted(days.items())],
+        days=[(day_name(lang, day, year=False), items) for day, items in sorted(days.items())],
         day_list=_day_url(unit, first),
     )

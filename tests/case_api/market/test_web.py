@@ -1,6 +1,6 @@
 """The service market pages: sign-in cookie, CSRF and Origin checks (the login form's too),
-check-in and outcome by form, stale forms, scope, what a page never shows, and the language
-(bokmål by default, English on request)."""
+check-in and outcome by form, stale forms, scope, what a page never shows, the language (bokmål by
+default, English on request) and forms that arrive after the sign-in expired."""
 
 from __future__ import annotations
 
@@ -119,10 +119,10 @@ async def appointment_state(client: httpx.AsyncClient, directory: Directory, app
 async def test_the_pages_need_a_sign_in_and_the_login_sets_a_protected_cookie(
     case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
 ) -> None:
-    for path in ("/day", "/announcements"):
+    for path, back in (("/day", ""), ("/announcements", "?next=%2Fmarket%2Fui%2Fannouncements")):
         response = await case_client.get(f"{UI}{path}")
         assert response.status_code == 303
-        assert response.headers["location"] == f"{UI}/login"
+        assert response.headers["location"] == f"{UI}/login{back}"
     form = await case_client.get(f"{UI}/login")
     assert form.status_code == 200
     assert 'name="token"' in form.text
@@ -554,3 +554,137 @@ async def test_the_pages_are_in_bokmal_and_in_english_on_request(
     assert "Give the unit as an id" in bad.text
     assert "Logg ut" in (await case_client.get(f"{UI}/day", params={"lang": "nb"})).text
     assert "Logg ut" in await day_page(case_client)
+
+
+async def test_the_page_knows_when_the_sign_in_expires_and_how_to_sign_in_again(
+    case_client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    token = mint_token(role="service_market", organization_id=str(seeded.unit), ttl_seconds=600)
+    assert (await post_login(case_client, token)).status_code == 303
+    html = await day_page(case_client, unit_id=str(seeded.unit))
+    box = re.search(r'<div id="expiry"[^>]*data-seconds="(\d+)"\s+data-warn="(\d+)" hidden>', html)
+    assert box, "the page has no expiry warning"
+    assert 590 <= int(box.group(1)) <= 600
+    assert box.group(2) == "300"
+    back = f"{UI}/login?next=%2Fmarket%2Fui%2Fday%3Funit_id%3D{seeded.unit}"
+    assert f'href="{back}">Logg inn på nytt</a>' in html
+    assert "Innloggingen din utløper kl." in html
+
+    # Signing in again goes back to that page.
+    form = await case_client.get(back)
+    assert f'name="next" value="/market/ui/day?unit_id={seeded.unit}"' in form.text
+    again = await post_login_to(case_client, back, token)
+    assert again.status_code == 303
+    assert again.headers["location"] == f"{UI}/day?unit_id={seeded.unit}"
+
+
+async def post_login_to(client: httpx.AsyncClient, url: str, token: str) -> httpx.Response:
+    """The login form at ``url`` sent back as it came, with ``token``."""
+    form = (await client.get(url)).text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    return await client.post(f"{UI}/login", data={**fields, "token": token})
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "https://evil.example/market/ui/day",
+        "//evil.example/market/ui/day",
+        "/\\evil.example/market/ui/day",
+        "/market/ui/../../metrics",
+        "/elsewhere",
+        "/market/ui/login",
+    ],
+)
+async def test_sign_in_goes_back_only_to_a_page_of_the_staff_pages(
+    case_client: httpx.AsyncClient, seeded: Seeded, next_url: str
+) -> None:
+    token = mint_token(role="service_market", organization_id=str(seeded.unit))
+    csrf = await login_csrf(case_client)
+    response = await case_client.post(f"{UI}/login", data={"token": token, "csrf": csrf, "next": next_url})
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{UI}/day"
+
+
+async def test_a_form_sent_after_the_sign_in_expired_is_kept_and_saved_after_signing_in(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    """WCAG 2.2.1: running out of time loses nothing. The check-in and the outcome that arrive with
+    an expired token wait in the login form, through a failed attempt too, and are saved after it."""
+    appointment_id = seeded.appointment["id"]
+    await sign_in(case_client, org=seeded.unit)
+    fields = form_fields(await day_page(case_client), appointment_id)
+    expired = mint_token(role="service_market", organization_id=str(seeded.unit), ttl_seconds=-120)
+    case_client.cookies.set(COOKIE, expired, domain="testserver.local", path=UI)
+
+    url = f"{UI}/appointments/{appointment_id}/check-in"
+    kept = await case_client.post(url, data={**fields, "name": "Kari N.", "minutes_late": "7"})
+    assert kept.status_code == 401
+    assert "Innloggingen din utløp før skjemaet ble lagret" in kept.text
+    assert "<li>Oppmøte for Kari N., 7 min for sent</li>" in kept.text
+    assert '<input type="hidden" name="pending_minutes_late" value="7">' in kept.text
+    assert "Logg inn og lagre" in kept.text
+    assert fields["csrf"] not in kept.text  # the old form's token is not carried on
+    assert f'{COOKIE}=""' in kept.headers["set-cookie"]
+    assert (await appointment_state(case_client, directory, appointment_id))["state"] == "scheduled"
+
+    pending = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', kept.text))
+    wrong = await case_client.post(f"{UI}/login", data={**pending, "token": "not-a-token"})
+    assert wrong.status_code == 401
+    assert '<input type="hidden" name="pending_minutes_late" value="7">' in wrong.text
+
+    token = mint_token(role="service_market", organization_id=str(seeded.unit))
+    saved = await case_client.post(f"{UI}/login", data={**pending, "token": token})
+    assert saved.status_code == 303, saved.text
+    assert saved.headers["location"].endswith("notice=checked_in")
+    assert any(c.startswith(f"{COOKIE}={token};") for c in saved.headers.get_list("set-cookie"))
+    stored = await appointment_state(case_client, directory, appointment_id)
+    assert stored["state"] == "checked_in"
+    assert stored["checkin"]["minutes_late"] == 7
+
+    # The outcome too, in English this time.
+    fields = form_fields(await day_page(case_client), appointment_id)
+    case_client.cookies.set(COOKIE, expired, domain="testserver.local", path=UI)
+    kept = await case_client.post(
+        f"{UI}/appointments/{appointment_id}/complete?lang=en",
+        data={**fields, "name": "Kari N.", "outcome_code": "partly_held", "follow_up_needed": "on"},
+    )
+    assert kept.status_code == 401
+    assert "<li>Outcome for Kari N.: Partly held, follow-up needed</li>" in kept.text
+    pending = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', kept.text))
+    saved = await case_client.post(f"{UI}/login", data={**pending, "token": token})
+    assert saved.headers["location"].endswith("notice=completed")
+    stored = await appointment_state(case_client, directory, appointment_id)
+    assert stored["state"] == "completed"
+    assert stored["checkin"]["outcome_code"] == "partly_held"
+    assert stored["checkin"]["follow_up_needed"] is True
+
+
+async def test_a_kept_form_is_checked_like_any_other_after_signing_in(
+    case_client: httpx.AsyncClient, directory: Directory, seeded: Seeded
+) -> None:
+    """Signing in again does not skip the version check, nor the new sign-in's own rights."""
+    appointment_id = seeded.appointment["id"]
+    await sign_in(case_client, org=seeded.unit)
+    fields = form_fields(await day_page(case_client), appointment_id)
+    case_client.cookies.delete(COOKIE, path=UI)  # signed out in another tab: kept the same way
+    kept = await case_client.post(f"{UI}/appointments/{appointment_id}/check-in", data=fields)
+    assert kept.status_code == 401
+    pending = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', kept.text))
+
+    auditor = mint_token(role="auditor")
+    refused = await case_client.post(f"{UI}/login", data={**pending, "token": auditor})
+    assert refused.status_code == 403
+    assert "Rollen «auditor» kan ikke registrere oppmøte eller utfall." in refused.text
+    assert COOKIE not in case_client.cookies
+    assert (await appointment_state(case_client, directory, appointment_id))["state"] == "scheduled"
+
+    moved = await move(
+        case_client, directory.coordinator_east, appointment_id, "transitions", {"to": "moved_to_video"}
+    )
+    assert moved.status_code == 200, moved.text
+    token = mint_token(role="service_market", organization_id=str(seeded.unit))
+    pending = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', refused.text))
+    stale = await case_client.post(f"{UI}/login", data={**pending, "token": token})
+    assert stale.headers["location"].endswith("notice=stale")
+    assert (await appointment_state(case_client, directory, appointment_id))["state"] == "moved_to_video"

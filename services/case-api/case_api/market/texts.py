@@ -32,11 +32,22 @@ TEXTS: dict[str, tuple[str, str]] = {
     "day_list": ("Dagsliste", "Day list"),
     "announcement_sheet": ("Oppslag", "Announcement sheet"),
     "back_to_day_list": ("Tilbake til dagslisten", "Back to the day list"),
+    # the warning before the sign-in expires
+    "expiry.soon": ("Innloggingen din utløper kl. {time}.", "Your sign-in expires at {time}."),
+    "expiry.over": ("Innloggingen din er utløpt.", "Your sign-in has expired."),
+    "expiry.hint": (
+        "Logg inn på nytt for å fortsette. Lagrer du et skjema etter at innloggingen er utløpt, "
+        "blir du bedt om å logge inn, og det du fylte inn, blir tatt vare på.",
+        "Sign in again to carry on. If you save a form after your sign-in has expired, you are "
+        "asked to sign in and what you filled in is kept.",
+    ),
+    "expiry.action": ("Logg inn på nytt", "Sign in again"),
     # sign-in
     "login.title": ("Logg inn", "Sign in"),
     "login.heading": ("Logg inn på servicetorget", "Sign in to the service market"),
     "login.token": ("Lim inn tilgangstokenet ditt", "Paste your access token"),
     "login.button": ("Logg inn", "Sign in"),
+    "login.button_pending": ("Logg inn og lagre", "Sign in and save"),
     "login.note": (
         "Tokenet blir liggende i denne nettleseren bare til det utløper.",
         "The token stays in this browser only until it expires.",
@@ -59,6 +70,22 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Rollen «{role}» har ikke tilgang til servicetorget.",
         "The role '{role}' has no access to the service market.",
     ),
+    "login.role_write": (
+        "Rollen «{role}» kan ikke registrere oppmøte eller utfall.",
+        "The role '{role}' may not record check-ins or outcomes.",
+    ),
+    "login.pending": (
+        "Innloggingen din utløp før skjemaet ble lagret. Ingenting er lagret ennå. "
+        "Logg inn på nytt, så lagres dette:",
+        "Your sign-in expired before the form was saved. Nothing has been saved yet. "
+        "Sign in again and this is saved:",
+    ),
+    "pending.check_in": (
+        "Oppmøte for {name}, {minutes} min for sent",
+        "Check-in of {name}, {minutes} min late",
+    ),
+    "pending.complete": ("Utfall for {name}: {outcome}", "Outcome for {name}: {outcome}"),
+    "pending.follow_up": ("trenger oppfølging", "follow-up needed"),
     # choosing a unit
     "choose.title": ("Velg enhet", "Choose a unit"),
     "choose.heading": ("Hvilken enhet?", "Which unit?"),

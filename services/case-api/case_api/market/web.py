@@ -19,22 +19,26 @@ Everything goes through the market's service modules, and the day list through t
 Domains and identity numbers never reach a page.
 
 The pages are in Norwegian bokmål, or in English after ``?lang=en`` (kept in a cookie); the texts
-are in :mod:`case_api.market.texts` (docs/servicetorg.md).
+are in :mod:`case_api.market.texts`. A page warns before the sign-in expires, and a form sent after
+it expired is kept and saved once the user signs in again (docs/servicetorg.md).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jinja2
@@ -92,6 +96,7 @@ COOKIE = "tilbake_market_ui"
 LOGIN_COOKIE = "tilbake_market_ui_login"  # the pre-sign-in id the login form's CSRF token is bound to
 LANG_COOKIE = "tilbake_market_ui_lang"  # the language chosen with ?lang=
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
+WARN_BEFORE_EXPIRY = 300  # seconds: how long before the sign-in expires the page warns
 _PRE_SESSION = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_FORM_BYTES = 16_384
 MAX_SHEET_DAYS = 62
@@ -173,6 +178,7 @@ def _render(request: Request, template: str, *, status_code: int = 200, **contex
     lang = _lang(request)
     nonce = secrets.token_urlsafe(16)
     other, other_name = SWITCH[lang]
+    context.setdefault("expiry", None)
     html = _templates.get_template(template).render(
         prefix=PREFIX,
         nonce=nonce,
@@ -204,11 +210,15 @@ def _page_headers(nonce: str) -> dict[str, str]:
     }
 
 
-def _error_page(request: Request, status_code: int, message: Message) -> HTMLResponse:
+def _error_page(
+    request: Request, status_code: int, message: Message, *, expiry: dict[str, Any] | None = None
+) -> HTMLResponse:
     lang = _lang(request)
     key = f"status.{status_code}"
     title = text(lang, key if key in TEXTS else "status.other")
-    return _render(request, "error.html", status_code=status_code, title=title, message=message)
+    return _render(
+        request, "error.html", status_code=status_code, title=title, message=message, expiry=expiry
+    )
 
 
 def _problem_page(request: Request, exc: ProblemError) -> HTMLResponse:
@@ -294,6 +304,18 @@ class SignedIn:
     principal: Principal
     token: str
     csrf: str
+    expires_at: int | None  # the token's `exp`: when the page starts to warn
+
+
+def _token_expiry(token: str) -> int | None:
+    """The `exp` of a token the verifier has just accepted, read from its payload."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return int(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 async def _signed_in(request: Request) -> SignedIn | None:
@@ -305,7 +327,44 @@ async def _signed_in(request: Request) -> SignedIn | None:
         principal = await verifier.principal(token)
     except Unauthorized:
         return None
-    return SignedIn(principal=principal, token=token, csrf=csrf_token(request, principal, token))
+    return SignedIn(
+        principal=principal,
+        token=token,
+        csrf=csrf_token(request, principal, token),
+        expires_at=_token_expiry(token),
+    )
+
+
+def _here(request: Request) -> str:
+    """This page's path and query, to come back to after signing in (a GET only)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "notice")]
+    return request.url.path + (f"?{urlencode(query)}" if query else "")
+
+
+def _safe_next(value: str | None) -> str | None:
+    """A page of ours to go back to after signing in; anything else (another site) is dropped."""
+    if not value or len(value) > 2048 or any(ord(c) < 0x20 or c == "\\" for c in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith(f"{PREFIX}/"):
+        return None
+    if ".." in parts.path.split("/") or parts.path.startswith(f"{PREFIX}/login"):
+        return None
+    return value
+
+
+def _expiry(request: Request, signed_in: SignedIn) -> dict[str, Any] | None:
+    """What the page needs to warn before the sign-in expires (WCAG 2.2.1): seconds left (not a
+    moment, so the tablet's clock does not matter), the local time, and a way to sign in again."""
+    if signed_in.expires_at is None:
+        return None
+    back = _here(request) if request.method == "GET" else f"{PREFIX}/day"
+    return {
+        "seconds": max(0, int(signed_in.expires_at - time.time())),
+        "warn": WARN_BEFORE_EXPIRY,
+        "at": f"{datetime.fromtimestamp(signed_in.expires_at, LOCAL_TZ):%H:%M}",
+        "sign_in": f"{PREFIX}/login?{urlencode({'next': back})}",
+    }
 
 
 def _drop_sign_in(request: Request, response: Response) -> None:
@@ -313,8 +372,13 @@ def _drop_sign_in(request: Request, response: Response) -> None:
 
 
 def _to_login(request: Request) -> RedirectResponse:
+    """To the login form, and back to this page afterwards when it was a GET."""
     expired = COOKIE in request.cookies
-    response = _redirect(f"{PREFIX}/login" + ("?expired=1" if expired else ""))
+    query = {"expired": "1"} if expired else {}
+    back = _here(request) if request.method == "GET" else None
+    if back and back != f"{PREFIX}/day":
+        query["next"] = back
+    response = _redirect(f"{PREFIX}/login" + (f"?{urlencode(query)}" if query else ""))
     if expired:
         _drop_sign_in(request, response)
     _remember_lang(request, response)
@@ -347,23 +411,81 @@ async def index(request: Request) -> RedirectResponse:
     return response
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A check-in or outcome form that arrived after the sign-in expired: kept in the login form
+    (hidden fields ``pending_*``) and saved once the user has signed in again."""
+
+    what: Literal["check-in", "complete"]
+    appointment_id: uuid.UUID
+    version: str
+    name: str  # the person as the day list showed them, to say what will be saved
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def hidden(self) -> list[tuple[str, str]]:
+        base = [
+            ("what", self.what),
+            ("appointment", str(self.appointment_id)),
+            ("version", self.version),
+            ("name", self.name),
+        ]
+        return [(f"pending_{name}", value) for name, value in [*base, *self.fields.items()]]
+
+    def summary(self, lang: Lang) -> str:
+        if self.what == "check-in":
+            minutes = self.fields.get("minutes_late", "").strip() or "0"
+            return text(lang, "pending.check_in", name=self.name, minutes=minutes)
+        code = self.fields.get("outcome_code", "")
+        outcome = label(lang, OUTCOME_LABELS, OutcomeCode(code)) if code in _OUTCOMES else code
+        summary = text(lang, "pending.complete", name=self.name, outcome=outcome)
+        if self.fields.get("follow_up_needed"):
+            summary += f", {text(lang, 'pending.follow_up')}"
+        return summary
+
+
+_OUTCOMES = frozenset(code.value for code in OutcomeCode)
+PENDING_FIELDS = {"check-in": ("minutes_late",), "complete": ("outcome_code", "follow_up_needed")}
+
+
+def _pending(form: Mapping[str, str], *, what: str, appointment_id: str, prefix: str = "") -> Pending | None:
+    """The form's change, or None when it does not name an appointment and its version."""
+    target = _parse_uuid(appointment_id)
+    version = form.get(f"{prefix}version", "")
+    if target is None or not version.isdigit() or len(version) > 18:
+        return None
+    if what == "check-in":
+        kind: Literal["check-in", "complete"] = "check-in"
+    elif what == "complete":
+        kind = "complete"
+    else:
+        return None
+    fields = {n: form[f"{prefix}{n}"] for n in PENDING_FIELDS[kind] if f"{prefix}{n}" in form}
+    return Pending(kind, target, version, form.get(f"{prefix}name", "")[:80], fields)
+
+
 def _login_page(
     request: Request,
     *,
     status_code: int = 200,
     error: Message | None = None,
+    pending: Pending | None = None,
+    next_url: str | None = None,
 ) -> HTMLResponse:
     """The login form with a CSRF token bound to the browser's pre-sign-in cookie (set if missing)."""
     pre_session = request.cookies.get(LOGIN_COOKIE, "")
     fresh = not _PRE_SESSION.fullmatch(pre_session)
     if fresh:
         pre_session = secrets.token_urlsafe(32)
+    lang = _lang(request)
     response = _render(
         request,
         "login.html",
         status_code=status_code,
         error=error,
         login_csrf=_login_csrf(request, pre_session),
+        pending=pending.hidden() if pending else [],
+        pending_summary=pending.summary(lang) if pending else None,
+        next_url=next_url,
     )
     if fresh:
         response.set_cookie(
@@ -385,9 +507,9 @@ def _login_csrf_ok(request: Request, form: Mapping[str, str]) -> bool:
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, expired: str | None = None) -> HTMLResponse:
+async def login_form(request: Request, expired: str | None = None, next: str | None = None) -> HTMLResponse:
     error = Message(text(_lang(request), "login.expired")) if expired else None
-    return _login_page(request, error=error)
+    return _login_page(request, error=error, next_url=_safe_next(next))
 
 
 @router.post("/login")
@@ -397,23 +519,39 @@ async def login(request: Request) -> Response:
     if not _same_origin(request):
         return _login_page(request, status_code=403, error=Message(text(lang, "login.cross_site")))
     form = await _form(request)
-    if form is None or not _login_csrf_ok(request, form):
+    if form is None:
         return _login_page(request, status_code=403, error=Message(text(lang, "login.form_expired")))
+    # What the form carried along is kept through every failed attempt, never lost.
+    pending = _pending(
+        form,
+        what=form.get("pending_what", ""),
+        appointment_id=form.get("pending_appointment", ""),
+        prefix="pending_",
+    )
+    again = partial(_login_page, request, pending=pending, next_url=_safe_next(form.get("next")))
+    if not _login_csrf_ok(request, form):
+        return again(status_code=403, error=Message(text(lang, "login.form_expired")))
     token = form.get("token", "").strip()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
     if not token:
-        return _login_page(request, status_code=400, error=Message(text(lang, "login.empty")))
+        return again(status_code=400, error=Message(text(lang, "login.empty")))
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         principal = await verifier.principal(token)
     except Unauthorized as exc:
-        error = Message(text(lang, "login.rejected"), exc.detail or exc.title)
-        return _login_page(request, status_code=401, error=error)
+        return again(status_code=401, error=Message(text(lang, "login.rejected"), exc.detail or exc.title))
     if principal.role not in access.MARKET_READERS:
-        error = Message(text(lang, "login.role", role=principal.role.value))
-        return _login_page(request, status_code=403, error=error)
-    response = _redirect(f"{PREFIX}/day")
+        return again(status_code=403, error=Message(text(lang, "login.role", role=principal.role.value)))
+    if pending is not None and principal.role not in access.MARKET_WRITERS:
+        # Kept for a sign-in that may save it, rather than lost on a page saying "forbidden".
+        return again(
+            status_code=403, error=Message(text(lang, "login.role_write", role=principal.role.value))
+        )
+    if pending is not None:
+        response: Response = await _save(request, principal, pending)
+    else:
+        response = _redirect(_safe_next(form.get("next")) or f"{PREFIX}/day")
     response.delete_cookie(
         LOGIN_COOKIE, path=f"{PREFIX}/login", secure=_secure_cookie(request), httponly=True
     )
@@ -554,17 +692,20 @@ async def day_page(
     if signed_in is None:
         return _to_login(request)
     lang = _lang(request)
+    expiry = _expiry(request, signed_in)
     day = _parse_date(day_text) if day_text else _today()
     wanted_unit = _parse_uuid(unit_id)
     if day is None or (unit_id and wanted_unit is None):
-        return _error_page(request, 400, Message(text(lang, "error.day_query")))
+        return _error_page(request, 400, Message(text(lang, "error.day_query")), expiry=expiry)
     try:
         async with unit_of_work(request.app.state.sessionmaker) as session:
             viewer = await get_viewer(request, signed_in.principal, session)
             access.require_market_reader(viewer)
             unit = wanted_unit or viewer.organization_id
             if unit is None:
-                return _render(request, "choose_unit.html", day=day.isoformat(), csrf=signed_in.csrf)
+                return _render(
+                    request, "choose_unit.html", day=day.isoformat(), csrf=signed_in.csrf, expiry=expiry
+                )
             # The API's day list: the same plan, names and access log entry.
             plan = await day_plan(session, viewer=viewer, unit_id=unit, day=day, escorts_available=None)
             await audit.record_access(session, viewer, reads=plan.reads, what="market.day_list")
@@ -574,6 +715,7 @@ async def day_page(
                 request,
                 "day.html",
                 csrf=signed_in.csrf,
+                expiry=expiry,
                 unit_id=str(unit),
                 unit_name=unit_ref.name if unit_ref else str(unit),
                 day=day,
@@ -602,37 +744,54 @@ class _Stale(Exception):
 
 
 async def _change(request: Request, appointment_id: str, *, what: str) -> Response:
-    """Shared frame of the two forms: sign-in, CSRF, the appointment at the form's version."""
+    """Shared frame of the two forms: sign-in, CSRF, then the change. A form that arrives after the
+    sign-in expired is kept: the login form carries it and saves it after signing in."""
     if not _same_origin(request):
         return _cross_site(request)
-    signed_in = await _signed_in(request)
-    if signed_in is None:
-        return _to_login(request)
     lang = _lang(request)
     form = await _form(request)
+    signed_in = await _signed_in(request)
+    if signed_in is None:
+        pending = _pending(form, what=what, appointment_id=appointment_id) if form is not None else None
+        if pending is None:
+            return _to_login(request)
+        page = _login_page(
+            request, status_code=401, error=Message(text(lang, "login.pending")), pending=pending
+        )
+        if COOKIE in request.cookies:
+            _drop_sign_in(request, page)
+        return page
     if form is None or not _csrf_ok(signed_in, form):
-        return _error_page(request, 403, Message(text(lang, "error.csrf")))
-    target = _parse_uuid(appointment_id)
-    version = form.get("version", "")
-    if target is None or not version.isdigit():
+        return _error_page(
+            request, 403, Message(text(lang, "error.csrf")), expiry=_expiry(request, signed_in)
+        )
+    pending = _pending(form, what=what, appointment_id=appointment_id)
+    if pending is None:
         return _error_page(request, 400, Message(text(lang, "error.version")))
+    return await _save(request, signed_in.principal, pending)
+
+
+async def _save(request: Request, principal: Principal, change: Pending) -> Response:
+    """The check-in or outcome at the form's version, as ``principal``; back to the day list."""
     unit: uuid.UUID | None = None
     day = _today()
     try:
         async with unit_of_work(request.app.state.sessionmaker) as session:
-            viewer = await get_viewer(request, signed_in.principal, session)
+            viewer = await get_viewer(request, principal, session)
             access.require_market_writer(viewer)
-            appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=target)
+            appointment = await appointments.load_appointment(
+                session, viewer=viewer, appointment_id=change.appointment_id
+            )
             market_session = await sessions.load_session(
                 session, viewer=viewer, session_id=appointment.session_id
             )
             unit, day = market_session.unit_id, _local(market_session.starts_at).date()
-            if appointment.version != int(version):
+            if appointment.version != int(change.version):
                 raise _Stale
-            if what == "check-in":
-                await _check_in(session, viewer, appointment, form)
+            if change.what == "check-in":
+                await _check_in(session, viewer, appointment, change.fields)
             else:
-                await _complete(session, viewer, appointment, form)
+                await _complete(session, viewer, appointment, change.fields)
     except (_Stale, StaleDataError, IllegalAppointmentTransition, IntegrityError):
         # Someone else moved it first, or a second tap: nothing was saved.
         assert unit is not None
@@ -643,7 +802,7 @@ async def _change(request: Request, appointment_id: str, *, what: str) -> Respon
     except ProblemError as exc:
         return _problem_page(request, exc)
     assert unit is not None
-    return _redirect(_day_url(unit, day, "checked_in" if what == "check-in" else "completed"))
+    return _redirect(_day_url(unit, day, "checked_in" if change.what == "check-in" else "completed"))
 
 
 async def _check_in(
@@ -694,22 +853,25 @@ async def announcements(request: Request) -> Response:
     if signed_in is None:
         return _to_login(request)
     lang = _lang(request)
+    expiry = _expiry(request, signed_in)
     query = request.query_params
     first = _parse_date(query.get("from")) if query.get("from") else _today()
     last = _parse_date(query.get("to")) if query.get("to") else (first + timedelta(days=6) if first else None)
     wanted_unit = _parse_uuid(query.get("unit_id"))
     if first is None or last is None or (query.get("unit_id") and wanted_unit is None):
-        return _error_page(request, 400, Message(text(lang, "error.sheet_query")))
+        return _error_page(request, 400, Message(text(lang, "error.sheet_query")), expiry=expiry)
     if last < first or (last - first).days >= MAX_SHEET_DAYS:
         period = Message(text(lang, "error.sheet_period", days=MAX_SHEET_DAYS))
-        return _error_page(request, 400, period)
+        return _error_page(request, 400, period, expiry=expiry)
     try:
         async with unit_of_work(request.app.state.sessionmaker) as session:
             viewer = await get_viewer(request, signed_in.principal, session)
             access.require_market_reader(viewer)
             unit = wanted_unit or viewer.organization_id
             if unit is None:
-                return _render(request, "choose_unit.html", day=first.isoformat(), csrf=signed_in.csrf)
+                return _render(
+                    request, "choose_unit.html", day=first.isoformat(), csrf=signed_in.csrf, expiry=expiry
+                )
             found: list[MarketSession] = []
             cursor: str | None = None
             for _ in range(SHEET_PAGES):
@@ -747,6 +909,7 @@ async def announcements(request: Request) -> Response:
         request,
         "announcements.html",
         csrf=signed_in.csrf,
+        expiry=expiry,
         unit_id=str(unit),
         unit_name=unit_ref.name if unit_ref else str(unit),
         first=first,

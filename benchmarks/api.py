@@ -7,7 +7,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ctypes
+import hashlib
 import json
+import math
 import os
 import signal
 import socket
@@ -26,8 +28,8 @@ import httpx
 from alembic import command
 from alembic.config import Config
 
+from benchmarks import bulk
 from shared.auth import mint_token
-from shared.identifiers import make_identity_number
 from shared.settings import REPO_ROOT, normalize_database_url
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -35,6 +37,9 @@ HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PR_SET_PDEATHSIG = 1
 OUTBOX_DRAIN_LIMIT_S = 120.0
+# Persons registered per second of a create scenario: several times case-api's create rate on the
+# two-core machine of docs/benchmarks.md.
+CREATES_PER_SECOND = 1_000
 
 
 def server_url() -> str:
@@ -378,22 +383,6 @@ def coordinator_headers(orgs: Organizations) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def identity_numbers(count: int) -> list[str]:
-    """Distinct synthetic identity numbers (born 1970 onwards)."""
-    numbers: list[str] = []
-    day = date(1970, 1, 1)
-    individual = 0
-    while len(numbers) < count:
-        number = make_identity_number(day, individual)
-        if number is not None:
-            numbers.append(number)
-        individual += 1
-        if individual >= 500:
-            individual = 0
-            day += timedelta(days=1)
-    return numbers
-
-
 async def _post_all(
     base_url: str, path: str, headers: dict[str, str], bodies: list[dict[str, Any]], expect: int
 ) -> list[dict[str, Any]]:
@@ -411,13 +400,44 @@ async def _post_all(
         return await asyncio.gather(*(one(body) for body in bodies))
 
 
-async def create_persons(server: Server, headers: dict[str, str], count: int) -> list[str]:
-    bodies: list[dict[str, Any]] = [
-        {"identity_number": number, "given_name": "Bench", "family_name": f"Person {i}"}
-        for i, number in enumerate(identity_numbers(count))
+async def register_persons(url: str, count: int) -> list[str]:
+    """``count`` synthetic persons without a case, straight into ``case_person`` with COPY: the API
+    would take minutes for the persons of a create scenario. The identity columns hold a hash-shaped
+    and a ciphertext-shaped placeholder, as :mod:`benchmarks.bulk` loads them: no identity number."""
+    salt = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    ids = [uuid.uuid4() for _ in range(count)]
+    rows = [
+        (
+            person_id,
+            "Bench",
+            f"Person {index}",
+            date(1970, 1, 1) + timedelta(days=index % 15_000),
+            hashlib.sha256(f"{salt}:{index}".encode()).hexdigest(),
+            bulk.CIPHERTEXT_PLACEHOLDER,
+            now,
+            "bench-loader",
+        )
+        for index, person_id in enumerate(ids)
     ]
-    created = await _post_all(server.base_url, "/api/v1/persons", headers, bodies, 201)
-    return [person["id"] for person in created]
+    conn = await asyncpg.connect(url)
+    try:
+        await bulk.copy_rows(conn, "case_person", bulk.PERSON_COLUMNS, rows)
+    finally:
+        await conn.close()
+    return [str(person_id) for person_id in ids]
+
+
+def creates_in(seconds: float) -> int:
+    """How many persons a create scenario of ``seconds`` gets (:data:`CREATES_PER_SECOND`)."""
+    return math.ceil(seconds * CREATES_PER_SECOND)
+
+
+async def create_bodies(url: str, orgs: Organizations, count: int) -> list[dict[str, Any]]:
+    """``count`` bodies for creates, each for a person of its own: a person has one open case at a
+    time, so a body sent twice would be a 409. The load generator sends them with ``"once": true``,
+    so a run faster than :data:`CREATES_PER_SECOND` ends early rather than repeating one."""
+    return case_bodies(await register_persons(url, count), orgs)
 
 
 def case_bodies(person_ids: list[str], orgs: Organizations) -> list[dict[str, Any]]:

@@ -1,8 +1,10 @@
 """Load generator, run as its own process: ``python -m benchmarks.loadgen SPEC.json``.
 
 The spec names a method, a base URL (127.0.0.1 only), headers, and either ``paths`` (cycled, GET)
-or ``bodies`` (cycled, JSON POST). Workers loop until the deadline or the request cap, whichever
-comes first; only requests that *start* after the warm-up are recorded. Prints one JSON object.
+or ``bodies`` (cycled, JSON POST; with ``"once": true`` each is sent once at most, for creates
+that may not be repeated). Workers loop until the deadline, the request cap or the last of the
+``once`` bodies, whichever comes first; only requests that *start* after the warm-up are recorded.
+Prints one JSON object.
 
 The client is a bare HTTP/1.1 keep-alive client on asyncio streams, one connection per worker,
 with every request's bytes built before the clock starts. A general-purpose client (httpx) spent
@@ -122,7 +124,9 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     warmup: float = spec["warmup"]
     duration: float = spec["duration"]
     expect: int = spec["expect"]
-    requests = itertools.cycle(build_requests(spec, host, port))
+    built = build_requests(spec, host, port)
+    requests = iter(built) if spec.get("once") else itertools.cycle(built)
+    exhausted = False
 
     latencies: list[float] = []
     errors = 0
@@ -134,15 +138,18 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     deadline = measure_from + duration
 
     async def worker() -> None:
-        nonlocal errors, issued
+        nonlocal errors, issued, exhausted
         connection = Connection(host, port)
         try:
             while issued < MAX_REQUESTS:
                 began = time.perf_counter()
                 if began >= deadline:
                     return
+                raw = next(requests, None)
+                if raw is None:
+                    exhausted = True
+                    return
                 issued += 1
-                raw = next(requests)
                 try:
                     async with asyncio.timeout(REQUEST_TIMEOUT):
                         status = await connection.request(raw)
@@ -177,6 +184,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "max_ms": (latencies[-1] * 1000) if latencies else 0.0,
         "loadgen_cpu": (usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime) / wall,
+        "exhausted": exhausted,  # the once bodies ran out before the deadline
     }
 
 

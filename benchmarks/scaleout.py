@@ -45,7 +45,6 @@ class ScaleoutProfile:
     connections: int
     warmup: float
     duration: float
-    persons: int
     read_pool: int
     recipients: int = 8
     compare_one_worker: bool = True  # also deliver as many notices with one worker
@@ -59,7 +58,6 @@ FULL_SCALEOUT = ScaleoutProfile(
     connections=32,
     warmup=3.0,
     duration=20.0,
-    persons=200,
     read_pool=500,
 )
 QUICK_SCALEOUT = ScaleoutProfile(
@@ -70,7 +68,6 @@ QUICK_SCALEOUT = ScaleoutProfile(
     connections=32,
     warmup=0.2,
     duration=0.7,
-    persons=20,
     read_pool=50,
     recipients=4,
     compare_one_worker=False,
@@ -343,15 +340,13 @@ async def api_half(
         await asyncio.gather(*(api.wait_healthy(server) for server in servers))
         nginx = await start_nginx(binary, rig.workdir, {"case_api_one": servers[:1], "case_api_all": servers})
         first = servers[0]
-        log(f"scale-out: seeding {profile.persons} persons and {profile.read_pool} cases")
-        person_ids = await api.create_persons(first, headers, profile.persons)
-        bodies = api.case_bodies(person_ids, orgs)
-        case_ids = await api.create_cases(
-            first, headers, [bodies[i % len(bodies)] for i in range(profile.read_pool)]
-        )
+        log(f"scale-out: seeding {profile.read_pool} cases")
+        pool = api.case_bodies(await api.register_persons(rig.url, profile.read_pool), orgs)
+        case_ids = await api.create_cases(first, headers, pool)
         await api.drain_outbox(rig.url, log)
         requests: dict[str, dict[str, Any]] = {
-            "create": {"method": "POST", "path": "/api/v1/cases", "bodies": bodies, "expect": 201},
+            # Bodies for persons of their own before each run: a person has one open case at a time.
+            "create": {"method": "POST", "path": "/api/v1/cases", "once": True, "expect": 201},
             "read": {
                 "method": "GET",
                 "paths": [f"/api/v1/cases/{case_id}" for case_id in case_ids],
@@ -374,6 +369,9 @@ async def api_half(
             for site, used in shapes:
                 base_url = nginx.url(site) if site else first.base_url
                 spec = {**request, **common, "base_url": base_url}
+                if op == "create":
+                    creates = api.creates_in(profile.warmup + profile.duration)
+                    spec["bodies"] = await api.create_bodies(rig.url, orgs, creates)
                 run = await _scenario(
                     rig.workdir, op=op, spec=spec, servers=servers, used=used, nginx=nginx, site=site
                 )
@@ -386,6 +384,8 @@ async def api_half(
                     f"{run.busy.loadavg_1min:.2f}"
                 )
                 if op == "create":
+                    if r.get("exhausted"):
+                        log(f"  {run.label} sent the last of its persons early: raise api.CREATES_PER_SECOND")
                     await api.drain_outbox(rig.url, log)
     finally:
         if nginx is not None:

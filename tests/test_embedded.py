@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from shared.identifiers import make_identity_number
 from shared.settings import REPO_ROOT
 from tests.embedded import PORTS, run_embedded
 from tests.infra import free_base_port
@@ -27,6 +28,24 @@ from tests.infra import free_base_port
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, float, list[str]]]:
     with run_embedded(tmp_path_factory.mktemp("embedded"), free_base_port(PORTS)) as running:
         yield running.base, running.data_dir, running.elapsed, running.lines
+
+
+def _new_person(case_api: str, headers: dict[str, str], birth: date, family_name: str) -> tuple[str, str]:
+    """The id and identity number of a person registered now, with no case yet: a number taken
+    earlier in the same data folder may have an open case, and a person has one at a time."""
+    for individual in range(500):
+        number = make_identity_number(birth, individual)
+        if number is None:
+            continue
+        person = httpx.post(
+            f"{case_api}/persons",
+            json={"identity_number": number, "given_name": "Demo", "family_name": family_name},
+            headers=headers,
+        )
+        if person.status_code == 201:
+            return str(person.json()["id"]), number
+        assert person.status_code == 409, person.text
+    raise AssertionError(f"every identity number of {birth} is registered")
 
 
 def test_all_services_answer_healthz_within_15_seconds(embedded: tuple[int, Path, float, list[str]]) -> None:
@@ -115,10 +134,9 @@ def test_a_case_flows_to_the_notice_schedule_in_one_process(
     """Across the three services on their real ports: open a case with a release date and
     responsible municipality; notify-worker schedules notices, held for want of consent."""
     import sqlite3
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from shared.auth import mint_token
-    from shared.identifiers import make_identity_number
 
     base, data_dir = embedded[0], embedded[1]
     admin = {"Authorization": f"Bearer {mint_token(role='admin')}"}
@@ -130,17 +148,7 @@ def test_a_case_flows_to_the_notice_schedule_in_one_process(
         "Authorization": f"Bearer {mint_token(role='coordinator', organization_id=oslo['parent_id'])}"
     }
     case_api = f"http://127.0.0.1:{base}/api/v1"
-    number = next(n for i in range(500) if (n := make_identity_number(date(1990, 2, 3), i)))
-    person = httpx.post(
-        f"{case_api}/persons",
-        json={"identity_number": number, "given_name": "Demo", "family_name": "Person"},
-        headers=coordinator,
-    )
-    if person.status_code == 409:  # the module's data folder is reused within one run
-        person_id = person.json()["existing_id"]
-    else:
-        assert person.status_code == 201, person.text
-        person_id = person.json()["id"]
+    person_id, _number = _new_person(case_api, coordinator, date(1990, 2, 3), "Person")
     case = httpx.post(
         f"{case_api}/cases",
         json={"person_id": person_id, "current_unit_id": oslo["id"], "planning_basis": "final_judgment"},
@@ -190,11 +198,10 @@ def test_the_demo_municipality_receives_a_signed_notice(
 ) -> None:
     """The central moment without editing files: a case with Halden kommune responsible, consent and
     a release date inside the lead time reaches the demo receiver, signed with the issued secret."""
-    from datetime import date, timedelta
+    from datetime import timedelta
     from zoneinfo import ZoneInfo
 
     from shared.auth import mint_token
-    from shared.identifiers import make_identity_number
 
     base, lines = embedded[0], embedded[3]
     agreement_api = f"http://127.0.0.1:{base + 1}/api/v1"
@@ -246,13 +253,7 @@ def test_the_demo_municipality_receives_a_signed_notice(
         )
         assert changed.status_code == 200, changed.text
 
-    number = next(n for i in range(500) if (n := make_identity_number(date(1984, 7, 9), i)))
-    person = httpx.post(
-        f"{case_api}/persons",
-        json={"identity_number": number, "given_name": "Demo", "family_name": "Mottaker"},
-        headers=admin,
-    )
-    person_id = person.json()["existing_id"] if person.status_code == 409 else person.json()["id"]
+    person_id, number = _new_person(case_api, admin, date(1984, 7, 9), "Mottaker")
     case = httpx.post(
         f"{case_api}/cases",
         json={

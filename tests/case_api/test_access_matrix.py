@@ -251,6 +251,21 @@ async def _notice_detail(s: Scenario, headers: dict[str, str]) -> httpx.Response
     return await s.client.get(f"{s.case}/notice-detail", params=params, headers=headers)
 
 
+async def _open_case(s: Scenario, headers: dict[str, str]) -> httpx.Response:
+    """A case for a person without one: the scenario's person has an open case already, and a
+    person has one at a time."""
+    person_id: str | None = s.__dict__.get("_person_without_case")
+    if person_id is None:
+        person_id = (await register_person(s.client, s.directory.admin))["id"]
+        s.__dict__["_person_without_case"] = person_id
+    body = {
+        "person_id": person_id,
+        "current_unit_id": str(s.directory.unit_oslo),
+        "planning_basis": "remand_request",
+    }
+    return await s.client.post("/api/v1/cases", json=body, headers=headers)
+
+
 def _send(
     method: str,
     path: Callable[[Scenario], str],
@@ -286,15 +301,7 @@ ENDPOINTS: dict[str, tuple[Call, dict[str, int]]] = {
         CREATE,
     ),
     "POST /cases": (
-        _send(
-            "POST",
-            lambda s: "/api/v1/cases",
-            lambda s: {
-                "person_id": s.person_id,
-                "current_unit_id": str(s.directory.unit_oslo),
-                "planning_basis": "remand_request",
-            },
-        ),
+        _open_case,
         {**CREATE, **dict.fromkeys(WRITERS_OUT, 403)},  # a unit outside the caller's scope is refused
     ),
     "GET /persons/{id}": (_get(lambda s: f"/api/v1/persons/{s.person_id}"), READ),

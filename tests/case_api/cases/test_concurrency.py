@@ -1,4 +1,5 @@
-"""Two writers on one case, with real commits on PostgreSQL: one wins, the other gets 412."""
+"""Concurrent writers with real commits on PostgreSQL: of two writers on one case one wins and the
+other gets 412; of simultaneous opens for one person one wins and the others get 409."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from case_api.main import create_app
 from case_api.models import CaseOutbox
 from case_api.organizations import service as organizations
 from shared.db import unit_of_work
-from tests.case_api.conftest import open_case
+from tests.case_api.conftest import open_case, register_person
 from tests.conftest import auth, running, test_settings
 
 
@@ -112,3 +113,32 @@ async def test_the_slower_writer_of_an_interleaved_pair_is_refused_by_the_versio
         stored = await session.get(Case, case_id)
     assert stored is not None
     assert (stored.destination_note, stored.version) == ("first", 2)
+
+
+async def test_simultaneous_opens_for_one_person_give_one_case_and_409s_naming_it(
+    committed_client: tuple[httpx.AsyncClient, uuid.UUID, dict[str, str]],
+    committed_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The unique index on open cases decides, not a check before the insert: exactly one commits."""
+    client, unit, headers = committed_client
+    person = await register_person(client, headers)
+    body = {"person_id": person["id"], "current_unit_id": str(unit), "planning_basis": "final_judgment"}
+
+    results = await asyncio.gather(
+        *[client.post("/api/v1/cases", json=body, headers=headers) for _ in range(8)]
+    )
+
+    statuses = sorted(response.status_code for response in results)
+    assert statuses == [201] + [409] * 7, [response.text for response in results]
+    winner = next(response for response in results if response.status_code == 201).json()["id"]
+    assert {response.json()["existing_id"] for response in results if response.status_code == 409} == {winner}
+    async with committed_sessionmaker() as session:
+        cases = (await session.execute(select(Case.person_id, Case.id))).all()
+        opened = (
+            (await session.execute(select(CaseOutbox.subject).where(CaseOutbox.type == "case.opened.v1")))
+            .scalars()
+            .all()
+        )
+    assert [str(case_id) for person_id, case_id in cases if str(person_id) == person["id"]] == [winner]
+    # The refused opens were rolled back whole: every case.opened event is of a case that exists.
+    assert set(opened) <= {f"case/{case_id}" for _person, case_id in cases}

@@ -17,6 +17,10 @@ TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
 # While the person is still inside, the case can move between units.
 IN_CUSTODY = frozenset({CaseStatus.INTAKE, CaseStatus.PLANNING, CaseStatus.RELEASE_READY})
 
+# Every status but the one a case ends in: a person has at most one case in these at a time
+# (``uq_case_case_person_open``, a unique index over the cases whose status is not closed).
+OPEN = frozenset(CaseStatus) - {CaseStatus.CLOSED}
+
 
 def allowed_next(status: CaseStatus) -> list[str]:
     return sorted(state.value for state in TRANSITIONS[status])

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import Column, Index, Integer
+from sqlalchemy import Column, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
 from shared.db import JSONType, UTCDateTime, enum_type, new_id, utcnow
@@ -61,6 +61,14 @@ class Case(SQLModel, table=True):
         # The list without a region (admin, auditor, other filters): newest first by keyset.
         Index("ix_case_case_opened", "opened_at", "id"),
         Index("ix_case_case_release", "effective_release_date", "id"),
+        # One open case per person (cases.lifecycle.OPEN): concurrent opens cannot both commit.
+        Index(
+            "uq_case_case_person_open",
+            "person_id",
+            unique=True,
+            postgresql_where=text("status <> 'closed'"),
+            sqlite_where=text("status <> 'closed'"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

@@ -6,6 +6,7 @@ import uuid
 from datetime import date
 
 from sqlalchemy import ColumnElement, exists, insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,6 +18,7 @@ from case_api.cases.errors import (
     IllegalTransition,
     InvalidCaseChange,
     NotInCustody,
+    OpenCaseExists,
     UnitOutsideScope,
 )
 from case_api.cases.lifecycle import IN_CUSTODY, TRANSITIONS, allowed_next
@@ -55,8 +57,17 @@ async def _check_unit_in_scope(
     return region_id
 
 
+async def open_case_of(session: AsyncSession, person_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the person's open case, if there is one (there is at most one)."""
+    query = select(col(Case.id)).where(
+        col(Case.person_id) == person_id, col(Case.status) != CaseStatus.CLOSED
+    )
+    return (await session.execute(query)).scalar()
+
+
 async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) -> tuple[Case, Person]:
-    """Open a case for a registered person in a unit, with every domain not yet assessed.
+    """Open a case for a registered person in a unit, with every domain not yet assessed. A person
+    with an open case already is :class:`OpenCaseExists` (409).
 
     Returns the person too: the answer shows it, and the session holds its objects only weakly,
     so asking again would read the row a second time."""
@@ -85,7 +96,18 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
         created_by=viewer.subject,
     )
     session.add(case)
-    await session.flush()  # the rows below refer to it, and the unit of work does not order by table
+    person_id = person.id
+    try:
+        await session.flush()  # the rows below refer to it, and the unit of work does not order by table
+    except IntegrityError:
+        # The unique index on open cases, not a query first: two concurrent opens cannot both pass
+        # it, and the usual open costs no extra statement. The failed transaction is rolled back
+        # (the request keeps none of it) so that the open case can be read and named.
+        await session.rollback()
+        existing = await open_case_of(session, person_id)
+        if existing is None:
+            raise
+        raise OpenCaseExists(person_id=person_id, case_id=existing) from None
     audit.record_change(
         session,
         viewer,

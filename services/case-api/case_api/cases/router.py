@@ -31,6 +31,24 @@ from shared.pagination import Page
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
+# What a refusal means on the routes below, for the OpenAPI document.
+_NOT_YOURS = (
+    "The role has no access to cases, or the token's organization does not fit its role "
+    "(`reason`: `no_organization`, `unknown_organization` or `wrong_organization_type`)"
+)
+OPEN_PROBLEMS = problem_responses(400, 401, 403, 409, 415, 422)
+OPEN_PROBLEMS[403]["description"] = (
+    "The role may not open cases, the token's organization does not fit its role (`reason`), or the "
+    "unit lies outside the caller's scope"
+)
+OPEN_PROBLEMS[409]["description"] = (
+    "The person already has an open case, named by `existing_id`: transfer it or close it first"
+)
+LIST_PROBLEMS = problem_responses(400, 401, 403, 422)
+LIST_PROBLEMS[403]["description"] = _NOT_YOURS
+READ_PROBLEMS = problem_responses(401, 403, 404)
+READ_PROBLEMS[403]["description"] = _NOT_YOURS
+
 
 def case_etag(case: Case) -> str:
     return etag_for(f"case-{case.id}", case.version)
@@ -79,13 +97,15 @@ async def case_response(
     "",
     response_model=CaseRead,
     status_code=201,
-    responses=problem_responses(400, 401, 403, 409, 415, 422),
+    responses=OPEN_PROBLEMS,
     summary="Open a case",
 )
 async def open_case(
     body: CaseCreate, session: SessionDep, viewer: ViewerDep, idempotency: IdempotencyDep
 ) -> Response:
-    """Open a case for a registered person in a unit of the caller's scope. Send `Idempotency-Key` to retry safely."""
+    """Open a case for a registered person in a unit of the caller's scope. A person has one open
+    case at a time: while another is open the answer is 409 with `existing_id`. Send
+    `Idempotency-Key` to retry safely."""
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
     case, person = await service.open_case(session, viewer=viewer, data=body)
@@ -98,7 +118,10 @@ async def open_case(
 
 
 @router.get(
-    "", response_model=Page[CaseRead], responses=problem_responses(400, 401, 403, 422), summary="List cases"
+    "",
+    response_model=Page[CaseRead],
+    responses=LIST_PROBLEMS,
+    summary="List cases",
 )
 async def list_cases(
     session: SessionDep,
@@ -137,7 +160,10 @@ async def list_cases(
 
 
 @router.get(
-    "/{case_id}", response_model=CaseRead, responses=problem_responses(401, 403, 404), summary="Read a case"
+    "/{case_id}",
+    response_model=CaseRead,
+    responses=READ_PROBLEMS,
+    summary="Read a case",
 )
 async def get_case(case_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     """One case, with its `ETag` for later changes."""

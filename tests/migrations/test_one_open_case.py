@@ -50,7 +50,9 @@ async def _person(engine: AsyncEngine) -> uuid.UUID:
     return person.id
 
 
-async def _case(engine: AsyncEngine, person_id: uuid.UUID, status: CaseStatus = CaseStatus.INTAKE) -> uuid.UUID:
+async def _case(
+    engine: AsyncEngine, person_id: uuid.UUID, status: CaseStatus = CaseStatus.INTAKE
+) -> uuid.UUID:
     case = Case(
         person_id=person_id,
         current_unit_id=uuid.uuid4(),

@@ -188,8 +188,13 @@ def build_app(settings: ServiceSettings, parts: ServiceParts, *, bus: MessageBus
         redoc_url=None,
         openapi_tags=[
             *parts.openapi_tags,
-            {"name": "operations", "description": "Health, readiness and metrics."},
+            {"name": "identity", "description": "Who the bearer token says the caller is."},
+            {"name": "operations", "description": "Health, readiness, metrics and dead letters."},
         ],
+        servers=[{"url": "/", "description": "The server that serves this document"}],
+        # Operation ids are the route functions' names: stable across path changes, so generated
+        # clients keep their method names.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.service_name = parts.name
     app.state.settings = settings

@@ -223,7 +223,7 @@ class TokenVerifier:
         )
 
 
-_bearer = HTTPBearer(auto_error=False, description="JWT bearer token")
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="JWT bearer token")
 
 
 async def get_principal(

@@ -48,6 +48,23 @@ class ProblemDetail(BaseModel):
     instance: str | None = Field(None, examples=["/api/v1/cases/0f4e..."])
     correlation_id: str | None = None
     errors: list[FieldError] | None = None
+    # Extension members some problems carry; others may appear (the model allows extra members).
+    field: str | None = Field(None, description="The input the problem is about.", examples=["date"])
+    invalid_param: str | None = Field(
+        None, description="The parameter or header refused with 400.", examples=["cursor"]
+    )
+    existing_id: str | None = Field(
+        None, description="409: the resource that already exists; use it instead of creating another."
+    )
+    current_etag: str | None = Field(
+        None, description="412: the resource's current ETag.", examples=['"case-4"']
+    )
+    current_status: str | None = Field(None, description="409: the status that forbids the change.")
+    current_state: str | None = Field(None, description="409: the state that forbids the change.")
+    allowed_next: list[str] | None = Field(None, description="409: the statuses a change may lead to.")
+    reason: str | None = Field(None, description="A machine-readable reason for the refusal.")
+    retryable: bool | None = Field(None, description="Whether the same request may succeed later.")
+    retry_after_seconds: int | None = Field(None, description="How long to wait before retrying.")
 
 
 class ProblemError(Exception):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Header
 
 from shared.errors import PreconditionFailed, PreconditionRequired
 
@@ -18,9 +20,28 @@ def _quoted(value: str) -> bool:
     return len(tag) >= 2 and tag.startswith('"') and tag.endswith('"')
 
 
-def check_if_match(request: Request, current: str, *, required: bool = True) -> None:
+def _if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description=(
+                "The ETag you last read, quotes included. A change without it is 428 (unless the "
+                "operation says it is optional), one with an older ETag is 412."
+            ),
+            examples=['"case-3"'],
+        ),
+    ] = None,
+) -> str | None:
+    return if_match
+
+
+# The ``If-Match`` header as a declared parameter, so the OpenAPI documents name it.
+IfMatch = Annotated[str | None, Depends(_if_match)]
+
+
+def check_if_match(header: str | None, current: str, *, required: bool = True) -> None:
     """412 when ``If-Match`` names another version; 428 when it is required and missing."""
-    header = request.headers.get("if-match")
     if header is None:
         if required:
             raise PreconditionRequired("Send If-Match with the ETag you last read")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -15,13 +16,13 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok"]
     service: str
     version: str
 
 
 class Readiness(BaseModel):
-    status: str
+    status: Literal["ready", "not_ready"]
     checks: dict[str, str]
 
 

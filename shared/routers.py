@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from shared.auth import PrincipalDep
+from shared.auth import PrincipalDep, Role
 from shared.errors import problem_responses
 from shared.identifiers import mask_identity_numbers
 
 
 class Me(BaseModel):
     subject: str
-    role: str
+    role: Role
     organization_id: str | None
     scopes: list[str]
 
@@ -25,7 +25,7 @@ def identity_router() -> APIRouter:
         """The caller as the service sees it after verifying the bearer token."""
         return Me(
             subject=mask_identity_numbers(principal.subject),  # some providers put the fnr in sub
-            role=principal.role.value,
+            role=principal.role,
             organization_id=principal.organization_id,
             scopes=sorted(principal.scopes),
         )

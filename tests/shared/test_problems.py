@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from shared.app import ServiceParts, build_app, require_json_body
 from shared.errors import UnprocessableEntity
-from shared.etag import check_if_match, etag_for
+from shared.etag import IfMatch, check_if_match, etag_for
 from tests.conftest import auth, running, test_settings
 
 ORGANIZATIONS = "/api/v1/organizations"
@@ -53,9 +53,9 @@ probe_router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json_bo
 
 @probe_router.put("/things/{thing_id}")
 async def update_thing(
-    thing_id: int, body: ThingUpdate, request: Request, response: Response
+    thing_id: int, body: ThingUpdate, if_match: IfMatch, response: Response
 ) -> dict[str, Any]:
-    check_if_match(request, CURRENT_THING_ETAG)
+    check_if_match(if_match, CURRENT_THING_ETAG)
     response.headers["ETag"] = etag_for("thing", 4)
     return {"id": thing_id, "name": body.name}
 

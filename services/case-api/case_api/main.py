@@ -61,6 +61,16 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         openapi_tags=[
             {"name": "persons", "description": "Inmates, registered once; identity numbers only in bodies."},
             {"name": "cases", "description": "Cases: lifecycle, transfers, lists with filters."},
+            {"name": "release_dates", "description": "Release dates of each kind and their history."},
+            {"name": "municipalities", "description": "The municipality responsible after release."},
+            {
+                "name": "domains",
+                "description": "Reintegration domains (housing, income, health, ...) and actions.",
+            },
+            {"name": "group", "description": "The responsibility group (ansvarsgruppe) and its meetings."},
+            {"name": "consents", "description": "Consent, its withdrawal and the disclosure check."},
+            {"name": "readiness", "description": "How ready a case is for release, domain by domain."},
+            {"name": "audit", "description": "A case's timeline and the access log of its personal data."},
             {
                 "name": "notices",
                 "description": "What notices say about a case, and the detail view a notice links to.",

@@ -115,6 +115,10 @@ def create_app(settings: Settings | None = None, *, bus: MessageBus | None = Non
         on_startup=[open_ports, start_dispatcher],
         on_shutdown=[close_ports, stop_dispatcher],
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        openapi_tags=[
+            {"name": "notices", "description": "Notices, deliveries and attempts; redelivery for operators."},
+            {"name": "receipts", "description": "Receipts from recipients: received, accepted, rejected."},
+        ],
     )
     app = build_app(settings, parts, bus=bus)
     app.add_middleware(RefreshOnScrape)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from agreement_api import access
@@ -31,7 +31,8 @@ from agreement_api.resolution.router import router as resolution_router
 from shared.auth import Principal, PrincipalDep, require_roles
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.etag import check_if_match, etag_for
+from shared.etag import IfMatch, check_if_match, etag_for
+from shared.openapi import response_headers
 from shared.pagination import Page
 
 agreements = APIRouter(prefix="/agreements", tags=["agreements"])
@@ -63,6 +64,7 @@ async def agreement_response(session: SessionDep, agreement: Agreement) -> JSONR
     responses=problem_responses(400, 401, 403, 415, 422),
     summary="Create an agreement",
 )
+@response_headers("ETag", "Location")
 async def create_agreement(
     body: AgreementCreate, session: SessionDep, principal: ManagerDep, idempotency: IdempotencyDep
 ) -> Response:
@@ -120,6 +122,7 @@ async def list_agreements(
     responses=problem_responses(401, 404),
     summary="Get an agreement",
 )
+@response_headers("ETag")
 async def get_agreement(agreement_id: uuid.UUID, session: SessionDep, _principal: PrincipalDep) -> Response:
     """One agreement with its parties and notice rules, and its `ETag`."""
     return await agreement_response(session, await service.get(session, agreement_id=agreement_id))
@@ -131,10 +134,11 @@ async def get_agreement(agreement_id: uuid.UUID, session: SessionDep, _principal
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Change an agreement",
 )
+@response_headers("ETag")
 async def update_agreement(
     agreement_id: uuid.UUID,
     body: AgreementUpdate,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     principal: ManagerDep,
 ) -> Response:
@@ -148,7 +152,7 @@ async def update_agreement(
         await access.require_agreement_manager(
             session, principal, (party.organization_id for party in body.parties)
         )
-    check_if_match(request, agreement_etag(agreement))
+    check_if_match(if_match, agreement_etag(agreement))
     agreement = await service.update(session, agreement=agreement, data=body, changed_by=principal.subject)
     return await agreement_response(session, agreement)
 
@@ -159,8 +163,9 @@ async def update_agreement(
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Change an agreement's status",
 )
+@response_headers("ETag")
 async def change_status(
-    agreement_id: uuid.UUID, body: StatusChange, request: Request, session: SessionDep, principal: ManagerDep
+    agreement_id: uuid.UUID, body: StatusChange, if_match: IfMatch, session: SessionDep, principal: ManagerDep
 ) -> Response:
     """Move the agreement along its lifecycle (admin, or a coordinator in scope: 403 otherwise;
     needs `If-Match`). An illegal move is a 409 listing `allowed_next`. Entering active, expired or
@@ -168,7 +173,7 @@ async def change_status(
     `agreement.terminated.v1`."""
     agreement = await service.get(session, agreement_id=agreement_id)
     await require_in_scope(session, principal, agreement)
-    check_if_match(request, agreement_etag(agreement))
+    check_if_match(if_match, agreement_etag(agreement))
     agreement = await service.change_status(
         session, agreement=agreement, data=body, changed_by=principal.subject
     )
@@ -230,6 +235,7 @@ async def list_rules(
     responses=problem_responses(401, 403, 404, 409, 415, 422),
     summary="Add a notice rule",
 )
+@response_headers("ETag", "Location")
 async def add_rule(
     agreement_id: uuid.UUID, body: NoticeRuleCreate, session: SessionDep, principal: ManagerDep
 ) -> Response:
@@ -254,6 +260,7 @@ async def add_rule(
     responses=problem_responses(401, 404),
     summary="Get a notice rule",
 )
+@response_headers("ETag")
 async def get_rule(
     agreement_id: uuid.UUID, rule_id: uuid.UUID, session: SessionDep, _principal: PrincipalDep
 ) -> Response:
@@ -271,11 +278,12 @@ async def get_rule(
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Change a notice rule",
 )
+@response_headers("ETag")
 async def update_rule(
     agreement_id: uuid.UUID,
     rule_id: uuid.UUID,
     body: NoticeRuleUpdate,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     principal: ManagerDep,
 ) -> Response:
@@ -284,7 +292,7 @@ async def update_rule(
     agreement = await service.get(session, agreement_id=agreement_id)
     await require_in_scope(session, principal, agreement)
     rule = await service.get_rule(session, agreement=agreement, rule_id=rule_id)
-    check_if_match(request, rule_etag(rule))
+    check_if_match(if_match, rule_etag(rule))
     rule = await service.update_rule(
         session, agreement=agreement, rule=rule, data=body, changed_by=principal.subject
     )
@@ -300,14 +308,14 @@ async def update_rule(
     summary="Remove a notice rule",
 )
 async def delete_rule(
-    agreement_id: uuid.UUID, rule_id: uuid.UUID, request: Request, session: SessionDep, principal: ManagerDep
+    agreement_id: uuid.UUID, rule_id: uuid.UUID, if_match: IfMatch, session: SessionDep, principal: ManagerDep
 ) -> Response:
     """Remove a notice rule (admin, or a coordinator in scope: 403 otherwise; `If-Match`
     optional). On an active agreement this makes a new version."""
     agreement = await service.get(session, agreement_id=agreement_id)
     await require_in_scope(session, principal, agreement)
     rule = await service.get_rule(session, agreement=agreement, rule_id=rule_id)
-    check_if_match(request, rule_etag(rule), required=False)
+    check_if_match(if_match, rule_etag(rule), required=False)
     await service.delete_rule(session, agreement=agreement, rule=rule, changed_by=principal.subject)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -126,7 +126,20 @@ def _check_event_type(value: str) -> None:
 class NoticeRuleUpdate(BaseModel):
     """Fields PATCH may change; send only what changes. Needs If-Match with the rule's ETag."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "milestones": [
+                        {"days_before_release": 90},
+                        {"days_before_release": 10, "business_days": True},
+                    ],
+                    "receipt_deadline_days": 5,
+                }
+            ]
+        },
+        extra="forbid",
+    )
 
     recipient_organization_id: uuid.UUID | None = None
     recipient_organization_type: RecipientType | None = None
@@ -198,7 +211,18 @@ class AgreementUpdate(BaseModel):
     """Fields PATCH may change; send only what changes. Needs If-Match. In place while draft or
     negotiating; on an active (or under-review) agreement it makes a new version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Samarbeidsavtale Halden fengsel og Halden kommune",
+                    "meeting_cadence": "quarterly",
+                    "valid_to": "2029-12-31",
+                }
+            ]
+        },
+        extra="forbid",
+    )
 
     title: OptionalFreeText = Field(None, min_length=2, max_length=300)
     level: AgreementLevel | None = None
@@ -236,7 +260,10 @@ class AgreementRead(BaseModel):
 
 
 class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "negotiating", "reason": "Utkast sendt til kommunen."}]},
+        extra="forbid",
+    )
 
     status: AgreementStatus = Field(examples=["negotiating"])
     reason: OptionalFreeText = Field(None, max_length=1000)

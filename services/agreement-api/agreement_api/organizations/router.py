@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from agreement_api.organizations import service
@@ -17,7 +17,8 @@ from agreement_api.organizations.schemas import (
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.etag import check_if_match, etag_for
+from shared.etag import IfMatch, check_if_match, etag_for
+from shared.openapi import response_headers
 from shared.pagination import Page
 
 router = APIRouter(prefix="/organizations", tags=["organizations"])
@@ -56,6 +57,7 @@ async def organization_response(
 
 
 @router.get("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(401, 404))
+@response_headers("ETag")
 async def get_organization(
     organization_id: uuid.UUID, session: SessionDep, _principal: PrincipalDep
 ) -> Response:
@@ -68,16 +70,17 @@ async def get_organization(
     response_model=OrganizationRead,
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
 )
+@response_headers("ETag")
 async def update_organization(
     organization_id: uuid.UUID,
     body: OrganizationUpdate,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     _principal: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
 ) -> Response:
     """Change an organization (admin). Needs `If-Match`; emits `organization.changed.v1`."""
     organization = await service.get(session, organization_id=organization_id)
-    check_if_match(request, organization_etag(organization))
+    check_if_match(if_match, organization_etag(organization))
     organization = await service.update(session, organization=organization, data=body)
     return await organization_response(session, organization)
 
@@ -87,16 +90,17 @@ async def update_organization(
     response_model=OrganizationRead,
     responses=problem_responses(401, 403, 404, 412, 415, 422, 428),
 )
+@response_headers("ETag")
 async def set_service_area(
     organization_id: uuid.UUID,
     body: ServiceArea,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     _principal: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
 ) -> Response:
     """Replace the municipalities a NAV office serves (admin). Needs `If-Match`."""
     organization = await service.get(session, organization_id=organization_id)
-    check_if_match(request, organization_etag(organization))
+    check_if_match(if_match, organization_etag(organization))
     await service.set_service_area(session, organization=organization, kommunenummer=body.kommunenummer)
     return await organization_response(session, organization)
 
@@ -107,6 +111,7 @@ async def set_service_area(
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 409, 415, 422),
 )
+@response_headers("ETag", "Location")
 async def create_organization(
     body: OrganizationCreate,
     session: SessionDep,

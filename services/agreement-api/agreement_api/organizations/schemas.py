@@ -23,7 +23,26 @@ def _current_kommunenummer(value: str | None) -> str | None:
 
 
 class OrganizationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "prison",
+                    "name": "Indre Østfold fengsel",
+                    "parent_id": "5b1f3c2e-8a4d-4f6b-9c1e-2d7a8e9f0a11",
+                    "enhetsnummer": "0312",
+                    "security_level": "high",
+                },
+                {
+                    "type": "municipality",
+                    "name": "Halden kommune",
+                    "kommunenummer": "3101",
+                    "organization_number": "959159092",
+                },
+            ]
+        },
+        extra="forbid",
+    )
 
     type: OrganizationType
     name: FreeText = Field(min_length=2, max_length=200, examples=["Indre Østfold fengsel"])
@@ -57,7 +76,27 @@ class OrganizationCreate(BaseModel):
 
 
 class OrganizationRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "b9521491-4762-4b7d-98b4-a7582868478d",
+                    "type": "municipality",
+                    "name": "Halden kommune",
+                    "organization_number": None,
+                    "kommunenummer": "3101",
+                    "enhetsnummer": None,
+                    "security_level": None,
+                    "parent_id": None,
+                    "serves_kommunenummer": [],
+                    "created_at": "2026-12-06T18:00:19.526967Z",
+                    "updated_at": "2026-12-06T18:00:19.526981Z",
+                    "version": 1,
+                }
+            ]
+        },
+        from_attributes=True,
+    )
 
     id: uuid.UUID
     type: OrganizationType
@@ -78,7 +117,12 @@ class OrganizationRead(BaseModel):
 class OrganizationUpdate(BaseModel):
     """Fields PATCH may change; send only what changes. Needs If-Match."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Indre Østfold fengsel, avdeling Eidsberg", "security_level": "lower"}]
+        },
+        extra="forbid",
+    )
 
     name: OptionalFreeText = Field(None, min_length=2, max_length=200)
     organization_number: str | None = None
@@ -96,7 +140,9 @@ class OrganizationUpdate(BaseModel):
 class ServiceArea(BaseModel):
     """The municipalities a NAV office serves."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kommunenummer": ["3101", "3118"]}]}, extra="forbid"
+    )
 
     kommunenummer: list[str] = Field(min_length=1, examples=[["3101", "3118"]])
 

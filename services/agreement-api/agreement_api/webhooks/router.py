@@ -31,7 +31,8 @@ from agreement_api.webhooks.ssrf import UrlPolicy
 from shared.auth import Principal, PrincipalDep, Role, require_roles
 from shared.db import SessionDep, utcnow
 from shared.errors import BadRequest, problem_responses
-from shared.etag import check_if_match, etag_for
+from shared.etag import IfMatch, check_if_match, etag_for
+from shared.openapi import response_headers
 from shared.pagination import Page
 
 log = structlog.get_logger("agreement_api.webhooks")
@@ -78,6 +79,7 @@ async def managed_endpoint(
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(400, 401, 403, 404, 415, 422),
 )
+@response_headers("ETag", "Location")
 async def create_webhook(
     organization_id: uuid.UUID,
     body: WebhookEndpointCreate,
@@ -135,6 +137,7 @@ async def list_webhooks(
 @router.get(
     "/webhooks/{endpoint_id}", response_model=WebhookEndpointRead, responses=problem_responses(401, 403, 404)
 )
+@response_headers("ETag")
 async def get_webhook(endpoint_id: uuid.UUID, session: SessionDep, principal: PrincipalDep) -> Response:
     """One webhook endpoint, with its `ETag`."""
     endpoint = await service.get(session, endpoint_id=endpoint_id)
@@ -147,10 +150,11 @@ async def get_webhook(endpoint_id: uuid.UUID, session: SessionDep, principal: Pr
     response_model=WebhookEndpointRead,
     responses=problem_responses(401, 403, 404, 412, 415, 422, 428),
 )
+@response_headers("ETag")
 async def update_webhook(
     endpoint_id: uuid.UUID,
     body: WebhookEndpointUpdate,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     principal: PrincipalDep,
     policy: PolicyDep,
@@ -158,7 +162,7 @@ async def update_webhook(
     """Change URL (checked again), description, event types or rate limit. Needs `If-Match`;
     emits `endpoint.changed.v1`."""
     endpoint = await managed_endpoint(session, endpoint_id, principal)
-    check_if_match(request, endpoint_etag(endpoint))
+    check_if_match(if_match, endpoint_etag(endpoint))
     return endpoint_response(await service.update(session, endpoint=endpoint, data=body, policy=policy))
 
 
@@ -167,10 +171,11 @@ async def update_webhook(
     response_model=WebhookEndpointRead,
     responses=problem_responses(401, 403, 404, 412, 415, 422),
 )
+@response_headers("ETag")
 async def disable_webhook(
     endpoint_id: uuid.UUID,
     body: DisableRequest,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     principal: PrincipalDep,
 ) -> Response:
@@ -181,7 +186,7 @@ async def disable_webhook(
     disabled (a person's reason stands)."""
     endpoint = await service.get(session, endpoint_id=endpoint_id)
     access.require_endpoint_disabler(principal, endpoint.organization_id)
-    check_if_match(request, endpoint_etag(endpoint), required=False)
+    check_if_match(if_match, endpoint_etag(endpoint), required=False)
     if principal.role is Role.SERVICE and endpoint.state is not EndpointState.ACTIVE:
         return endpoint_response(endpoint)
     return endpoint_response(await service.disable(session, endpoint=endpoint, reason=body.reason))
@@ -192,12 +197,13 @@ async def disable_webhook(
     response_model=WebhookEndpointRead,
     responses=problem_responses(401, 403, 404, 412, 422),
 )
+@response_headers("ETag")
 async def enable_webhook(
-    endpoint_id: uuid.UUID, request: Request, session: SessionDep, principal: PrincipalDep, policy: PolicyDep
+    endpoint_id: uuid.UUID, if_match: IfMatch, session: SessionDep, principal: PrincipalDep, policy: PolicyDep
 ) -> Response:
     """Resume deliveries (the URL is checked again). Honours `If-Match`; emits `endpoint.changed.v1`."""
     endpoint = await managed_endpoint(session, endpoint_id, principal)
-    check_if_match(request, endpoint_etag(endpoint), required=False)
+    check_if_match(if_match, endpoint_etag(endpoint), required=False)
     return endpoint_response(await service.enable(session, endpoint=endpoint, policy=policy))
 
 

@@ -57,7 +57,14 @@ class WebhookEndpointCreate(BaseModel):
 class WebhookEndpointUpdate(BaseModel):
     """Fields PATCH may change; send only what changes. Needs If-Match."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"url": "https://mottak.halden.kommune.no/tilbake/webhooks", "rate_limit_per_minute": 120}
+            ]
+        },
+        extra="forbid",
+    )
 
     url: str | None = Field(None, max_length=2000)
     description: OptionalFreeText = Field(None, max_length=500)
@@ -78,13 +85,17 @@ class WebhookEndpointUpdate(BaseModel):
 
 
 class DisableRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "Receiver is being replaced"}]}, extra="forbid"
+    )
 
     reason: FreeText = Field(min_length=2, max_length=500, examples=["Receiver is being replaced"])
 
 
 class RotateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kind": "hmac", "overlap_hours": 24}]}, extra="forbid"
+    )
 
     kind: KeyKind = KeyKind.HMAC
     overlap_hours: int = Field(

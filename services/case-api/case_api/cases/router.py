@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from case_api.access import ViewerDep, load_case_for_change, load_case_with_person, require_reader
@@ -26,7 +26,8 @@ from case_api.domains.models import Domain, DomainStatus
 from case_api.persons.models import Person
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.etag import check_if_match, etag_for
+from shared.etag import IfMatch, check_if_match, etag_for
+from shared.openapi import response_headers
 from shared.pagination import Page
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -100,6 +101,7 @@ async def case_response(
     responses=OPEN_PROBLEMS,
     summary="Open a case",
 )
+@response_headers("ETag", "Location")
 async def open_case(
     body: CaseCreate, session: SessionDep, viewer: ViewerDep, idempotency: IdempotencyDep
 ) -> Response:
@@ -165,6 +167,7 @@ async def list_cases(
     responses=READ_PROBLEMS,
     summary="Read a case",
 )
+@response_headers("ETag")
 async def get_case(case_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     """One case, with its `ETag` for later changes."""
     case, person = await load_case_with_person(session, viewer, case_id)
@@ -178,12 +181,13 @@ async def get_case(case_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Change a case",
 )
+@response_headers("ETag")
 async def update_case(
-    case_id: uuid.UUID, body: CaseUpdate, request: Request, session: SessionDep, viewer: ViewerDep
+    case_id: uuid.UUID, body: CaseUpdate, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """Change priority groups, release destination or NAV office. Needs `If-Match` with the case's ETag."""
     case = await load_case_for_change(session, viewer, case_id)
-    check_if_match(request, case_etag(case))
+    check_if_match(if_match, case_etag(case))
     case = await service.update_case(session, viewer=viewer, case=case, data=body)
     return await case_response(session, case)
 
@@ -194,12 +198,13 @@ async def update_case(
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Change the status",
 )
+@response_headers("ETag")
 async def change_status(
-    case_id: uuid.UUID, body: StatusChange, request: Request, session: SessionDep, viewer: ViewerDep
+    case_id: uuid.UUID, body: StatusChange, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """Move the case along its lifecycle. An illegal move is 409 naming the allowed ones. Needs `If-Match`."""
     case = await load_case_for_change(session, viewer, case_id)
-    check_if_match(request, case_etag(case))
+    check_if_match(if_match, case_etag(case))
     case = await service.change_status(
         session, viewer=viewer, case=case, status=body.status, reason=body.reason
     )
@@ -212,12 +217,13 @@ async def change_status(
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Transfer to another unit",
 )
+@response_headers("ETag")
 async def transfer_case(
-    case_id: uuid.UUID, body: Transfer, request: Request, session: SessionDep, viewer: ViewerDep
+    case_id: uuid.UUID, body: Transfer, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """Move the whole case to another unit. Needs `If-Match`."""
     case = await load_case_for_change(session, viewer, case_id)
-    check_if_match(request, case_etag(case))
+    check_if_match(if_match, case_etag(case))
     case = await service.transfer(
         session, viewer=viewer, case=case, to_unit_id=body.to_unit_id, reason=body.reason
     )

@@ -55,7 +55,18 @@ class CaseCreate(BaseModel):
 class CaseUpdate(BaseModel):
     """Fields changed by PATCH; send only what changes. Needs If-Match."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "priority_groups": ["young_person"],
+                    "release_destination": "municipality",
+                    "destination_note": "Bor hos søster i Halden de første ukene.",
+                }
+            ]
+        },
+        extra="forbid",
+    )
 
     priority_groups: list[PriorityGroup] | None = None
     release_destination: ReleaseDestination | None = None
@@ -69,14 +80,29 @@ class CaseUpdate(BaseModel):
 
 
 class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "planning", "reason": "Kartlegging ferdig, planlegging starter."}]
+        },
+        extra="forbid",
+    )
 
     status: CaseStatus
     reason: OptionalFreeText = Field(None, max_length=1000)
 
 
 class Transfer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "to_unit_id": "5b1f3c2e-8a4d-4f6b-9c1e-2d7a8e9f0a11",
+                    "reason": "Overført til lavere sikkerhetsnivå.",
+                }
+            ]
+        },
+        extra="forbid",
+    )
 
     to_unit_id: uuid.UUID
     reason: OptionalFreeText = Field(None, max_length=1000)
@@ -100,6 +126,45 @@ class MunicipalityView(BaseModel):
 
 
 class CaseRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "56858a05-57d8-4d06-a20b-6f12dddf43ec",
+                    "person": {
+                        "id": "5239615c-f02c-4c2f-a193-97d9c2361fd0",
+                        "given_name": "Kari",
+                        "family_name": "Nordmann",
+                        "birth_date": "1988-05-17",
+                    },
+                    "current_unit_id": "f597a451-114b-4756-a9d2-586cac47f459",
+                    "region_id": "2b1ae1cf-dc0a-49ea-b007-195758605aa6",
+                    "planning_basis": "final_judgment",
+                    "opened_at": "2026-12-06T18:00:20.017758Z",
+                    "status": "intake",
+                    "status_changed_at": "2026-12-06T18:00:20.017758Z",
+                    "allowed_transitions": ["closed", "planning"],
+                    "priority_groups": [],
+                    "release_destination": "municipality",
+                    "destination_note": None,
+                    "municipality": {
+                        "registered_kommunenummer": None,
+                        "intended_kommunenummer": None,
+                        "responsible_kommunenummer": "3101",
+                        "status": "confirmed",
+                        "note": None,
+                    },
+                    "nav_office_id": None,
+                    "effective_release_date": None,
+                    "closed_at": None,
+                    "created_at": "2026-12-06T18:00:20.017950Z",
+                    "updated_at": "2026-12-06T18:00:20.056631Z",
+                    "version": 2,
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     person: PersonSummary
     current_unit_id: uuid.UUID

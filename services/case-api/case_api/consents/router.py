@@ -23,6 +23,7 @@ from case_api.organizations.service import UnknownOrganization
 from shared.auth import Role
 from shared.db import SessionDep
 from shared.errors import Forbidden, problem_responses
+from shared.openapi import response_headers
 
 router = APIRouter(prefix="/cases/{case_id}", tags=["consents"])
 
@@ -43,6 +44,7 @@ def require_consent_reader(viewer: Viewer) -> None:
     responses=problem_responses(400, 401, 403, 404, 409, 415, 422),
     summary="Record a consent or legal basis",
 )
+@response_headers("Location")
 async def give_consent(
     case_id: uuid.UUID,
     body: ConsentCreate,

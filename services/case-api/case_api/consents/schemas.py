@@ -92,12 +92,36 @@ class ConsentWithdrawal(BaseModel):
 
 
 class ConsentRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "a22ad587-b477-44fa-9d48-f63bc44ecba4",
+                    "case_id": "56858a05-57d8-4d06-a20b-6f12dddf43ec",
+                    "basis": "consent",
+                    "legal_reference": None,
+                    "organization_ids": ["b9521491-4762-4b7d-98b4-a7582868478d"],
+                    "organization_types": [],
+                    "domains": ["housing", "income"],
+                    "given_at": "2026-12-06T18:00:20.121192Z",
+                    "withdrawn_at": None,
+                    "withdrawal_reason": None,
+                    "note": None,
+                    "recorded_by": "generated-client",
+                    "recorded_at": "2026-12-06T18:00:20.121192Z",
+                    "withdrawn_recorded_by": None,
+                    "active": True,
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     case_id: uuid.UUID
     basis: ConsentBasis
     legal_reference: str | None
     organization_ids: list[uuid.UUID]
-    organization_types: list[str]
+    organization_types: list[OrganizationType]
     domains: list[Domain]
     given_at: datetime
     withdrawn_at: datetime | None

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from case_api.access import ViewerDep, load_case, load_case_for_change
@@ -21,7 +21,8 @@ from case_api.domains.schemas import (
 )
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.etag import check_if_match, etag_for
+from shared.etag import IfMatch, check_if_match, etag_for
+from shared.openapi import response_headers
 
 router = APIRouter(prefix="/cases/{case_id}/domains", tags=["domains"])
 
@@ -102,6 +103,7 @@ async def list_domains(case_id: uuid.UUID, session: SessionDep, viewer: ViewerDe
     responses=problem_responses(401, 403, 404, 422),
     summary="Read a domain",
 )
+@response_headers("ETag")
 async def get_domain(case_id: uuid.UUID, domain: Domain, session: SessionDep, viewer: ViewerDep) -> Response:
     """One domain with its actions and its `ETag`. 404 when your consent does not cover it."""
     case = await load_case(session, viewer, case_id)
@@ -118,11 +120,12 @@ async def get_domain(case_id: uuid.UUID, domain: Domain, session: SessionDep, vi
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Change a domain",
 )
+@response_headers("ETag")
 async def update_domain(
     case_id: uuid.UUID,
     domain: Domain,
     body: DomainUpdate,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     viewer: ViewerDep,
 ) -> Response:
@@ -130,7 +133,7 @@ async def update_domain(
     domain's ETag (not the case's). A closed case is 409."""
     case = await load_case_for_change(session, viewer, case_id)
     case_domain = await service.load_domain(session, viewer=viewer, case=case, domain=domain)
-    check_if_match(request, domain_etag(case_domain))
+    check_if_match(if_match, domain_etag(case_domain))
     case_domain = await service.update_domain(
         session, viewer=viewer, case=case, case_domain=case_domain, data=body
     )
@@ -144,6 +147,7 @@ async def update_domain(
     responses=problem_responses(401, 403, 404, 409, 415, 422),
     summary="Add an action",
 )
+@response_headers("ETag", "Location")
 async def add_action(
     case_id: uuid.UUID,
     domain: Domain,
@@ -173,12 +177,13 @@ async def add_action(
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422),
     summary="Change, complete or reopen an action",
 )
+@response_headers("ETag")
 async def update_action(
     case_id: uuid.UUID,
     domain: Domain,
     action_id: uuid.UUID,
     body: ActionUpdate,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     viewer: ViewerDep,
 ) -> Response:
@@ -187,7 +192,7 @@ async def update_action(
     case = await load_case_for_change(session, viewer, case_id)
     case_domain = await service.load_domain(session, viewer=viewer, case=case, domain=domain)
     action = await service.load_action(session, case_domain=case_domain, action_id=action_id)
-    check_if_match(request, action_etag(action), required=False)
+    check_if_match(if_match, action_etag(action), required=False)
     action = await service.update_action(
         session, viewer=viewer, case=case, case_domain=case_domain, action=action, data=body
     )

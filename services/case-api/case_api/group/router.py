@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from case_api.access import ViewerDep, load_case, load_case_for_change
@@ -29,7 +29,8 @@ from case_api.group.schemas import (
 )
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.etag import check_if_match, etag_for
+from shared.etag import IfMatch, check_if_match, etag_for
+from shared.openapi import response_headers
 from shared.pagination import Page
 
 router = APIRouter(prefix="/cases/{case_id}", tags=["group"])
@@ -144,6 +145,7 @@ async def get_group(case_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) 
     responses=problem_responses(400, 401, 403, 404, 409, 415, 422),
     summary="Add a group member",
 )
+@response_headers("ETag", "Location")
 async def add_member(
     case_id: uuid.UUID,
     body: MemberCreate,
@@ -171,6 +173,7 @@ async def add_member(
     responses=problem_responses(401, 403, 404),
     summary="Read a group member",
 )
+@response_headers("ETag")
 async def get_member(
     case_id: uuid.UUID, member_id: uuid.UUID, session: SessionDep, viewer: ViewerDep
 ) -> Response:
@@ -190,11 +193,12 @@ async def get_member(
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Change or end a group membership",
 )
+@response_headers("ETag")
 async def update_member(
     case_id: uuid.UUID,
     member_id: uuid.UUID,
     body: MemberUpdate,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     viewer: ViewerDep,
 ) -> Response:
@@ -202,7 +206,7 @@ async def update_member(
     Needs `If-Match` with the member's ETag."""
     case = await load_case_for_change(session, viewer, case_id)
     member = await service.get_member(session, case, member_id)
-    check_if_match(request, member_etag(member))
+    check_if_match(if_match, member_etag(member))
     member = await service.update_member(session, viewer=viewer, case=case, member=member, data=body)
     body_out = to_member_read(member).model_dump(mode="json")
     return JSONResponse(body_out, headers={"ETag": member_etag(member)})
@@ -218,6 +222,7 @@ async def update_member(
     responses=problem_responses(400, 401, 403, 404, 409, 415, 422),
     summary="Call a group meeting",
 )
+@response_headers("ETag", "Location")
 async def call_meeting(
     case_id: uuid.UUID,
     body: MeetingCreate,
@@ -269,6 +274,7 @@ async def list_meetings(
     responses=problem_responses(401, 403, 404),
     summary="Read a group meeting",
 )
+@response_headers("ETag")
 async def get_meeting(
     case_id: uuid.UUID, meeting_id: uuid.UUID, session: SessionDep, viewer: ViewerDep
 ) -> Response:
@@ -285,11 +291,12 @@ async def get_meeting(
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Record attendance",
 )
+@response_headers("ETag")
 async def record_attendance(
     case_id: uuid.UUID,
     meeting_id: uuid.UUID,
     body: AttendanceUpdate,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     viewer: ViewerDep,
 ) -> Response:
@@ -297,7 +304,7 @@ async def record_attendance(
     before the meeting starts only apologies can be recorded. Needs `If-Match` with the meeting's ETag."""
     case = await load_case_for_change(session, viewer, case_id)
     meeting = await service.get_meeting(session, case, meeting_id)
-    check_if_match(request, meeting_etag(meeting))
+    check_if_match(if_match, meeting_etag(meeting))
     meeting = await service.record_attendance(
         session, viewer=viewer, case=case, meeting=meeting, items=body.attendance
     )
@@ -311,6 +318,7 @@ async def record_attendance(
     responses=problem_responses(400, 401, 403, 404, 409, 415, 422),
     summary="Record a meeting decision",
 )
+@response_headers("ETag", "Location")
 async def add_decision(
     case_id: uuid.UUID,
     meeting_id: uuid.UUID,

@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from case_api.access import Viewer, ViewerDep
@@ -55,7 +55,8 @@ from case_api.market.schemas import (
 )
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.etag import check_if_match, etag_for
+from shared.etag import IfMatch, check_if_match, etag_for
+from shared.openapi import response_headers
 from shared.pagination import Page
 
 router = APIRouter(prefix="/market", tags=["market"])
@@ -228,6 +229,7 @@ async def appointment_response(
     responses=problem_responses(400, 401, 403, 415, 422),
     summary="Register a provider",
 )
+@response_headers("ETag", "Location")
 async def create_provider(
     body: ProviderCreate, session: SessionDep, viewer: ViewerDep, idempotency: IdempotencyDep
 ) -> Response:
@@ -265,6 +267,7 @@ async def list_providers(
     responses=problem_responses(401, 403, 404),
     summary="Read a provider",
 )
+@response_headers("ETag")
 async def get_provider(provider_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     provider = await providers.get_provider(session, viewer=viewer, provider_id=provider_id)
     body = to_provider_read(provider).model_dump(mode="json")
@@ -277,13 +280,14 @@ async def get_provider(provider_id: uuid.UUID, session: SessionDep, viewer: View
     responses=CHANGE_ERRORS,
     summary="Change a provider",
 )
+@response_headers("ETag")
 async def update_provider(
-    provider_id: uuid.UUID, body: ProviderUpdate, request: Request, session: SessionDep, viewer: ViewerDep
+    provider_id: uuid.UUID, body: ProviderUpdate, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """Rename, reclassify or deactivate a provider. Needs `If-Match`."""
     access.require_market_writer(viewer)
     provider = await providers.get_provider(session, viewer=viewer, provider_id=provider_id)
-    check_if_match(request, provider_etag(provider))
+    check_if_match(if_match, provider_etag(provider))
     provider = await providers.update_provider(session, viewer=viewer, provider=provider, data=body)
     body_out = to_provider_read(provider).model_dump(mode="json")
     return JSONResponse(body_out, headers={"ETag": provider_etag(provider)})
@@ -299,6 +303,7 @@ async def update_provider(
     responses=problem_responses(400, 401, 403, 415, 422),
     summary="Plan a session (or a series)",
 )
+@response_headers("Location")
 async def create_sessions(
     body: SessionCreate, session: SessionDep, viewer: ViewerDep, idempotency: IdempotencyDep
 ) -> Response:
@@ -354,6 +359,7 @@ async def list_sessions(
     responses=problem_responses(401, 403, 404),
     summary="Read a session",
 )
+@response_headers("ETag")
 async def get_session(session_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     found = await sessions.load_session(session, viewer=viewer, session_id=session_id)
     (read,) = await session_reads(session, [found])
@@ -366,13 +372,18 @@ async def get_session(session_id: uuid.UUID, session: SessionDep, viewer: Viewer
     responses=CHANGE_ERRORS,
     summary="Cancel a session",
 )
+@response_headers("ETag")
 async def cancel_session(
-    session_id: uuid.UUID, body: SessionCancel, request: Request, session: SessionDep, viewer: ViewerDep
+    session_id: uuid.UUID,
+    body: SessionCancel,
+    if_match: IfMatch,
+    session: SessionDep,
+    viewer: ViewerDep,
 ) -> Response:
     """Cancel the session and its appointments that have not happened. Needs `If-Match`."""
     access.require_market_writer(viewer)
     found = await sessions.load_session(session, viewer=viewer, session_id=session_id, for_update=True)
-    check_if_match(request, session_etag(found))
+    check_if_match(if_match, session_etag(found))
     found = await sessions.cancel_session(session, viewer=viewer, market_session=found, data=body)
     (read,) = await session_reads(session, [found])
     return JSONResponse(read.model_dump(mode="json"), headers={"ETag": session_etag(found)})
@@ -388,6 +399,7 @@ async def cancel_session(
     responses=problem_responses(400, 401, 403, 404, 415, 422),
     summary="Register a request (samtalelapp, list, referral)",
 )
+@response_headers("ETag", "Location")
 async def create_request(
     body: RequestCreate, session: SessionDep, viewer: ViewerDep, idempotency: IdempotencyDep
 ) -> Response:
@@ -430,6 +442,7 @@ async def list_requests(
     responses=problem_responses(401, 403, 404),
     summary="Read a request",
 )
+@response_headers("ETag")
 async def get_request(request_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     found = await requests.load_request(session, viewer=viewer, request_id=request_id)
     return JSONResponse(to_request_read(found).model_dump(mode="json"), headers={"ETag": request_etag(found)})
@@ -441,13 +454,18 @@ async def get_request(request_id: uuid.UUID, session: SessionDep, viewer: Viewer
     responses=CHANGE_ERRORS,
     summary="Triage a request",
 )
+@response_headers("ETag")
 async def triage_request(
-    request_id: uuid.UUID, body: RequestTriage, request: Request, session: SessionDep, viewer: ViewerDep
+    request_id: uuid.UUID,
+    body: RequestTriage,
+    if_match: IfMatch,
+    session: SessionDep,
+    viewer: ViewerDep,
 ) -> Response:
     """Accept, decline or mark scheduled. Needs `If-Match`."""
     access.require_request_writer(viewer)
     found = await requests.load_request(session, viewer=viewer, request_id=request_id)
-    check_if_match(request, request_etag(found))
+    check_if_match(if_match, request_etag(found))
     found = await requests.triage_request(session, viewer=viewer, request=found, state=body.triage_state)
     return JSONResponse(to_request_read(found).model_dump(mode="json"), headers={"ETag": request_etag(found)})
 
@@ -462,7 +480,8 @@ async def triage_request(
     responses=problem_responses(400, 401, 403, 404, 409, 415, 422),
     summary="Book an inmate into a session",
 )
-async def book(
+@response_headers("ETag", "Location")
+async def book_appointment(
     body: AppointmentCreate, session: SessionDep, viewer: ViewerDep, idempotency: IdempotencyDep
 ) -> Response:
     """409 when the session is full, cancelled, or the inmate is booked at an overlapping time.
@@ -526,6 +545,7 @@ async def list_appointments(
     responses=problem_responses(401, 403, 404),
     summary="Read an appointment",
 )
+@response_headers("ETag")
 async def get_appointment(appointment_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
     return await appointment_response(session, viewer, appointment, what="market.appointment")
@@ -537,10 +557,11 @@ async def get_appointment(appointment_id: uuid.UUID, session: SessionDep, viewer
     responses=CHANGE_ERRORS,
     summary="Move an appointment to another state",
 )
-async def transition(
+@response_headers("ETag")
+async def change_appointment_state(
     appointment_id: uuid.UUID,
     body: AppointmentTransition,
-    request: Request,
+    if_match: IfMatch,
     session: SessionDep,
     viewer: ViewerDep,
 ) -> Response:
@@ -548,7 +569,7 @@ async def transition(
     same call and links it as `rescheduled_to_id`. Needs `If-Match`."""
     access.require_market_writer(viewer)
     appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
-    check_if_match(request, appointment_etag(appointment))
+    check_if_match(if_match, appointment_etag(appointment))
     appointment = await appointments.transition(session, viewer=viewer, appointment=appointment, data=body)
     return await appointment_response(session, viewer, appointment, what="market.appointment")
 
@@ -559,13 +580,14 @@ async def transition(
     responses=CHANGE_ERRORS,
     summary="Check the inmate in",
 )
-async def check_in(
-    appointment_id: uuid.UUID, body: CheckIn, request: Request, session: SessionDep, viewer: ViewerDep
+@response_headers("ETag")
+async def check_in_appointment(
+    appointment_id: uuid.UUID, body: CheckIn, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """From `escort_confirmed` (or a move to cell or video) to `checked_in`. Needs `If-Match`."""
     access.require_market_writer(viewer)
     appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
-    check_if_match(request, appointment_etag(appointment))
+    check_if_match(if_match, appointment_etag(appointment))
     appointment = await checkins.check_in(session, viewer=viewer, appointment=appointment, data=body)
     return await appointment_response(session, viewer, appointment, what="market.appointment")
 
@@ -576,14 +598,15 @@ async def check_in(
     responses=CHANGE_ERRORS,
     summary="Record the outcome",
 )
-async def complete(
-    appointment_id: uuid.UUID, body: Completion, request: Request, session: SessionDep, viewer: ViewerDep
+@response_headers("ETag")
+async def record_outcome(
+    appointment_id: uuid.UUID, body: Completion, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """From `checked_in` to `completed`. A referral adds an action to the case's domain and
     publishes `case.market_referral_made.v1`. Needs `If-Match`."""
     access.require_market_writer(viewer)
     appointment = await appointments.load_appointment(session, viewer=viewer, appointment_id=appointment_id)
-    check_if_match(request, appointment_etag(appointment))
+    check_if_match(if_match, appointment_etag(appointment))
     appointment = await checkins.complete(session, viewer=viewer, appointment=appointment, data=body)
     return await appointment_response(session, viewer, appointment, what="market.appointment")
 
@@ -617,7 +640,8 @@ def to_capacity_read(unit_id: uuid.UUID, row: MarketUnitCapacity | None) -> Unit
     responses=problem_responses(401, 403, 404),
     summary="Read a unit's escort capacity",
 )
-async def get_capacity(unit_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
+@response_headers("ETag")
+async def get_unit_capacity(unit_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     """Officers available for escorts per hour; the default when never set (no ETag then)."""
     await access.require_unit(session, viewer, unit_id)
     row = await capacity.get_capacity(session, unit_id)
@@ -631,15 +655,16 @@ async def get_capacity(unit_id: uuid.UUID, session: SessionDep, viewer: ViewerDe
     responses=CHANGE_ERRORS,
     summary="Set a unit's escort capacity",
 )
-async def put_capacity(
-    unit_id: uuid.UUID, body: UnitCapacityUpdate, request: Request, session: SessionDep, viewer: ViewerDep
+@response_headers("ETag")
+async def set_unit_capacity(
+    unit_id: uuid.UUID, body: UnitCapacityUpdate, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """Needs `If-Match` once the unit has a capacity."""
     access.require_market_writer(viewer)
     await access.require_unit(session, viewer, unit_id)
     row = await capacity.get_capacity(session, unit_id)
     if row is not None:
-        check_if_match(request, capacity_etag(row))
+        check_if_match(if_match, capacity_etag(row))
     row = await capacity.put_capacity(
         session, viewer=viewer, unit_id=unit_id, escorts_available=body.escorts_available
     )
@@ -654,7 +679,7 @@ async def put_capacity(
     responses=problem_responses(401, 403, 404, 422),
     summary="The day list: who goes where and when",
 )
-async def day_list(
+async def market_day_list(
     session: SessionDep,
     viewer: ViewerDep,
     unit_id: uuid.UUID,
@@ -689,7 +714,7 @@ async def day_list(
     },
     summary="Service market statistics",
 )
-async def statistics(
+async def market_statistics(
     session: SessionDep,
     viewer: ViewerDep,
     unit_id: uuid.UUID,

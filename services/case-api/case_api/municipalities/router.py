@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from case_api.access import ViewerDep, load_case_for_change
 from case_api.cases.router import case_etag, case_response
@@ -14,7 +14,8 @@ from shared import municipalities as catalog
 from shared.auth import PrincipalDep
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.etag import check_if_match
+from shared.etag import IfMatch, check_if_match
+from shared.openapi import response_headers
 
 router = APIRouter(tags=["municipalities"])
 
@@ -49,13 +50,14 @@ async def list_municipalities(
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Set the case's municipalities",
 )
+@response_headers("ETag")
 async def set_municipality(
-    case_id: uuid.UUID, body: MunicipalityChange, request: Request, session: SessionDep, viewer: ViewerDep
+    case_id: uuid.UUID, body: MunicipalityChange, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """Set the registered, intended and responsible municipality and where responsibility stands.
     Numbers must be current municipality numbers; proposed and confirmed need a responsible
     municipality, kommunelos forbids one, disputed needs a note. Needs `If-Match` with the case's ETag."""
     case = await load_case_for_change(session, viewer, case_id)
-    check_if_match(request, case_etag(case))
+    check_if_match(if_match, case_etag(case))
     case = await service.set_municipality(session, viewer=viewer, case=case, data=body)
     return await case_response(session, case)

@@ -12,6 +12,7 @@ from case_api.persons.errors import PersonExists
 from case_api.persons.schemas import IdentityNumber, PersonCreate, PersonMatch, PersonRead
 from shared.db import SessionDep
 from shared.errors import problem_responses, render_problem
+from shared.openapi import response_headers
 
 router = APIRouter(prefix="/persons", tags=["persons"])
 
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/persons", tags=["persons"])
     responses=problem_responses(400, 401, 403, 409, 415, 422),
     summary="Register a person",
 )
+@response_headers("Location")
 async def register_person(
     body: PersonCreate,
     request: Request,

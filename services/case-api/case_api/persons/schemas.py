@@ -12,7 +12,9 @@ from shared.identifiers import birth_date_of, is_valid_national_identity_number
 class IdentityNumber(BaseModel):
     """A national identity number in a request body (never in a URL)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"identity_number": "15076500565"}]}, extra="forbid"
+    )
 
     identity_number: SecretStr = Field(
         description="Fødselsnummer or D-number, 11 digits; checked by both mod-11 check digits.",
@@ -29,6 +31,12 @@ class IdentityNumber(BaseModel):
 
 
 class PersonCreate(IdentityNumber):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"identity_number": "15076500565", "given_name": "Kari", "family_name": "Nordmann"}]
+        }
+    )
+
     given_name: FreeText = Field(min_length=1, max_length=200, examples=["Kari"])
     family_name: FreeText = Field(min_length=1, max_length=200, examples=["Nordmann"])
     birth_date: date | None = Field(None, description="Derived from the identity number when left out.")
@@ -38,7 +46,20 @@ class PersonCreate(IdentityNumber):
 
 
 class PersonRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5239615c-f02c-4c2f-a193-97d9c2361fd0",
+                    "given_name": "Kari",
+                    "family_name": "Nordmann",
+                    "birth_date": "1988-05-17",
+                    "created_at": "2026-12-06T18:00:19.985678Z",
+                }
+            ]
+        },
+        from_attributes=True,
+    )
 
     id: uuid.UUID
     given_name: str

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from case_api.access import ViewerDep, load_case, load_case_for_change
@@ -20,7 +20,8 @@ from case_api.release_dates.schemas import (
 )
 from shared.db import SessionDep
 from shared.errors import problem_responses
-from shared.etag import check_if_match
+from shared.etag import IfMatch, check_if_match
+from shared.openapi import response_headers
 
 router = APIRouter(prefix="/cases/{case_id}/release-dates", tags=["release_dates"])
 
@@ -45,6 +46,7 @@ def _respond(case: Case, body: ReleaseDates) -> JSONResponse:
     responses=problem_responses(401, 403, 404),
     summary="Read the release dates",
 )
+@response_headers("ETag")
 async def get_release_dates(case_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     """The current date of each kind, the effective release date and every date ever recorded (who,
     when, which date it replaced), newest first. The `ETag` is the case's, for a later change."""
@@ -73,14 +75,15 @@ async def get_release_dates(case_id: uuid.UUID, session: SessionDep, viewer: Vie
     responses=problem_responses(401, 403, 404, 409, 412, 415, 422, 428),
     summary="Set a release date",
 )
+@response_headers("ETag")
 async def set_release_date(
-    case_id: uuid.UUID, body: ReleaseDateSet, request: Request, session: SessionDep, viewer: ViewerDep
+    case_id: uuid.UUID, body: ReleaseDateSet, if_match: IfMatch, session: SessionDep, viewer: ViewerDep
 ) -> Response:
     """Record a new date of one kind; the kind's earlier date stays in the history. Only cases in
     intake, planning or release_ready take dates. Dates must keep earliest <= two_thirds <= expected, may
     not lie before the case opened or more than 30 years ahead, and a confirmed date must be certain.
     Answers the current dates and the case's new `ETag`. Needs `If-Match` with the case's ETag."""
     case = await load_case_for_change(session, viewer, case_id)
-    check_if_match(request, case_etag(case))
+    check_if_match(if_match, case_etag(case))
     current = await service.set_release_date(session, viewer=viewer, case=case, data=body)
     return _respond(case, _current(case, current))

@@ -72,6 +72,32 @@ class ReleaseDateHistoryEntry(ReleaseDateRead):
 
 
 class ReleaseDates(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "case_id": "56858a05-57d8-4d06-a20b-6f12dddf43ec",
+                    "effective_release_date": "2026-12-26",
+                    "current": {
+                        "earliest": None,
+                        "two_thirds": None,
+                        "expected": {
+                            "id": "89efcc3f-61d2-4aac-9fe2-04d6d0118157",
+                            "kind": "expected",
+                            "date": "2026-12-26",
+                            "certainty": "probable",
+                            "source": "prison_administration",
+                            "note": None,
+                            "recorded_by": "generated-client",
+                            "recorded_at": "2026-12-06T18:00:20.068946Z",
+                        },
+                        "confirmed": None,
+                    },
+                }
+            ]
+        }
+    )
+
     case_id: uuid.UUID
     effective_release_date: dt.date | None = Field(
         description="What planning aims at: the confirmed date, else the expected one."
@@ -80,4 +106,45 @@ class ReleaseDates(BaseModel):
 
 
 class ReleaseDateHistory(ReleaseDates):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "case_id": "56858a05-57d8-4d06-a20b-6f12dddf43ec",
+                    "effective_release_date": "2026-12-26",
+                    "current": {
+                        "earliest": None,
+                        "two_thirds": None,
+                        "expected": {
+                            "id": "89efcc3f-61d2-4aac-9fe2-04d6d0118157",
+                            "kind": "expected",
+                            "date": "2026-12-26",
+                            "certainty": "probable",
+                            "source": "prison_administration",
+                            "note": None,
+                            "recorded_by": "generated-client",
+                            "recorded_at": "2026-12-06T18:00:20.068946Z",
+                        },
+                        "confirmed": None,
+                    },
+                    "history": [
+                        {
+                            "id": "89efcc3f-61d2-4aac-9fe2-04d6d0118157",
+                            "kind": "expected",
+                            "date": "2026-12-26",
+                            "certainty": "probable",
+                            "source": "prison_administration",
+                            "note": None,
+                            "recorded_by": "generated-client",
+                            "recorded_at": "2026-12-06T18:00:20.068946Z",
+                            "previous_date": None,
+                            "superseded_at": None,
+                            "current": True,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     history: list[ReleaseDateHistoryEntry] = Field(description="Every date ever recorded, newest first.")

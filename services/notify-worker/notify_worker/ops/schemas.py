@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from notify_worker.deliveries.models import DeliveryState
 from notify_worker.notices.models import AgreementSource, HoldReason, NoticeKind, NoticeState, RecipientKind
 from notify_worker.receipts.models import ReceiptStatus
+from shared.contracts.events import ReleaseDateCertainty
 
 
 class NoticeRead(BaseModel):
@@ -35,7 +36,7 @@ class NoticeRead(BaseModel):
     profile: dict[str, Any] = Field(description="The data-sharing profile: domains and fields.")
     claimed_by: str | None
     claimed_at: datetime | None
-    release_date_certainty: str | None = Field(
+    release_date_certainty: ReleaseDateCertainty | None = Field(
         description="How sure the announced date was when the notice was sent (case-api); null before."
     )
     coordinator_contact: dict[str, Any] | None = Field(
@@ -102,7 +103,9 @@ SINCE_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class RedeliverSince(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"since": "2027-02-27T08:00:00+01:00"}]}, extra="forbid"
+    )
 
     since: AwareDatetime = Field(
         description=(

@@ -112,7 +112,28 @@ RECEIPT_EXAMPLES: dict[str, dict[str, Any]] = {
 
 
 class ReceiptRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "61ddc8e3-2393-4d0a-a0e4-69d6f18675d4",
+                    "notice_id": "2fe84840-a61e-4fb0-b009-538cb3088fb9",
+                    "organization_id": "b9521491-4762-4b7d-98b4-a7582868478d",
+                    "status": "accepted",
+                    "contact": {
+                        "name": "Ola Hansen",
+                        "phone": "+47 22 00 00 00",
+                        "email": "ola.hansen@halden.kommune.no",
+                    },
+                    "substitute": {"name": "Eva Berg", "phone": None, "email": "eva.berg@halden.kommune.no"},
+                    "reason": None,
+                    "submitted_by": "halden-fagsystem",
+                    "received_at": "2026-12-06T18:00:20.252439Z",
+                }
+            ]
+        },
+        from_attributes=True,
+    )
 
     id: uuid.UUID
     notice_id: uuid.UUID

@@ -132,7 +132,11 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
         servers.append(case_api)
         baseline = api.start_baseline(url, workdir)
         servers.append(baseline)
-        await asyncio.gather(api.wait_healthy(case_api), api.wait_healthy(baseline))
+        samework = api.start_samework(url, workdir, orgs.region_id)
+        servers.append(samework)
+        await asyncio.gather(
+            api.wait_healthy(case_api), api.wait_healthy(baseline), api.wait_healthy(samework)
+        )
         headers = api.coordinator_headers(orgs)
 
         log(f"seeding {profile.read_pool} cases / baseline rows")
@@ -161,6 +165,14 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
                 "bodies": pool_bodies,
                 "expect": 201,
             },
+            "same-work create": {
+                "base_url": samework.base_url,
+                "method": "POST",
+                "path": "/api/v1/cases",
+                "bodies": await api.create_bodies(url, orgs, creates),
+                "once": True,
+                "expect": 201,
+            },
             "case-api read": {
                 "base_url": case_api.base_url,
                 "method": "GET",
@@ -172,6 +184,12 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
                 "base_url": baseline.base_url,
                 "method": "GET",
                 "paths": [f"/items/{item_id}" for item_id in item_ids],
+                "expect": 200,
+            },
+            "same-work read": {
+                "base_url": samework.base_url,
+                "method": "GET",
+                "paths": [f"/api/v1/cases/{case_id}" for case_id in case_ids],
                 "expect": 200,
             },
         }
@@ -230,6 +248,12 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
         else 0.0
         for op in ("create", "read")
     }
+    samework_ratios = {
+        op: (results[f"case-api {op}"]["rps"] / results[f"same-work {op}"]["rps"])
+        if results[f"same-work {op}"]["rps"]
+        else 0.0
+        for op in ("create", "read")
+    }
     loadgen_cpu = max(r["loadgen_cpu"] for r in results.values())
     notes = [
         "**case-api create** is `POST /api/v1/cases` as a region coordinator: token verification, body "
@@ -241,6 +265,11 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
         "**baseline** is `benchmarks/baseline.py`: FastAPI + asyncpg (pool of 10, as case-api's default), "
         "a validated JSON body, one INSERT into `bench_item`, or one SELECT by primary key. No auth, no "
         "ORM, no audit.",
+        "**same-work** is `benchmarks/samework.py`: case-api's create and read statements, on the same "
+        "tables and rows in the same transactions (the person, the case, its timeline entry, its outbox "
+        "event and its eleven domains; the case with its person and the access-log row), in raw asyncpg "
+        "in a bare FastAPI app with the same pool size. No token is checked: the region comes from its "
+        "settings. It reads the cases case-api created, and creates for persons of its own.",
         "Both servers run as one uvicorn process each against the same scratch PostgreSQL database "
         "(created, migrated with alembic and dropped by the suite). case-api runs with "
         "`CASE_API_ENV=test`, `CASE_API_LOG_LEVEL=WARNING`, no AMQP URL (in-process bus) and the outbox "
@@ -278,6 +307,7 @@ async def api_suite(profile: Profile, workdir: Path) -> tuple[dict[str, Any], li
         "settings": settings,
         "results": results,
         "ratios": ratios,
+        "samework_ratios": samework_ratios,
         "ramp": ramp,
         "rss": rss,
         "profiles": profiles,

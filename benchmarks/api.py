@@ -326,6 +326,15 @@ def start_baseline(url: str, log_dir: Path) -> Server:
     return _start("baseline", args, {"BENCH_BASELINE_DSN": url}, port, log_dir)
 
 
+def start_samework(url: str, log_dir: Path, region_id: uuid.UUID) -> Server:
+    """benchmarks/samework.py: case-api's statements in raw asyncpg, one uvicorn process."""
+    port = free_port()
+    args = ["-m", "uvicorn", "benchmarks.samework:app", "--host", HOST, "--port", str(port)]
+    args += ["--workers", "1", "--log-level", "warning", "--no-access-log"]
+    env = {"BENCH_SAMEWORK_DSN": url, "BENCH_SAMEWORK_REGION": str(region_id)}
+    return _start("same-work", args, env, port, log_dir)
+
+
 async def wait_healthy(server: Server, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as client:

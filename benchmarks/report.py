@@ -23,6 +23,7 @@ from benchmarks.worker import (
 )
 
 TARGETS = {"create": 0.4, "read": 0.6}
+SAMEWORK_FACTOR = 2.0  # case-api create at most this many times slower than the same-work app
 P99_TARGET_MS = 50.0
 
 
@@ -210,15 +211,23 @@ def render_api(data: dict[str, Any], add: Any) -> None:
         f"{settings['duration']:g} s measured per scenario. Latency is per request as the client sees it."
     )
     add("")
-    add("| scenario | requests | errors | requests/s | p50 ms | p99 ms | max ms | vs baseline | client CPU |")
-    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    add(
+        "| scenario | requests | errors | requests/s | p50 ms | p99 ms | max ms | vs baseline "
+        "| case-api vs same-work | client CPU |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    samework_ratios: dict[str, float] = data.get("samework_ratios") or {}
     for op in ("create", "read"):
-        for system in ("case-api", "baseline"):
-            r = results[f"{system} {op}"]
-            ratio = "1.00x" if system == "baseline" else f"{data['ratios'][op]:.2f}x"
+        base_rps = results[f"baseline {op}"]["rps"]
+        for system in ("case-api", "same-work", "baseline"):
+            r = results.get(f"{system} {op}")
+            if r is None:
+                continue
+            ratio = f"{r['rps'] / base_rps:.2f}x" if base_rps else "-"
+            against = f"{samework_ratios[op]:.2f}x" if system == "case-api" and op in samework_ratios else ""
             add(
                 f"| {system} {op} | {r['requests']} | {r['errors']} | {r['rps']:.0f} | {r['p50_ms']:.1f} "
-                f"| {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {ratio} | {r['loadgen_cpu']:.0%} |"
+                f"| {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {ratio} | {against} | {r['loadgen_cpu']:.0%} |"
             )
     add("")
     add(
@@ -1144,6 +1153,13 @@ def render(data: dict[str, Any]) -> str:
                 f"| case-api {op} throughput >= {TARGETS[op]}x baseline | {ratio:.2f}x "
                 f"| {_verdict(ratio >= TARGETS[op])} |"
             )
+        samework = api.get("samework_ratios") or {}
+        if "create" in samework:
+            add(
+                f"| case-api create within {SAMEWORK_FACTOR:g}x of the same-work app "
+                f"| {1 / samework['create'] if samework['create'] else float('inf'):.2f}x slower "
+                f"| {_verdict(samework['create'] >= 1 / SAMEWORK_FACTOR)} |"
+            )
         for op in ("create", "read"):
             p99 = api["results"][f"case-api {op}"]["p99_ms"]
             add(
@@ -1189,6 +1205,8 @@ def render(data: dict[str, Any]) -> str:
     if api is not None:
         add(f"| case-api | the API scenarios | {_mib(api['rss'].get('case-api'))} |")
         add(f"| baseline | the API scenarios | {_mib(api['rss'].get('baseline'))} |")
+        if "same-work" in api["rss"]:
+            add(f"| same-work | the API scenarios | {_mib(api['rss'].get('same-work'))} |")
     if worker is not None:
         for name, kib in worker.rss_kib.items():
             add(f"| {name} | the worker runs | {_mib(kib)} |")

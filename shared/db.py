@@ -164,6 +164,16 @@ SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")
 request_session = _request_session
 
 
+async def asyncpg_connection(session: AsyncSession) -> Any | None:
+    """The asyncpg connection under the session's transaction, for hot paths that send their own
+    prepared SQL in that same transaction; None on another driver (SQLite in the embedded mode)."""
+    if session.bind is None or session.bind.dialect.driver != "asyncpg":
+        return None
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))

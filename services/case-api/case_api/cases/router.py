@@ -5,11 +5,10 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
 
 from case_api.access import ViewerDep, load_case_for_change, load_case_with_person, require_reader
 from case_api.audit import service as audit
-from case_api.cases import service
+from case_api.cases import reads, service
 from case_api.cases.lifecycle import allowed_next
 from case_api.cases.models import Case, CaseStatus
 from case_api.cases.schemas import (
@@ -87,11 +86,14 @@ def to_read(case: Case, person: Person) -> CaseRead:
 
 async def case_response(
     session: SessionDep, case: Case, *, person: Person | None = None, status_code: int = 200
-) -> JSONResponse:
+) -> Response:
     if person is None:
         person = await service.person_of(session, case)
-    body = to_read(case, person).model_dump(mode="json")
-    return JSONResponse(body, status_code=status_code, headers={"ETag": case_etag(case)})
+    # Serialized by pydantic-core straight to bytes, not to a dict and through json.dumps.
+    body = to_read(case, person).model_dump_json()
+    return Response(
+        body, status_code=status_code, media_type="application/json", headers={"ETag": case_etag(case)}
+    )
 
 
 @router.post(
@@ -170,8 +172,12 @@ async def list_cases(
 @response_headers("ETag")
 async def get_case(case_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> Response:
     """One case, with its `ETag` for later changes."""
-    case, person = await load_case_with_person(session, viewer, case_id)
-    await audit.record_access(session, viewer, reads=[(case.person_id, case.id)], what="case")
+    found = await reads.read_case(session, viewer, case_id)
+    if found is None:
+        case, person = await load_case_with_person(session, viewer, case_id)
+        await audit.record_access(session, viewer, reads=[(case.person_id, case.id)], what="case")
+    else:
+        case, person = found
     return await case_response(session, case, person=person)
 
 

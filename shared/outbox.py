@@ -98,12 +98,17 @@ def inbox_model(prefix: str, module: str) -> type[InboxRecord]:
     return types.new_class(f"{_camel(prefix)}Inbox", (InboxRecord,), {"table": True}, body)
 
 
+def envelope(payload: EventPayload, *, subject: str) -> EventEnvelope:
+    """The event for ``payload``: its type and source from the payload's contract."""
+    return EventEnvelope(type=payload.TYPE, source=payload.PRODUCER, subject=subject, data=payload.data())
+
+
 def add_event(
     session: AsyncSession, model: type[OutboxRecord], payload: EventPayload, *, subject: str
 ) -> EventEnvelope:
     """Stage ``payload`` as an event in the caller's transaction; it is published only if that
     commits. Its type and source come from the payload's contract."""
-    event = EventEnvelope(type=payload.TYPE, source=payload.PRODUCER, subject=subject, data=payload.data())
+    event = envelope(payload, subject=subject)
     session.add(
         model(
             id=event.id,

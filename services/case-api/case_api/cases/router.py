@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from case_api.access import ViewerDep, load_case_for_change, load_case_with_person, require_reader
 from case_api.audit import service as audit
-from case_api.cases import reads, service
+from case_api.cases import opening, reads, service
 from case_api.cases.lifecycle import allowed_next
 from case_api.cases.models import Case, CaseStatus
 from case_api.cases.schemas import (
@@ -112,7 +112,10 @@ async def open_case(
     `Idempotency-Key` to retry safely."""
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
-    case, person = await service.open_case(session, viewer=viewer, data=body)
+    opened = await opening.open_case(session, viewer=viewer, data=body)
+    case, person = (
+        opened if opened is not None else await service.open_case(session, viewer=viewer, data=body)
+    )
     return await idempotency.respond(
         to_read(case, person),
         status_code=201,

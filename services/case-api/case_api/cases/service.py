@@ -44,7 +44,7 @@ CASE_FIELDS = (
 )
 
 
-async def _check_unit_in_scope(
+async def check_unit_in_scope(
     session: AsyncSession, viewer: Viewer, unit_id: uuid.UUID, *, field: str
 ) -> uuid.UUID | None:
     """The unit's region, after checking the unit exists and the viewer may place a case there."""
@@ -75,7 +75,7 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
     person = await session.get(Person, data.person_id)
     if person is None:
         raise InvalidCaseChange(f"No person {data.person_id}", field="person_id")
-    region_id = await _check_unit_in_scope(session, viewer, data.current_unit_id, field="current_unit_id")
+    region_id = await check_unit_in_scope(session, viewer, data.current_unit_id, field="current_unit_id")
     if data.nav_office_id is not None:
         await organizations.require(session, data.nav_office_id, field="nav_office_id", types={"nav_office"})
     now = utcnow()

@@ -6,9 +6,10 @@ and ``BENCH_SAMEWORK_REGION`` (the region a coordinator acts for; no token is ch
 one-statement baseline it shows what case-api's own SQL work costs without its framework layers:
 the ORM, the dependency system, token verification, the problem handlers.
 
-create: the person by id; INSERT of the case, its timeline entry and its outbox event; one
-multi-row INSERT of the eleven domains (asyncpg's executemany, one round trip); one transaction.
-read: the case with its person, scoped to the region; INSERT of the access-log row; one transaction.
+The statements are case-api's own text (``case_api.cases.opening`` and ``case_api.cases.reads``),
+so the two cannot drift: create, one statement inserting the case, its timeline entry, its outbox
+event and its eleven domains, gated on the person; read, one statement selecting the case with its
+person in the region and inserting the access-log row; each in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -26,47 +27,15 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from case_api.cases.opening import OPEN_CASE
+from case_api.cases.reads import READ_CASE
 from case_api.domains.models import Domain
 
 POOL_SIZE = 10  # case-api's default
 ACTOR = "bench-coordinator"
 
-SELECT_PERSON = "SELECT id, given_name, family_name, birth_date FROM case_person WHERE id = $1"
 SELECT_UNIT = "SELECT parent_id FROM case_organization_ref WHERE id = $1 AND type = 'prison'"
-INSERT_CASE = """
-INSERT INTO case_case (id, person_id, current_unit_id, region_id, planning_basis, opened_at, status,
-    status_changed_at, priority_groups, release_destination, municipality_status, created_by,
-    created_at, updated_at, version)
-VALUES ($1, $2, $3, $4, $5, $6, 'intake', $6, '[]'::jsonb, 'municipality', 'unresolved', $7, $6, $6, 1)
-"""
-INSERT_TIMELINE = """
-INSERT INTO case_timeline (id, case_id, at, actor, actor_role, actor_organization_id, action, entity,
-    entity_id, before, after, correlation_id)
-VALUES ($1, $2, $3, $4, 'coordinator', $5, 'case.opened', 'case', $6, 'null'::jsonb, $7::jsonb, $8)
-"""
-INSERT_OUTBOX = """
-INSERT INTO case_outbox (id, type, source, subject, correlation_id, occurred_at, data, attempts)
-VALUES ($1, 'case.opened.v1', 'case-api', $2, $3, $4, $5::jsonb, 0)
-"""
-INSERT_DOMAIN = """
-INSERT INTO case_domain (id, case_id, domain, status, hostel_only, updated_at, updated_by, version)
-VALUES ($1, $2, $3, 'not_assessed', false, $4, $5, 1)
-"""
-SELECT_CASE = """
-SELECT c.id, c.person_id, c.current_unit_id, c.region_id, c.planning_basis, c.opened_at, c.status,
-    c.status_changed_at, c.priority_groups, c.release_destination, c.destination_note,
-    c.registered_kommunenummer, c.intended_kommunenummer, c.responsible_kommunenummer,
-    c.municipality_status, c.municipality_note, c.nav_office_id, c.effective_release_date,
-    c.closed_at, c.created_at, c.updated_at, c.version,
-    p.given_name, p.family_name, p.birth_date
-FROM case_case c JOIN case_person p ON p.id = c.person_id
-WHERE c.id = $1 AND c.region_id = $2
-"""
-INSERT_ACCESS = """
-INSERT INTO case_access_log (id, at, person_id, case_id, actor, actor_role, actor_organization_id,
-    what, basis, correlation_id)
-VALUES ($1, $2, $3, $4, $5, 'coordinator', $6, 'case', 'role:coordinator', $7)
-"""
+DOMAINS = [domain.value for domain in Domain]
 
 
 class CaseCreate(BaseModel):
@@ -143,22 +112,6 @@ async def open_case(body: CaseCreate) -> Response:
             if region != app.state.region:
                 return _problem(403, "The unit is outside the region")
             app.state.units[body.current_unit_id] = region
-        person = await conn.fetchrow(SELECT_PERSON, body.person_id)
-        if person is None:
-            return _problem(422, "No such person")
-        try:
-            await conn.execute(
-                INSERT_CASE,
-                case_id,
-                body.person_id,
-                body.current_unit_id,
-                region,
-                body.planning_basis,
-                now,
-                ACTOR,
-            )
-        except asyncpg.UniqueViolationError:
-            return _problem(409, "The person has an open case")
         facts = {
             "status": "intake",
             "current_unit_id": str(body.current_unit_id),
@@ -168,17 +121,6 @@ async def open_case(body: CaseCreate) -> Response:
             "destination_note": None,
             "nav_office_id": None,
         }
-        await conn.execute(
-            INSERT_TIMELINE,
-            uuid.uuid4(),
-            case_id,
-            now,
-            ACTOR,
-            region,
-            str(case_id),
-            json.dumps(facts),
-            correlation,
-        )
         event = {
             "case_id": str(case_id),
             **facts,
@@ -188,14 +130,47 @@ async def open_case(body: CaseCreate) -> Response:
             "planning_basis": body.planning_basis,
             "opened_at": now.isoformat(),
         }
-        await conn.execute(
-            INSERT_OUTBOX, uuid.uuid4(), f"case/{case_id}", correlation, now, json.dumps(event)
-        )
-        await conn.executemany(INSERT_DOMAIN, [(uuid.uuid4(), case_id, d.value, now, ACTOR) for d in Domain])
+        try:
+            person = await conn.fetchrow(
+                OPEN_CASE,
+                case_id,
+                body.person_id,
+                body.current_unit_id,
+                region,
+                body.planning_basis,
+                now,
+                "intake",
+                now,
+                "[]",
+                "municipality",
+                None,
+                "unresolved",
+                None,
+                ACTOR,
+                uuid.uuid4(),
+                "coordinator",
+                region,
+                json.dumps(facts),
+                correlation,
+                uuid.uuid4(),
+                "case.opened.v1",
+                "case-api",
+                f"case/{case_id}",
+                correlation,
+                now,
+                json.dumps(event),
+                "not_assessed",
+                [uuid.uuid4() for _ in DOMAINS],
+                DOMAINS,
+            )
+        except asyncpg.UniqueViolationError:
+            return _problem(409, "The person has an open case")
+        if person is None:
+            return _problem(422, "No such person")
     answer = {
         "id": str(case_id),
         "person": {
-            "id": str(person["id"]),
+            "id": str(body.person_id),
             "given_name": person["given_name"],
             "family_name": person["family_name"],
             "birth_date": person["birth_date"].isoformat() if person["birth_date"] else None,
@@ -213,19 +188,20 @@ async def open_case(body: CaseCreate) -> Response:
 async def get_case(case_id: uuid.UUID) -> Response:
     pool: asyncpg.Pool = app.state.pool
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(SELECT_CASE, case_id, app.state.region)
-        if row is None:
-            return _problem(404, "No case that you may see")
-        await conn.execute(
-            INSERT_ACCESS,
+        row = await conn.fetchrow(
+            READ_CASE["region"],
+            case_id,
             uuid.uuid4(),
             datetime.now(UTC),
-            row["person_id"],
-            case_id,
             ACTOR,
+            "coordinator",
             app.state.region,
+            "role:coordinator",
             uuid.uuid4().hex,
+            app.state.region,
         )
+        if row is None:
+            return _problem(404, "No case that you may see")
     person = {
         "id": str(row["person_id"]),
         "given_name": row["given_name"],

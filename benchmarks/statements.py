@@ -40,7 +40,10 @@ def statement_name(sql: str) -> str:
         return " ".join(sql.split())[:60]
     verb = match.group(1).upper()
     if verb == "WITH":
-        return "WITH ... (a CTE)"
+        # One statement doing several things: name what it reads and what it writes.
+        reads = sorted(set(re.findall(r"\bFROM\s+(case_\w+|notify_\w+|agreement_\w+)", sql)))
+        writes = re.findall(r"\bINSERT INTO\s+(\w+)", sql)
+        return "WITH: " + ", ".join([*(f"SELECT {t}" for t in reads), *(f"INSERT {t}" for t in writes)])
     table_match = TABLE_AFTER[verb].search(sql)
     table = table_match.group(1) if table_match else "?"
     name = f"{verb.split()[0]} {table}"
@@ -58,6 +61,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     os.environ.update(spec["env"])
     from case_api.config import Settings
     from case_api.main import create_app
+    from shared.db import RAW_STATEMENT_OBSERVERS
 
     app = create_app(Settings())
     statements: Counter[str] = Counter()
@@ -81,6 +85,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         event.listen(engine, "before_cursor_execute", on_statement)
         event.listen(engine, "commit", on_commit)
         event.listen(engine.pool, "checkout", on_checkout)
+        # The hot paths' own prepared statements, sent past SQLAlchemy on the same transaction.
+        RAW_STATEMENT_OBSERVERS.append(lambda sql: on_statement(None, None, sql))
         # The outbox relay polls on its own: stopped, so its statements are not billed to requests.
         relay = getattr(app.state, "outbox_relay", None)
         if relay is not None:

@@ -9,7 +9,7 @@ only flushes. Jobs and consumers use :func:`unit_of_work`. The same code runs on
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import Enum
@@ -164,14 +164,33 @@ SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")
 request_session = _request_session
 
 
-async def asyncpg_connection(session: AsyncSession) -> Any | None:
-    """The asyncpg connection under the session's transaction, for hot paths that send their own
-    prepared SQL in that same transaction; None on another driver (SQLite in the embedded mode)."""
+# Observers of the statements hot paths send past SQLAlchemy (the benchmark's statement counter).
+RAW_STATEMENT_OBSERVERS: list[Callable[[str], None]] = []
+
+
+class RawConnection:
+    """The asyncpg connection under a session's transaction, for hot paths that send their own
+    prepared SQL in that same transaction (docs/benchmarks.md)."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        for observe in RAW_STATEMENT_OBSERVERS:
+            observe(query)
+        return await self._connection.fetchrow(query, *args)
+
+
+async def asyncpg_connection(session: AsyncSession) -> RawConnection | None:
+    """The session's transaction as a :class:`RawConnection`; None on another driver (SQLite in the
+    embedded mode)."""
     if session.bind is None or session.bind.dialect.driver != "asyncpg":
         return None
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    return raw.driver_connection
+    return RawConnection(raw.driver_connection)
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -29,7 +29,7 @@ from shared.contracts import events as contracts
 from shared.db import asyncpg_connection, new_id, utcnow
 from shared.outbox import envelope
 
-_OPEN = """
+OPEN_CASE = """
 WITH person AS (
     SELECT id, given_name, family_name, birth_date FROM case_person WHERE id = $2
 ), opened AS (
@@ -106,7 +106,7 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
     domains = list(Domain)
     try:
         row = await connection.fetchrow(
-            _OPEN,
+            OPEN_CASE,
             case.id,
             case.person_id,
             case.current_unit_id,

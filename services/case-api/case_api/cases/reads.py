@@ -43,7 +43,7 @@ WITH found AS (
 )
 SELECT * FROM found
 """
-_SCOPES = {
+READ_CASE = {
     "all": _READ.format(scope="$9::uuid IS NULL"),
     "region": _READ.format(scope="c.region_id = $9"),
     "unit": _READ.format(scope="c.current_unit_id = $9"),
@@ -76,7 +76,7 @@ async def read_case(session: AsyncSession, viewer: Viewer, case_id: uuid.UUID) -
         return None
     kind, value = scope
     row = await connection.fetchrow(
-        _SCOPES[kind],
+        READ_CASE[kind],
         case_id,
         new_id(),
         utcnow(),

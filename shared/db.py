@@ -100,13 +100,17 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     every connection of the pool made before it, so a restarted database costs the requests in
     flight at that moment (at most the pool's connections), not one per stale connection later;
     the readiness check (:func:`ping`) fails once and so clears the pool even while no request
-    comes. ``pool_recycle`` bounds a connection's age for timeouts nobody reports."""
+    comes. ``pool_recycle`` bounds a connection's age for timeouts nobody reports.
+
+    No overflow: SQLAlchemy closes an overflow connection as soon as it is returned to a full pool,
+    so under steady load above the pool size every such request paid a new connection (TCP, the
+    TLS offer, authentication); a request beyond the pool waits for one of its connections instead."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, poolclass=NullPool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_SECONDS
+        url, echo=echo, pool_size=pool_size, max_overflow=0, pool_recycle=POOL_RECYCLE_SECONDS
     )
 
 

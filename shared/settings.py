@@ -79,7 +79,11 @@ class ServiceSettings(BaseSettings):
         description="SQLAlchemy URL; postgresql:// is mapped to asyncpg, sqlite:// to aiosqlite.",
         json_schema_extra=deploy("backing"),
     )
-    database_pool_size: int = Field(10, ge=1, description="Connections kept per process (Postgres).")
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Connections per process (Postgres): all kept open; a request beyond them waits for one.",
+    )
     amqp_url: str | None = Field(
         None,
         description="RabbitMQ URL (amqp://user:pass@host:5672/vhost). Empty: in-process bus.",

@@ -171,4 +171,8 @@ def test_report_proposes_no_fix_already_applied(report: str) -> None:
         "cache the verified principal",
     ):
         assert stale not in report, stale
-    assert "### Why the ratio targets are out of reach on this path" in _section(report, "## API")
+    api = _section(report, "## API")
+    assert "### case-api against the cost of its own work" in api
+    assert "same-work create" in api
+    assert "same-work read" in api
+    assert "That trade has not been made" not in api  # the ORM is left on the hot paths now

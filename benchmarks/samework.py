@@ -25,8 +25,8 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 
+from benchmarks.baseline import ItemCreate as CaseCreate  # the same body, validated the same way
 from case_api.cases.opening import OPEN_CASE
 from case_api.cases.reads import READ_CASE
 from case_api.domains.models import Domain
@@ -36,14 +36,6 @@ ACTOR = "bench-coordinator"
 
 SELECT_UNIT = "SELECT parent_id FROM case_organization_ref WHERE id = $1 AND type = 'prison'"
 DOMAINS = [domain.value for domain in Domain]
-
-
-class CaseCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    person_id: uuid.UUID
-    current_unit_id: uuid.UUID
-    planning_basis: str
 
 
 @asynccontextmanager

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import cast
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from case_api.access import Viewer, require_writer
+from case_api.access import Viewer
 from case_api.audit import service as audit
-from case_api.cases.errors import InvalidCaseChange, OpenCaseExists
-from case_api.cases.models import Case, CaseStatus, MunicipalityStatus
+from case_api.cases import service
+from case_api.cases.errors import InvalidCaseChange
+from case_api.cases.models import Case
 from case_api.cases.schemas import CaseCreate
-from case_api.cases.service import CASE_FIELDS, check_unit_in_scope, open_case_of
+from case_api.cases.service import CASE_FIELDS
 from case_api.domains.models import Domain, DomainStatus
 from case_api.events import case_facts
-from case_api.organizations import service as organizations
 from case_api.persons.models import Person
 from shared.context import current_correlation_id
 from shared.contracts import events as contracts
-from shared.db import asyncpg_connection, new_id, utcnow
+from shared.db import asyncpg_connection, new_id
 from shared.outbox import envelope
 
 OPEN_CASE = """
@@ -62,41 +62,10 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
     connection = await asyncpg_connection(session)
     if connection is None:
         return None
-    require_writer(viewer)
-    region_id = await check_unit_in_scope(session, viewer, data.current_unit_id, field="current_unit_id")
-    if data.nav_office_id is not None:
-        await organizations.require(session, data.nav_office_id, field="nav_office_id", types={"nav_office"})
-    now = utcnow()
-    opened_at = data.opened_at or now
-    if opened_at > now:
-        raise InvalidCaseChange("A case cannot be opened in the future", field="opened_at")
-    # The case as the ORM path would hold it after its INSERT: the source of the snapshot, the
-    # event's facts and the answer.
-    case: Any = SimpleNamespace(
-        id=new_id(),
-        person_id=data.person_id,
-        current_unit_id=data.current_unit_id,
-        region_id=region_id,
-        planning_basis=data.planning_basis,
-        opened_at=opened_at,
-        status=CaseStatus.INTAKE,
-        status_changed_at=now,
-        priority_groups=[group.value for group in data.priority_groups],
-        release_destination=data.release_destination,
-        destination_note=data.destination_note,
-        registered_kommunenummer=None,
-        intended_kommunenummer=None,
-        responsible_kommunenummer=None,
-        municipality_status=MunicipalityStatus.UNRESOLVED,
-        municipality_note=None,
-        nav_office_id=data.nav_office_id,
-        effective_release_date=None,
-        closed_at=None,
-        created_by=viewer.subject,
-        created_at=now,
-        updated_at=now,
-        version=1,
-    )
+    # The case as the ORM path builds it, never added to the session: the source of the row, the
+    # snapshot, the event's facts and the answer.
+    case = await service.new_case(session, viewer=viewer, data=data)
+    now, opened_at = case.status_changed_at, case.opened_at
     event = envelope(
         contracts.CaseOpened(
             **case_facts(case), planning_basis=case.planning_basis.value, opened_at=opened_at.isoformat()
@@ -110,7 +79,7 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
             case.id,
             case.person_id,
             case.current_unit_id,
-            region_id,
+            case.region_id,
             case.planning_basis.value,
             opened_at,
             case.status.value,
@@ -138,14 +107,11 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
             [domain.value for domain in domains],
         )
     except asyncpg.UniqueViolationError:
-        # The unique index on open cases, as on the ORM path: the failed transaction is rolled back
-        # so that the open case can be read and named.
-        await session.rollback()
-        existing = await open_case_of(session, case.person_id)
-        if existing is None:
+        refusal = await service.second_open_refusal(session, data.person_id)
+        if refusal is None:
             raise
-        raise OpenCaseExists(person_id=case.person_id, case_id=existing) from None
+        raise refusal from None
     if row is None:
         raise InvalidCaseChange(f"No person {data.person_id}", field="person_id")
     person = SimpleNamespace(id=case.person_id, **dict(row))
-    return cast(Case, case), cast(Person, person)
+    return case, cast(Person, person)

@@ -24,16 +24,11 @@ from shared.context import current_correlation_id
 from shared.db import asyncpg_connection, new_id, utcnow
 from shared.directory import UNIT_TYPES
 
-_CASE_COLUMNS = (
-    "id, person_id, current_unit_id, region_id, planning_basis, opened_at, status, status_changed_at, "
-    "priority_groups, release_destination, destination_note, registered_kommunenummer, "
-    "intended_kommunenummer, responsible_kommunenummer, municipality_status, municipality_note, "
-    "nav_office_id, effective_release_date, closed_at, created_by, created_at, updated_at, version"
-)
+# Every column of the case table, so a new one reaches the answer as on the ORM path.
+_CASE_COLUMNS = ", ".join(f"c.{column.name}" for column in Case.__table__.columns)  # type: ignore[attr-defined]
 _READ = f"""
 WITH found AS (
-    SELECT {", ".join(f"c.{name.strip()}" for name in _CASE_COLUMNS.split(","))},
-        p.given_name, p.family_name, p.birth_date
+    SELECT {_CASE_COLUMNS}, p.given_name, p.family_name, p.birth_date
     FROM case_case c JOIN case_person p ON p.id = c.person_id
     WHERE c.id = $1 AND {{scope}}
 ), logged AS (

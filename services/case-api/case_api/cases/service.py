@@ -65,16 +65,10 @@ async def open_case_of(session: AsyncSession, person_id: uuid.UUID) -> uuid.UUID
     return (await session.execute(query)).scalar()
 
 
-async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) -> tuple[Case, Person]:
-    """Open a case for a registered person in a unit, with every domain not yet assessed. A person
-    with an open case already is :class:`OpenCaseExists` (409).
-
-    Returns the person too: the answer shows it, and the session holds its objects only weakly,
-    so asking again would read the row a second time."""
+async def new_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) -> Case:
+    """The case to open, not yet added to the session, after the checks every open makes (the
+    writer, the unit in scope, the NAV office, the date); the person is checked by the INSERT's path."""
     require_writer(viewer)
-    person = await session.get(Person, data.person_id)
-    if person is None:
-        raise InvalidCaseChange(f"No person {data.person_id}", field="person_id")
     region_id = await check_unit_in_scope(session, viewer, data.current_unit_id, field="current_unit_id")
     if data.nav_office_id is not None:
         await organizations.require(session, data.nav_office_id, field="nav_office_id", types={"nav_office"})
@@ -82,8 +76,8 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
     opened_at = data.opened_at or now
     if opened_at > now:
         raise InvalidCaseChange("A case cannot be opened in the future", field="opened_at")
-    case = Case(
-        person_id=person.id,
+    return Case(
+        person_id=data.person_id,
         current_unit_id=data.current_unit_id,
         region_id=region_id,
         planning_basis=data.planning_basis,
@@ -94,20 +88,40 @@ async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) 
         destination_note=data.destination_note,
         nav_office_id=data.nav_office_id,
         created_by=viewer.subject,
+        created_at=now,
+        updated_at=now,
     )
+
+
+async def second_open_refusal(session: AsyncSession, person_id: uuid.UUID) -> OpenCaseExists | None:
+    """After an INSERT failed on a unique index: the 409 naming the person's open case, or None when
+    it was another index. The unique index on open cases, not a query first, keeps two concurrent
+    opens from both passing at no extra statement; the failed transaction is rolled back (the
+    request keeps none of it) so that the open case can be read."""
+    await session.rollback()
+    existing = await open_case_of(session, person_id)
+    return None if existing is None else OpenCaseExists(person_id=person_id, case_id=existing)
+
+
+async def open_case(session: AsyncSession, *, viewer: Viewer, data: CaseCreate) -> tuple[Case, Person]:
+    """Open a case for a registered person in a unit, with every domain not yet assessed. A person
+    with an open case already is :class:`OpenCaseExists` (409).
+
+    Returns the person too: the answer shows it, and the session holds its objects only weakly,
+    so asking again would read the row a second time."""
+    case = await new_case(session, viewer=viewer, data=data)
+    person = await session.get(Person, data.person_id)
+    if person is None:
+        raise InvalidCaseChange(f"No person {data.person_id}", field="person_id")
+    now, opened_at = case.status_changed_at, case.opened_at
     session.add(case)
-    person_id = person.id
     try:
         await session.flush()  # the rows below refer to it, and the unit of work does not order by table
     except IntegrityError:
-        # The unique index on open cases, not a query first: two concurrent opens cannot both pass
-        # it, and the usual open costs no extra statement. The failed transaction is rolled back
-        # (the request keeps none of it) so that the open case can be read and named.
-        await session.rollback()
-        existing = await open_case_of(session, person_id)
-        if existing is None:
+        refusal = await second_open_refusal(session, data.person_id)
+        if refusal is None:
             raise
-        raise OpenCaseExists(person_id=person_id, case_id=existing) from None
+        raise refusal from None
     audit.record_change(
         session,
         viewer,

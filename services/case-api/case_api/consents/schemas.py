@@ -107,7 +107,7 @@ class ConsentRead(BaseModel):
                     "withdrawn_at": None,
                     "withdrawal_reason": None,
                     "note": None,
-                    "recorded_by": "generated-client",
+                    "recorded_by": "koordinator-region-ost",
                     "recorded_at": "2026-12-06T18:00:20.121192Z",
                     "withdrawn_recorded_by": None,
                     "active": True,

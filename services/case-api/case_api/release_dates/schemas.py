@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,32 +72,25 @@ class ReleaseDateHistoryEntry(ReleaseDateRead):
     current: bool
 
 
+_EXPECTED_EXAMPLE: dict[str, Any] = {
+    "id": "89efcc3f-61d2-4aac-9fe2-04d6d0118157",
+    "kind": "expected",
+    "date": "2026-12-26",
+    "certainty": "probable",
+    "source": "prison_administration",
+    "note": None,
+    "recorded_by": "koordinator-region-ost",
+    "recorded_at": "2026-12-06T18:00:20.068946Z",
+}
+_DATES_EXAMPLE: dict[str, Any] = {
+    "case_id": "56858a05-57d8-4d06-a20b-6f12dddf43ec",
+    "effective_release_date": "2026-12-26",
+    "current": {"earliest": None, "two_thirds": None, "expected": _EXPECTED_EXAMPLE, "confirmed": None},
+}
+
+
 class ReleaseDates(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "case_id": "56858a05-57d8-4d06-a20b-6f12dddf43ec",
-                    "effective_release_date": "2026-12-26",
-                    "current": {
-                        "earliest": None,
-                        "two_thirds": None,
-                        "expected": {
-                            "id": "89efcc3f-61d2-4aac-9fe2-04d6d0118157",
-                            "kind": "expected",
-                            "date": "2026-12-26",
-                            "certainty": "probable",
-                            "source": "prison_administration",
-                            "note": None,
-                            "recorded_by": "generated-client",
-                            "recorded_at": "2026-12-06T18:00:20.068946Z",
-                        },
-                        "confirmed": None,
-                    },
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_DATES_EXAMPLE]})
 
     case_id: uuid.UUID
     effective_release_date: dt.date | None = Field(
@@ -110,37 +104,9 @@ class ReleaseDateHistory(ReleaseDates):
         json_schema_extra={
             "examples": [
                 {
-                    "case_id": "56858a05-57d8-4d06-a20b-6f12dddf43ec",
-                    "effective_release_date": "2026-12-26",
-                    "current": {
-                        "earliest": None,
-                        "two_thirds": None,
-                        "expected": {
-                            "id": "89efcc3f-61d2-4aac-9fe2-04d6d0118157",
-                            "kind": "expected",
-                            "date": "2026-12-26",
-                            "certainty": "probable",
-                            "source": "prison_administration",
-                            "note": None,
-                            "recorded_by": "generated-client",
-                            "recorded_at": "2026-12-06T18:00:20.068946Z",
-                        },
-                        "confirmed": None,
-                    },
+                    **_DATES_EXAMPLE,
                     "history": [
-                        {
-                            "id": "89efcc3f-61d2-4aac-9fe2-04d6d0118157",
-                            "kind": "expected",
-                            "date": "2026-12-26",
-                            "certainty": "probable",
-                            "source": "prison_administration",
-                            "note": None,
-                            "recorded_by": "generated-client",
-                            "recorded_at": "2026-12-06T18:00:20.068946Z",
-                            "previous_date": None,
-                            "superseded_at": None,
-                            "current": True,
-                        }
+                        {**_EXPECTED_EXAMPLE, "previous_date": None, "superseded_at": None, "current": True}
                     ],
                 }
             ]

@@ -1,9 +1,10 @@
 """``python -m benchmarks [--quick] [--scale] [--output PATH]``: the whole suite in one command.
 
-Five parts, each with its own scratch database: the API (case-api against a bare baseline, and
-case-api under py-spy), the worker (benchmarks.worker), one slow receiver among fast ones
-(benchmarks.isolation), the scale-out shape (several case-api processes behind nginx, several
-workers: benchmarks.scaleout) and, with ``--scale`` or ``--quick``, the scale part (benchmarks.scale).
+Six parts, each with its own scratch database where it needs one: the API (case-api against a bare
+baseline, and case-api under py-spy), the worker (benchmarks.worker), one slow receiver among fast
+ones (benchmarks.isolation), the webhook POST with httpx and with aiohttp (benchmarks.httpclients),
+the scale-out shape (several case-api processes behind nginx, several workers: benchmarks.scaleout)
+and, with ``--scale`` or ``--quick``, the scale part (benchmarks.scale).
 ``--quick`` runs every part small, to keep the code paths working (CI runs it); its figures mean
 nothing.
 """
@@ -24,14 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import api, isolation, profiling, report, scale, scaleout, worker
+from benchmarks import api, httpclients, isolation, profiling, report, scale, scaleout, worker
 from shared.settings import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
 RAMP = (4, 8, 16, 32)
 
 
-PARTS = ("api", "worker", "isolation", "scaleout", "scale")
+PARTS = ("api", "worker", "isolation", "httpclients", "scaleout", "scale")
 
 
 @dataclass(frozen=True)
@@ -349,7 +350,14 @@ async def suite(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
     notes: list[str] = []
-    data: dict[str, Any] = {"api": None, "worker": None, "isolation": None, "scaleout": None, "scale": None}
+    data: dict[str, Any] = {
+        "api": None,
+        "worker": None,
+        "isolation": None,
+        "httpclients": None,
+        "scaleout": None,
+        "scale": None,
+    }
     postgres_version = str(await api.query_value(api.server_url(), "SHOW server_version"))
     if "api" in parts:
         data["api"], api_notes = await api_suite(profile, workdir)
@@ -364,6 +372,11 @@ async def suite(
             isolation.QUICK_ISOLATION if quick else isolation.FULL_ISOLATION, workdir, log
         )
         log(f"isolation part done after {time.monotonic() - started:.0f} s")
+    if "httpclients" in parts:
+        data["httpclients"] = await httpclients.run(
+            httpclients.QUICK_HTTPCLIENTS if quick else httpclients.FULL_HTTPCLIENTS, workdir, log
+        )
+        log(f"HTTP client part done after {time.monotonic() - started:.0f} s")
     if "scaleout" in parts:
         data["scaleout"] = await scaleout.run(
             scaleout.QUICK_SCALEOUT if quick else scaleout.FULL_SCALEOUT, workdir, log

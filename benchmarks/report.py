@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.httpclients import HttpClientsResult
 from benchmarks.isolation import LAG_P99_TARGET_S as ISOLATION_LAG_TARGET_S
 from benchmarks.isolation import IsolationResult
 from benchmarks.profiling import Summary
@@ -766,6 +767,72 @@ def render_isolation(result: IsolationResult, add: Any) -> None:
     add("")
 
 
+def render_httpclients(result: HttpClientsResult | None, add: Any) -> None:
+    """The webhook POST with the worker's httpx sender, plain httpx and aiohttp: CPU per POST."""
+    if result is None:
+        return
+    profile, versions = result.profile, result.versions
+    add("## Worker: HTTP clients for webhook POSTs")
+    add("")
+    add(
+        f"One process on {result.loop} (the loop uvicorn picks for the worker) POSTs {profile.posts:,} signed "
+        f"notice bodies ({result.body_bytes} bytes each, built as the worker builds them) to the receiver, "
+        f"{' and then '.join(str(c) for c in profile.concurrencies)} in flight, with each of three clients: "
+        "*httpx, the worker's WebhookSender* is `WebhookSender.send` as the worker calls it (the URL check, "
+        "the Standard Webhooks signature, httpx through the pinned transport of `shared/ssrf.py`); *httpx, "
+        "plain AsyncClient* sends the same signature and headers with no URL check and no pinning; "
+        "*aiohttp, checked and pinned* makes the same check and signature and pins its connections with a "
+        "resolver that answers only the checked addresses. The URL names its host (`localhost`), so the "
+        "check resolves it before every POST as for a real endpoint. The receiver verifies every signature "
+        f"with `standardwebhooks` in a process of its own. Each client is warmed up ({profile.warmup} POSTs) "
+        f"before every run ({profile.runs} per client), the clients take turns, and the table gives each "
+        "figure's median over the runs. CPU is `time.process_time()` of the sending process over a run (all its "
+        "threads, the URL check's resolver thread too) per POST: unlike POSTs per second it hardly depends "
+        "on what else the machine's cores are doing (`benchmarks/httpclients.py`; httpx "
+        f"{versions.get('httpx')}, httpcore {versions.get('httpcore')}, aiohttp {versions.get('aiohttp')})."
+    )
+    add("")
+    add(
+        "| client | in flight | POSTs | POST/s | CPU ms per POST | sender CPU | p50 ms | p99 ms | connections "
+        "opened | verified | bad signatures | failed | receiver CPU |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for client in result.clients:
+        runs = client.runs
+        add(
+            f"| {client.label} | {client.concurrency} | {sum(r.posts for r in runs):,} | "
+            f"{client.median(lambda r: r.rps):,.0f} | {client.median(lambda r: r.cpu_ms_per_post):.3f} | "
+            f"{_pct(client.median(lambda r: r.client_busy))} | {client.median(lambda r: r.p50_ms):.1f} | "
+            f"{client.median(lambda r: r.p99_ms):.1f} | {sum(r.connections for r in runs):,} | "
+            f"{sum(r.verified for r in runs):,} | {sum(r.rejected for r in runs)} | "
+            f"{sum(r.failed for r in runs)} | {_pct(client.median(lambda r: r.receiver_busy))} |"
+        )
+    add("")
+    sentences = []
+    for concurrency in profile.concurrencies:
+        clients = [client for client in result.clients if client.concurrency == concurrency]
+        cost = {client.key: client.median(lambda r: r.cpu_ms_per_post) for client in clients}
+        best = min(clients, key=lambda client: cost[client.key])
+        worker, plain = cost.get("worker", 0.0), cost.get("httpx", 0.0)
+        if best.key == "worker":
+            lead = f"At {concurrency} in flight the worker's own sender used the least CPU per POST, {worker:.3f} ms"
+        else:
+            lead = (
+                f"At {concurrency} in flight *{best.label}* used the least CPU per POST: {cost[best.key]:.3f} ms "
+                f"against {worker:.3f} ms for the worker's sender, {worker / cost[best.key]:.1f}x less "
+                f"({worker - cost[best.key]:.3f} ms saved per POST)"
+            )
+        sentences.append(
+            f"{lead}; plain httpx took {plain:.3f} ms, so the URL check and the pinning add "
+            f"{worker - plain:+.3f} ms to httpx's own cost."
+        )
+    add(" ".join(sentences))
+    if not all(client.all_verified for client in result.clients):
+        add("")
+        add("**Not every POST was answered 2xx and verified by the receiver**: see the table.")
+    add("")
+
+
 # --- scale-out -----------------------------------------------------------------------------------
 
 
@@ -1238,6 +1305,7 @@ def render(data: dict[str, Any]) -> str:
         render_worker(worker, add)
     if isolation is not None:
         render_isolation(isolation, add)
+    render_httpclients(data.get("httpclients"), add)
     if scaleout is not None:
         render_scaleout(scaleout, add)
     if scale is not None:

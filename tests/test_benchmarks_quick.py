@@ -1,7 +1,7 @@
 """The benchmark suite's quick mode works end to end (a smoke test, not a speed check): the API
 scenarios, the worker runs against real processes with signature-verifying receiver, one slow
-receiver among fast ones, case-api processes behind nginx and several workers (scale-out), and the
-scale load with its captured queries and plans."""
+receiver among fast ones, the webhook POST with each HTTP client, case-api processes behind nginx
+and several workers (scale-out), and the scale load with its captured queries and plans."""
 
 from __future__ import annotations
 
@@ -100,6 +100,30 @@ def test_a_slow_receiver_delays_none_of_the_others(report: str) -> None:
     assert int(cells[8]) > 0, f"the slow receiver was never attempted: {cells}"
     assert cells[9] == cells[8], f"an attempt to the slow receiver did not time out: {cells}"
     assert "| one receiver " in _section(report, "## Targets"), "no target line for the slow receiver"
+
+
+@pytest.mark.timeout(360)
+def test_every_http_client_delivers_every_post_with_a_valid_signature(report: str) -> None:
+    section = _section(report, "## Worker: HTTP clients for webhook POSTs")
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith(("| httpx, ", "| aiohttp, "))
+    ]
+    labels = {cells[0] for cells in rows}
+    assert labels == {
+        "httpx, the worker's WebhookSender",
+        "httpx, plain AsyncClient",
+        "aiohttp, checked and pinned",
+    }
+    assert {cells[1] for cells in rows} == {"64", "16"}, rows  # in flight
+    for cells in rows:
+        posts = int(cells[2].replace(",", ""))
+        assert posts > 0, cells
+        assert float(cells[4]) > 0, cells  # CPU ms per POST
+        assert int(cells[9].replace(",", "")) == posts, f"not every POST was verified: {cells}"
+        assert cells[10:12] == ["0", "0"], f"bad signatures, failed: {cells}"
+    assert "used the least CPU per POST" in section
 
 
 @pytest.mark.timeout(360)

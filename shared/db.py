@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, DateTime, event, text
+from sqlalchemy import JSON, DateTime, Table, event, text
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -88,6 +88,11 @@ def new_id() -> uuid.UUID:
 # A pooled connection older than this is replaced at its next checkout: connections do not
 # outlive a server-side or proxy idle timeout by much, nor keep a restarted server's old session.
 POOL_RECYCLE_SECONDS = 1800
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core table, for statements that skip the ORM (hot paths)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:

@@ -329,11 +329,11 @@ class OneBadRow(Dispatcher):
     bad: uuid.UUID | None = None
 
     async def _record_in(
-        self, session: AsyncSession, delivery: NotifyDelivery, url: str, outcome: Outcome, now: datetime
+        self, session: AsyncSession, delivery: Any, url: str, outcome: Outcome, now: datetime, **kw: Any
     ) -> Any:
         if delivery.id == self.bad:
             raise RuntimeError("this row cannot be recorded")
-        return await super()._record_in(session, delivery, url, outcome, now)
+        return await super()._record_in(session, delivery, url, outcome, now, **kw)
 
 
 async def test_one_attempt_that_cannot_be_recorded_loses_no_other_s_record(

@@ -53,11 +53,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 import structlog
-from sqlalchemy import exists, func, select
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -79,7 +79,7 @@ from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.escalation import escalate_overdue
 from shared.contracts import events as contracts
-from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
+from shared.db import insert_ignoring_conflicts, table_of, unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.dispatcher")
 
@@ -149,6 +149,126 @@ class _Recorded:
             state=self.state.value,
             attempts=self.attempts,
         )
+
+
+class _Locked(NamedTuple):
+    """A delivery's row as the record transaction locked it (the columns recording reads)."""
+
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    organization_id: uuid.UUID
+    webhook_id: str
+    state: DeliveryState
+    attempts: int
+    redeliveries: int
+    last_status: int | None
+    last_error_class: str | None
+    next_attempt_at: datetime
+    ended_at: datetime | None
+    updated_at: datetime
+
+
+_LOCK_DELIVERIES = (
+    select(*(table_of(NotifyDelivery).c[name] for name in _Locked._fields))
+    .where(col(NotifyDelivery.id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(NotifyDelivery.id))
+    .with_for_update()
+)
+_DELIVERY = table_of(NotifyDelivery).c
+_UPDATE_DELIVERY = (
+    update(table_of(NotifyDelivery))
+    .where(_DELIVERY.id == bindparam("b_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "url",
+                "state",
+                "attempts",
+                "last_status",
+                "last_error_class",
+                "next_attempt_at",
+                "ended_at",
+                "updated_at",
+            )
+        }
+    )
+)
+
+
+_NOTICE = table_of(NotifyNotice).c
+# Due deliveries with the notice columns their body is built from (sender.NoticeView), earliest
+# first, locked (the deliveries only) for the lease; _DUE_LEASE_FULL leaves out full endpoints.
+_DUE_LEASE = (
+    select(
+        _DELIVERY.id.label("delivery_id"),
+        _DELIVERY.endpoint_id,
+        _DELIVERY.organization_id,
+        _DELIVERY.url,
+        _DELIVERY.webhook_id,
+        _NOTICE.id,
+        _NOTICE.case_id,
+        _NOTICE.recipient_organization_id,
+        _NOTICE.kind,
+        _NOTICE.milestone_days,
+        _NOTICE.release_date,
+        _NOTICE.release_date_certainty,
+        _NOTICE.coordinator_contact,
+    )
+    .join_from(table_of(NotifyDelivery), table_of(NotifyNotice), _NOTICE.id == _DELIVERY.notice_id)
+    .where(_DELIVERY.state == DeliveryState.PENDING, _DELIVERY.next_attempt_at <= bindparam("now"))
+    .order_by(_DELIVERY.next_attempt_at, _DELIVERY.id)
+    .limit(bindparam("wanted"))
+    .with_for_update(of=table_of(NotifyDelivery), skip_locked=True)
+)
+_DUE_LEASE_FULL = _DUE_LEASE.where(_DELIVERY.endpoint_id.not_in(bindparam("full", expanding=True)))
+_LEASE_UNTIL = (
+    update(table_of(NotifyDelivery))
+    .where(_DELIVERY.id.in_(bindparam("ids", expanding=True)))
+    .values(next_attempt_at=bindparam("until"))
+)
+
+
+# Claimed notices whose deliveries have all ended (none pending, one not superseded), locked.
+_ENDED_NOTICES = (
+    select(
+        _NOTICE.id,
+        _NOTICE.case_id,
+        _NOTICE.recipient_organization_id,
+        _NOTICE.kind,
+        _NOTICE.milestone_days,
+        _NOTICE.release_date,
+        _NOTICE.receipt_deadline_days,
+        _NOTICE.delivered_at,
+        _NOTICE.receipt_due_at,
+        _NOTICE.dead_at,
+    )
+    .where(
+        _NOTICE.state == NoticeState.CLAIMED,
+        exists().where(_DELIVERY.notice_id == _NOTICE.id, _DELIVERY.state != DeliveryState.SUPERSEDED),
+        ~exists().where(_DELIVERY.notice_id == _NOTICE.id, _DELIVERY.state == DeliveryState.PENDING),
+    )
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_ENDED_DELIVERIES = select(
+    _DELIVERY.notice_id, _DELIVERY.state, _DELIVERY.ended_at, _DELIVERY.last_error_class
+).where(
+    _DELIVERY.notice_id.in_(bindparam("ids", expanding=True)), _DELIVERY.state != DeliveryState.SUPERSEDED
+)
+_END_NOTICE = (
+    update(table_of(NotifyNotice))
+    .where(_NOTICE.id == bindparam("b_id"))
+    .values(
+        {
+            **{
+                name: bindparam(name)
+                for name in ("state", "delivered_at", "receipt_due_at", "dead_at", "updated_at")
+            },
+            "version": _NOTICE.version + 1,
+        }
+    )
+)
 
 
 def stored_facts(facts: NoticeFacts | None, release_date: date) -> tuple[str | None, dict[str, Any] | None]:
@@ -471,52 +591,41 @@ class Dispatcher:
             # From the real clock: a round's earlier attempts may have taken a while. updated_at
             # stays: it marks the start of the delivery's current run of attempts.
             until = max(now, utcnow()) + self.lease
-            rows: list[tuple[NotifyDelivery, NotifyNotice]] = []
+            rows: list[Any] = []
             while len(rows) < limit:
                 wanted = limit - len(rows)
-                query = (
-                    select(NotifyDelivery, NotifyNotice)
-                    .join(NotifyNotice, col(NotifyNotice.id) == col(NotifyDelivery.notice_id))
-                    .where(
-                        col(NotifyDelivery.state) == DeliveryState.PENDING,
-                        col(NotifyDelivery.next_attempt_at) <= now,
-                    )
-                )
-                if full:
-                    query = query.where(col(NotifyDelivery.endpoint_id).not_in(full))
                 found = (
                     await session.execute(
-                        query.order_by(col(NotifyDelivery.next_attempt_at), col(NotifyDelivery.id))
-                        .limit(wanted)
-                        .with_for_update(of=NotifyDelivery, skip_locked=True)
+                        _DUE_LEASE_FULL if full else _DUE_LEASE,
+                        {"now": now, "wanted": wanted, "full": list(full)},
                     )
                 ).all()
-                for delivery, notice in found:
-                    if delivery.endpoint_id in full:
+                taken_now: list[uuid.UUID] = []
+                for row in found:
+                    if row.endpoint_id in full:
                         continue  # its endpoint filled up in this lease: left due (locked till the commit)
-                    delivery.next_attempt_at = until
-                    rows.append((delivery, notice))
-                    taken[delivery.endpoint_id] += 1
-                    if cap is not None and taken[delivery.endpoint_id] >= cap:
-                        full.add(delivery.endpoint_id)
+                    rows.append(row)
+                    taken_now.append(row.delivery_id)
+                    taken[row.endpoint_id] += 1
+                    if cap is not None and taken[row.endpoint_id] >= cap:
+                        full.add(row.endpoint_id)
+                if taken_now:
+                    # The leased ones are no longer due: a second pass does not find them again.
+                    await session.execute(_LEASE_UNTIL, {"ids": taken_now, "until": until})
                 if len(found) < wanted or len(rows) == limit:
                     break  # nothing more is due, or enough was taken
-                # Some were left for their endpoint's limit: ask again without those endpoints (the
-                # leased ones are no longer due once flushed).
-                await session.flush()
-            leased: list[_Leased] = []
-            for delivery, notice in rows:
-                leased.append(
-                    _Leased(
-                        delivery_id=delivery.id,
-                        endpoint_id=delivery.endpoint_id,
-                        organization_id=delivery.organization_id,
-                        url=delivery.url,
-                        webhook_id=delivery.webhook_id,
-                        body=encode(payload(notice, case_api_public_url=self.case_api_public_url)),
-                    )
+                # Some were left for their endpoint's limit: ask again without those endpoints.
+            return [
+                _Leased(
+                    delivery_id=row.delivery_id,
+                    endpoint_id=row.endpoint_id,
+                    organization_id=row.organization_id,
+                    url=row.url,
+                    webhook_id=row.webhook_id,
+                    body=encode(payload(row, case_api_public_url=self.case_api_public_url)),
                 )
-            return leased
+                for row in rows
+            ]
 
     async def attempt_due(self, now: datetime, limit: int, *, wait: float | None = None) -> int:
         """Attempt up to ``limit`` due deliveries, each once, through ``concurrency`` slots with at
@@ -648,7 +757,7 @@ class Dispatcher:
             return None
         return timedelta(seconds=self.retry_schedule[attempts - 1] * self.rng.uniform(0.8, 1.2))
 
-    async def _attempts_this_run(self, session: AsyncSession, delivery: NotifyDelivery) -> int:
+    async def _attempts_this_run(self, session: AsyncSession, delivery: _Locked) -> int:
         """Attempts already made since the delivery's current run began (see the module docstring)."""
         if delivery.redeliveries == 0:
             return delivery.attempts
@@ -664,7 +773,10 @@ class Dispatcher:
 
     async def _record(self, sent: list[tuple[_Leased, Outcome]], now: datetime) -> list[_Recorded]:
         """Record the chunk's attempts in one transaction; each in its own when that fails. What
-        was recorded, its log lines written after the commit."""
+        was recorded, its log lines written after the commit.
+
+        Core statements over the chunk's rows, not ORM objects: the deliveries locked in one SELECT,
+        the attempt rows in one INSERT, the deliveries' new states in one executemany UPDATE."""
         if not sent:
             return []
         # Endpoint order: the health rows are locked in the same order by every worker.
@@ -672,24 +784,38 @@ class Dispatcher:
         try:
             async with unit_of_work(self.sessionmaker) as session:
                 locked = {
-                    delivery.id: delivery
-                    for delivery in (
-                        await session.execute(
-                            select(NotifyDelivery)
-                            .where(col(NotifyDelivery.id).in_([one.delivery_id for one, _ in ordered]))
-                            .order_by(col(NotifyDelivery.id))
-                            .with_for_update()
-                        )
-                    ).scalars()
+                    row.id: _Locked(*row)
+                    for row in await session.execute(
+                        _LOCK_DELIVERIES, {"ids": [one.delivery_id for one, _ in ordered]}
+                    )
                 }
+                # Successes only: their health rows are written together after the loop. With a
+                # failure among them, each attempt's health is written in turn, in endpoint order.
+                together = all(
+                    outcome.succeeded or not health.counts_for_health(outcome.error_class)
+                    for _, outcome in ordered
+                )
                 recorded: list[_Recorded] = []
+                attempts: list[dict[str, Any]] = []
+                changes: list[dict[str, Any]] = []
+                successes: list[tuple[uuid.UUID, uuid.UUID, datetime]] = []
                 for one, outcome in ordered:
                     delivery = locked.get(one.delivery_id)
-                    if delivery is not None:
-                        recorded.append(await self._record_in(session, delivery, one.url, outcome, now))
-                        # The health row is read back with populate_existing: what this attempt
-                        # changed must be in the database before the next attempt's health.
-                        await session.flush()
+                    if delivery is None:
+                        continue
+                    result, attempt, change = await self._record_in(
+                        session, delivery, one.url, outcome, now, health_now=not together
+                    )
+                    recorded.append(result)
+                    attempts.append(attempt)
+                    changes.append(change)
+                    if together and outcome.succeeded:
+                        successes.append((delivery.endpoint_id, delivery.organization_id, attempt["at"]))
+                if successes:
+                    await health.record_successes(session, successes)
+                if attempts:
+                    await session.execute(insert(table_of(NotifyAttempt)), attempts)
+                    await session.execute(_UPDATE_DELIVERY, changes)
         except Exception as exc:
             if len(ordered) == 1:
                 self._not_recorded(ordered[0][0], exc)
@@ -708,24 +834,41 @@ class Dispatcher:
         return recorded
 
     async def _record_in(
-        self, session: AsyncSession, delivery: NotifyDelivery, url: str, outcome: Outcome, now: datetime
-    ) -> _Recorded:
-        """Record one attempt of the locked ``delivery`` to ``url`` in ``session``: the attempt row,
-        the endpoint's health, the delivery's next state and, as its ``url``, the URL attempted."""
+        self,
+        session: AsyncSession,
+        delivery: _Locked,
+        url: str,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        health_now: bool = True,
+    ) -> tuple[_Recorded, dict[str, Any], dict[str, Any]]:
+        """One attempt of the locked ``delivery`` to ``url``: what it came to, its attempt row, and
+        the delivery's columns after it (its next state and, as its ``url``, the URL attempted).
+        With ``health_now`` the endpoint's health is written here; otherwise the caller writes the
+        chunk's successes together."""
         at = max(utcnow(), now)
-        delivery.url = url
-        earlier = await self._attempts_this_run(session, delivery)
-        session.add(
-            NotifyAttempt(
-                delivery_id=delivery.id,
-                at=at,
-                status_code=outcome.status_code,
-                duration_ms=outcome.duration_ms,
-                error_class=outcome.error_class,
-            )
-        )
+        attempt = {
+            "id": uuid.uuid4(),
+            "delivery_id": delivery.id,
+            "at": at,
+            "status_code": outcome.status_code,
+            "duration_ms": outcome.duration_ms,
+            "error_class": outcome.error_class,
+        }
+        change: dict[str, Any] = {
+            "b_id": delivery.id,
+            "url": url,
+            "state": delivery.state,
+            "attempts": delivery.attempts,
+            "last_status": delivery.last_status,
+            "last_error_class": delivery.last_error_class,
+            "next_attempt_at": delivery.next_attempt_at,
+            "ended_at": delivery.ended_at,
+            "updated_at": delivery.updated_at,
+        }
         disable_reason = None
-        if health.counts_for_health(outcome.error_class):
+        if health_now and health.counts_for_health(outcome.error_class):
             disable_reason = await health.record_attempt(
                 session,
                 endpoint_id=delivery.endpoint_id,
@@ -736,10 +879,13 @@ class Dispatcher:
                 failure_period=self.failure_period,
                 error_class=outcome.error_class,
             )
+            # The health row is read back with populate_existing: what this attempt changed must
+            # be in the database before the next attempt's health.
+            await session.flush()
         if delivery.state is not DeliveryState.PENDING:
             # Ended while the attempt was in flight (its endpoint was disabled): the attempt is
             # part of the history all the same.
-            return _Recorded(
+            result = _Recorded(
                 delivery.endpoint_id,
                 None,
                 outcome.error_class,
@@ -747,113 +893,109 @@ class Dispatcher:
                 delivery_id=delivery.id,
                 refusal=outcome.refusal,
             )
-        delivery.attempts += 1
-        delivery.last_status = outcome.status_code
-        delivery.last_error_class = outcome.error_class
+            return result, attempt, change
+        earlier = await self._attempts_this_run(session, delivery)
+        state = DeliveryState.PENDING
         if outcome.succeeded:
-            delivery.state = DeliveryState.SUCCEEDED
+            state = DeliveryState.SUCCEEDED
         elif outcome.permanent:  # 410 Gone, or a URL refused at send time
-            delivery.state = DeliveryState.FAILED_PERMANENTLY
+            state = DeliveryState.FAILED_PERMANENTLY
         else:
             pause = self._backoff(earlier + 1)
             if pause is None:
-                delivery.state = DeliveryState.DEAD
+                state = DeliveryState.DEAD
             else:
                 if outcome.retry_after_seconds is not None:
                     pause = min(timedelta(seconds=outcome.retry_after_seconds), MAX_RETRY_AFTER)
-                delivery.next_attempt_at = at + pause
-        if delivery.state is not DeliveryState.PENDING:
-            delivery.ended_at = at
-            delivery.updated_at = at
-        return _Recorded(
+                change["next_attempt_at"] = at + pause
+        change.update(
+            state=state,
+            attempts=delivery.attempts + 1,
+            last_status=outcome.status_code,
+            last_error_class=outcome.error_class,
+        )
+        if state is not DeliveryState.PENDING:
+            change.update(ended_at=at, updated_at=at)
+        result = _Recorded(
             delivery.endpoint_id,
-            delivery.state,
+            state,
             outcome.error_class,
             disable_reason,
             delivery_id=delivery.id,
             webhook_id=delivery.webhook_id,
             status_code=outcome.status_code,
-            attempts=delivery.attempts,
+            attempts=delivery.attempts + 1,
             refusal=outcome.refusal,
         )
+        return result, attempt, change
 
     # --- 4. notices end -------------------------------------------------------------------------
 
     async def finish_notices(self, now: datetime) -> int:
-        """Mark claimed notices whose deliveries have all ended; how many were marked."""
+        """Mark claimed notices whose deliveries have all ended; how many were marked.
+
+        Core statements over the batch: the notices locked in one SELECT, their deliveries read in
+        one, their new states written by one executemany UPDATE, what their recipients were told
+        by one upsert (notify_worker.notices.told)."""
         async with unit_of_work(self.sessionmaker) as session:
-            notices = list(
-                (
-                    await session.execute(
-                        select(NotifyNotice)
-                        .where(
-                            col(NotifyNotice.state) == NoticeState.CLAIMED,
-                            exists().where(
-                                col(NotifyDelivery.notice_id) == col(NotifyNotice.id),
-                                col(NotifyDelivery.state) != DeliveryState.SUPERSEDED,
-                            ),
-                            ~exists().where(
-                                col(NotifyDelivery.notice_id) == col(NotifyNotice.id),
-                                col(NotifyDelivery.state) == DeliveryState.PENDING,
-                            ),
-                        )
-                        .limit(self.batch_size)
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            notices = (await session.execute(_ENDED_NOTICES, {"limit": self.batch_size})).all()
             if not notices:
                 return 0
             ended: dict[uuid.UUID, list[tuple[DeliveryState, datetime | None, str | None]]] = {}
-            for notice_id, state, ended_at, error_class in (
-                await session.execute(
-                    select(
-                        col(NotifyDelivery.notice_id),
-                        col(NotifyDelivery.state),
-                        col(NotifyDelivery.ended_at),
-                        col(NotifyDelivery.last_error_class),
-                    ).where(
-                        col(NotifyDelivery.notice_id).in_([notice.id for notice in notices]),
-                        col(NotifyDelivery.state) != DeliveryState.SUPERSEDED,
-                    )
-                )
-            ).all():
+            for notice_id, state, ended_at, error_class in await session.execute(
+                _ENDED_DELIVERIES, {"ids": [notice.id for notice in notices]}
+            ):
                 ended.setdefault(notice_id, []).append((state, ended_at, error_class))
+            changes: list[dict[str, Any]] = []
+            delivered: list[told.Told] = []
             for notice in notices:
-                delivered = self._end_notice(session, notice, ended[notice.id], now)
-                if delivered is not None:  # what the recipient was told, in the same transaction
-                    await told.record(session, notice, delivered_event=delivered)
+                change, event_id = self._end_notice(session, notice, ended[notice.id], now)
+                changes.append(change)
+                if event_id is not None:
+                    delivered.append(told.Told(notice, change["delivered_at"], event_id))
+            await session.execute(_END_NOTICE, changes)
+            # What the recipients were told, in the same transaction.
+            await told.record_many(session, delivered)
             return len(notices)
 
     @staticmethod
     def _end_notice(
         session: AsyncSession,
-        notice: NotifyNotice,
+        notice: Any,
         deliveries: list[tuple[DeliveryState, datetime | None, str | None]],
         now: datetime,
-    ) -> uuid.UUID | None:
-        """Mark the notice by its ended deliveries and say so on the bus, in the same transaction;
-        the id of its ``notice.delivered.v1`` when it was delivered."""
+    ) -> tuple[dict[str, Any], uuid.UUID | None]:
+        """The notice's columns as its ended deliveries mark it, said on the bus in the same
+        transaction; and the id of its ``notice.delivered.v1`` when it was delivered."""
         succeeded = [ended_at or now for state, ended_at, _ in deliveries if state is DeliveryState.SUCCEEDED]
-        notice.updated_at = now
+        change: dict[str, Any] = {
+            "b_id": notice.id,
+            "delivered_at": notice.delivered_at,
+            "receipt_due_at": notice.receipt_due_at,
+            "dead_at": notice.dead_at,
+            "updated_at": now,
+        }
         if succeeded:
-            notice.state = NoticeState.DELIVERED
-            notice.delivered_at = min(succeeded)
-            notice.receipt_due_at = notice.delivered_at + timedelta(days=notice.receipt_deadline_days)
-            notice.dead_at = None
-            delivered = emit_notice(
+            delivered_at = min(succeeded)
+            receipt_due_at = delivered_at + timedelta(days=notice.receipt_deadline_days)
+            change.update(
+                state=NoticeState.DELIVERED,
+                delivered_at=delivered_at,
+                receipt_due_at=receipt_due_at,
+                dead_at=None,
+            )
+            delivered: uuid.UUID | None = emit_notice(
                 session,
                 contracts.NoticeDelivered,
                 notice,
-                delivered_at=notice.delivered_at.isoformat(),
-                receipt_due_at=notice.receipt_due_at.isoformat(),
+                delivered_at=delivered_at.isoformat(),
+                receipt_due_at=receipt_due_at.isoformat(),
             ).id
         else:
             delivered = None
-            notice.state = NoticeState.DEAD
-            notice.dead_at = max(ended_at or now for _, ended_at, _ in deliveries)
+            change.update(
+                state=NoticeState.DEAD, dead_at=max(ended_at or now for _, ended_at, _ in deliveries)
+            )
             emit_notice(
                 session,
                 contracts.NoticeDead,
@@ -861,8 +1003,8 @@ class Dispatcher:
                 reason=DELIVERY_FAILED,
                 error_classes=sorted({error for _, _, error in deliveries if error}),
             )
-        log.info("dispatcher.notice_ended", notice_id=str(notice.id), state=notice.state.value)
-        return delivered
+        log.info("dispatcher.notice_ended", notice_id=str(notice.id), state=change["state"].value)
+        return change, delivered
 
 
 def _endpoint_of(leased: _Leased, listed: list[WebhookEndpoint] | Exception) -> WebhookEndpoint | Exception:

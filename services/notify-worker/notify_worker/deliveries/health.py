@@ -21,14 +21,14 @@ enabled it), :func:`seen_active` starts its health over.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -37,7 +37,7 @@ from notify_worker.clients import EndpointPort, UpstreamError
 from notify_worker.deliveries.models import DeliveryState, NotifyDelivery, NotifyEndpointHealth
 from notify_worker.notices.events import emit
 from shared.contracts import events as contracts
-from shared.db import insert_ignoring_conflicts, unit_of_work, utcnow
+from shared.db import insert_ignoring_conflicts, table_of, unit_of_work, utcnow
 
 log = structlog.get_logger("notify_worker.health")
 
@@ -140,6 +140,45 @@ async def _record_success(
                 updated_at=at,
             )
         )
+
+
+async def record_successes(
+    session: AsyncSession, successes: Sequence[tuple[uuid.UUID, uuid.UUID, datetime]]
+) -> None:
+    """Note a chunk's successful attempts (endpoint, organization, moment): each endpoint's latest,
+    in endpoint order. Rows this process knows are updated by one executemany statement."""
+    latest: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = {}
+    for endpoint_id, organization_id, at in successes:
+        if endpoint_id not in latest or latest[endpoint_id][1] < at:
+            latest[endpoint_id] = (organization_id, at)
+    ordered = sorted(latest.items())
+    if any(endpoint_id not in _HAVE_ROWS for endpoint_id, _ in ordered):
+        for endpoint_id, (organization_id, at) in ordered:
+            await _record_success(session, endpoint_id=endpoint_id, organization_id=organization_id, at=at)
+        return
+    await session.execute(
+        _SUCCESS_UPDATE,
+        [
+            {"e_id": endpoint_id, "at": at, "stale_before": at - SUCCESS_RESOLUTION}
+            for endpoint_id, (_, at) in ordered
+        ],
+    )
+
+
+_HEALTH = table_of(NotifyEndpointHealth).c
+# _record_success's UPDATE for many rows (executemany): no lock and no write while a row already
+# says healthy and recently successful, and a failure recorded for a later moment stands.
+_SUCCESS_UPDATE = (
+    update(table_of(NotifyEndpointHealth))
+    .where(
+        _HEALTH.endpoint_id == bindparam("e_id"),
+        _HEALTH.failing_since.is_not(None)
+        | _HEALTH.last_success_at.is_(None)
+        | (_HEALTH.last_success_at < bindparam("stale_before")),
+        _HEALTH.last_failure_at.is_(None) | (_HEALTH.last_failure_at <= bindparam("at")),
+    )
+    .values(failing_since=None, last_success_at=bindparam("at"), updated_at=bindparam("at"))
+)
 
 
 async def _locked_row(

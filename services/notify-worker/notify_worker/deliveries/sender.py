@@ -16,14 +16,15 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from notify_worker.clients import SigningKey
-from notify_worker.notices.models import NoticeKind, NotifyNotice
+from notify_worker.notices.events import NoticeRef
+from notify_worker.notices.models import NoticeKind
 from shared import ssrf, webhooks
 from shared.contracts import events as contracts
 
@@ -33,8 +34,19 @@ URL_REFUSED = "url_refused"  # the URL broke the policy at send time: nothing wa
 DNS_ERROR = "dns_error"  # the URL's host did not resolve: nothing was sent, retried
 
 
+class NoticeView(NoticeRef, Protocol):
+    """The columns of a notice its webhook body is built from (an ORM row or a Core row)."""
+
+    @property
+    def release_date(self) -> date: ...
+    @property
+    def release_date_certainty(self) -> str | None: ...
+    @property
+    def coordinator_contact(self) -> dict[str, Any] | None: ...
+
+
 def contract_for(
-    notice: NotifyNotice,
+    notice: NoticeView,
 ) -> type[contracts.NoticeReleaseUpcoming | contracts.NoticeReleaseDateChanged]:
     """The webhook body's contract: a change notice or a milestone notice."""
     return (
@@ -44,7 +56,7 @@ def contract_for(
     )
 
 
-def event_type_for(notice: NotifyNotice) -> str:
+def event_type_for(notice: NoticeView) -> str:
     return contract_for(notice).TYPE
 
 
@@ -53,7 +65,7 @@ def detail_url(case_api_public_url: str, case_id: uuid.UUID) -> str:
     return f"{case_api_public_url.rstrip('/')}/api/v1/cases/{case_id}/notice-detail"
 
 
-def payload(notice: NotifyNotice, *, case_api_public_url: str) -> dict[str, Any]:
+def payload(notice: NoticeView, *, case_api_public_url: str) -> dict[str, Any]:
     """The thin body of a notice: ids, the milestone, the date and how sure it is, whom to call
     (the case's coordinator, a member of staff) and where to read more.
 

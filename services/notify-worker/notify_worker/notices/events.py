@@ -8,18 +8,34 @@ The schedule's events (``notice.held``, ``released``, ``cancelled``) are emitted
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notify_worker.models import NotifyOutbox
-from notify_worker.notices.models import NotifyNotice
+from notify_worker.notices.models import NoticeKind
 from shared.contracts.events import EventPayload
 from shared.events import EventEnvelope
 from shared.outbox import add_event
 
 
-def notice_data(notice: NotifyNotice) -> dict[str, Any]:
+class NoticeRef(Protocol):
+    """The columns of a notice every notice event names (an ORM row or a Core row)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def case_id(self) -> uuid.UUID: ...
+    @property
+    def recipient_organization_id(self) -> uuid.UUID: ...
+    @property
+    def kind(self) -> NoticeKind: ...
+    @property
+    def milestone_days(self) -> int | None: ...
+
+
+def notice_data(notice: NoticeRef) -> dict[str, Any]:
     """The references every notice event carries."""
     return {
         "notice_id": notice.id,
@@ -35,7 +51,7 @@ def emit(session: AsyncSession, payload: EventPayload, *, subject: str) -> Event
 
 
 def emit_notice(
-    session: AsyncSession, contract: type[EventPayload], notice: NotifyNotice, **extra: Any
+    session: AsyncSession, contract: type[EventPayload], notice: NoticeRef, **extra: Any
 ) -> EventEnvelope:
     """A ``contract`` event about ``notice`` (subject ``case/{id}``, so it sorts with the case's
     events)."""

@@ -16,8 +16,9 @@ so a change notice and a milestone notice that fall due together for the same da
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, Protocol
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -42,25 +43,61 @@ HOLDS_DATE: Needless = "release_date_restored"  # the recipient already holds th
 CARRIED: Needless = "no_longer_applies"  # another notice tells it the date now
 
 
-async def record(session: AsyncSession, notice: NotifyNotice, *, delivered_event: uuid.UUID) -> None:
-    """``notice``, marked delivered in this transaction, told its recipient its date at its
-    ``delivered_at``: make that the recipient's record unless a notice delivered later holds it.
+class Told(NamedTuple):
+    """A notice marked delivered: what it told its recipient, at its first 2xx."""
 
-    When the date no longer stands (the case moved on while the notice was on its way), a recompute
-    of the case is requested in the same transaction, so the recipient gets its change notice
-    without waiting for the next case event (``delivered_event`` is the ``notice.delivered.v1``
-    that caused it)."""
+    notice: NoticeDate
+    delivered_at: datetime
+    delivered_event: uuid.UUID  # its notice.delivered.v1
+
+
+class NoticeDate(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def case_id(self) -> uuid.UUID: ...
+    @property
+    def recipient_organization_id(self) -> uuid.UUID: ...
+    @property
+    def release_date(self) -> date: ...
+
+
+async def record(session: AsyncSession, notice: NotifyNotice, *, delivered_event: uuid.UUID) -> None:
+    """:func:`record_many` for one notice marked delivered in this transaction."""
     assert notice.delivered_at is not None
-    values = {
-        "case_id": notice.case_id,
-        "recipient_organization_id": notice.recipient_organization_id,
-        "release_date": notice.release_date,
-        "notice_id": notice.id,
-        "told_at": notice.delivered_at,
-    }
+    await record_many(session, [Told(notice, notice.delivered_at, delivered_event)])
+
+
+async def record_many(session: AsyncSession, delivered: Sequence[Told]) -> None:
+    """Notices marked delivered in this transaction told their recipients their dates at their
+    ``delivered_at``: make each the recipient's record unless a notice delivered later holds it
+    (one upsert for all).
+
+    When a notice's date no longer stands (the case moved on while it was on its way), a recompute
+    of the case is requested in the same transaction, so the recipient gets its change notice
+    without waiting for the next case event (caused by the notice's ``notice.delivered.v1``)."""
+    if not delivered:
+        return
+    # One row per recipient and case in the upsert: the latest moment wins, as it would one by one.
+    latest: dict[tuple[uuid.UUID, uuid.UUID], Told] = {}
+    for one in delivered:
+        key = (one.notice.case_id, one.notice.recipient_organization_id)
+        if key not in latest or latest[key].delivered_at <= one.delivered_at:
+            latest[key] = one
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(NotifyTold).values(values)
+    statement = insert(NotifyTold).values(
+        [
+            {
+                "case_id": one.notice.case_id,
+                "recipient_organization_id": one.notice.recipient_organization_id,
+                "release_date": one.notice.release_date,
+                "notice_id": one.notice.id,
+                "told_at": one.delivered_at,
+            }
+            for one in latest.values()
+        ]
+    )
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["case_id", "recipient_organization_id"],
@@ -69,12 +106,23 @@ async def record(session: AsyncSession, notice: NotifyNotice, *, delivered_event
             where=col(NotifyTold.told_at) <= statement.excluded["told_at"],
         )
     )
-    case = await session.get(NotifyCase, notice.case_id)
-    if case is not None and case.effective_release_date not in (None, notice.release_date):
-        request = contracts.NotifyRecomputeRequested(
-            case_id=notice.case_id, reason=contracts.NoticeDelivered.TYPE, caused_by=delivered_event
-        )
-        emit(session, request, subject=f"case/{notice.case_id}")
+    standing = dict(
+        (
+            await session.execute(
+                select(col(NotifyCase.case_id), col(NotifyCase.effective_release_date)).where(
+                    col(NotifyCase.case_id).in_({one.notice.case_id for one in delivered})
+                )
+            )
+        ).all()
+    )
+    for one in delivered:
+        if standing.get(one.notice.case_id) not in (None, one.notice.release_date):
+            request = contracts.NotifyRecomputeRequested(
+                case_id=one.notice.case_id,
+                reason=contracts.NoticeDelivered.TYPE,
+                caused_by=one.delivered_event,
+            )
+            emit(session, request, subject=f"case/{one.notice.case_id}")
 
 
 async def told_of(session: AsyncSession, case_id: uuid.UUID) -> dict[uuid.UUID, NotifyTold]:

@@ -822,9 +822,14 @@ def render_httpclients(result: HttpClientsResult | None, add: Any) -> None:
                 f"against {worker:.3f} ms for the worker's sender, {worker / cost[best.key]:.1f}x less "
                 f"({worker - cost[best.key]:.3f} ms saved per POST)"
             )
+        checked = (
+            f" (aiohttp makes the same check within its {cost['aiohttp']:.3f} ms)"
+            if "aiohttp" in cost
+            else ""
+        )
         sentences.append(
             f"{lead}; plain httpx took {plain:.3f} ms, so the URL check and the pinning add "
-            f"{worker - plain:+.3f} ms to httpx's own cost."
+            f"{worker - plain:+.3f} ms to httpx's own cost{checked}."
         )
     add(" ".join(sentences))
     if not all(client.all_verified for client in result.clients):

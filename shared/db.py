@@ -122,17 +122,20 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
 def insert_ignoring_conflicts(
     session: AsyncSession,
     table: Any,
-    values: dict[str, Any] | list[dict[str, Any]],
+    values: dict[str, Any] | list[dict[str, Any]] | None,
     *,
     key: list[str],
     where: Any = None,
 ) -> Any:
     """``INSERT … ON CONFLICT (key) DO NOTHING`` for the session's database (PostgreSQL, or SQLite in
     embedded mode); ``where`` names a partial unique index's predicate. Add ``.returning(...)`` to
-    learn whether a row was inserted."""
+    learn whether a row was inserted. ``values`` None: the rows come as the execute's parameters
+    (one compiled statement for any number of rows)."""
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(table).values(values).on_conflict_do_nothing(index_elements=key, index_where=where)
+    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    if values is not None:
+        insert = insert.values(values)
+    return insert.on_conflict_do_nothing(index_elements=key, index_where=where)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

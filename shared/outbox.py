@@ -13,17 +13,18 @@ import asyncio
 import contextlib
 import types
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Index, delete, select, text
+from sqlalchemy import Index, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col
 
 from shared.bus import MessageBus
 from shared.contracts.events import EventPayload
-from shared.db import JSONType, UTCDateTime, insert_ignoring_conflicts, unit_of_work, utcnow
+from shared.db import JSONType, UTCDateTime, insert_ignoring_conflicts, table_of, unit_of_work, utcnow
 from shared.events import EventEnvelope
 from shared.metrics import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 
@@ -121,6 +122,32 @@ def add_event(
         )
     )
     return event
+
+
+async def add_events(
+    session: AsyncSession, model: type[OutboxRecord], events: Sequence[tuple[EventPayload, str]]
+) -> list[EventEnvelope]:
+    """:func:`add_event` for many (payload, subject) pairs in one INSERT statement, for hot paths
+    that stage an event per row of a batch."""
+    staged = [envelope(payload, subject=subject) for payload, subject in events]
+    if staged:
+        await session.execute(
+            insert(table_of(model)),
+            [
+                {
+                    "id": event.id,
+                    "type": event.type,
+                    "source": event.source,
+                    "subject": event.subject,
+                    "correlation_id": event.correlation_id,
+                    "occurred_at": event.occurred_at,
+                    "data": event.data,
+                    "attempts": 0,
+                }
+                for event in staged
+            ],
+        )
+    return staged
 
 
 async def first_delivery(session: AsyncSession, model: type[InboxRecord], event: EventEnvelope) -> bool:

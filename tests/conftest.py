@@ -9,7 +9,7 @@ import concurrent.futures
 import contextlib
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,8 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from pydantic import ValidationError
+from sqlalchemy import Engine, Insert, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -278,7 +278,7 @@ class EventContractCheck:
 _event_contracts = EventContractCheck()
 
 
-def contract_violation(row: OutboxRecord) -> str | None:
+def contract_violation(row: OutboxRecord | _Staged) -> str | None:
     """Why ``row`` breaks its event type's contract (strictly: no undeclared field), or None."""
     model = EVENTS.get(row.type)
     if model is None:
@@ -296,10 +296,32 @@ def contract_violation(row: OutboxRecord) -> str | None:
     return "; ".join(problems) or None
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """An outbox row inserted by a Core statement (shared.outbox.add_events)."""
+
+    type: str
+    subject: str
+    data: dict[str, Any]
+
+
 def _check_staged_events(session: Session, flush_context: object, instances: object) -> None:
-    for row in session.new:
-        if not isinstance(row, OutboxRecord):
-            continue
+    _check_rows(row for row in session.new if isinstance(row, OutboxRecord))
+
+
+def _check_inserted_events(
+    connection: object, statement: object, multiparams: Any, params: Any, options: object
+) -> None:
+    """Outbox rows a Core INSERT stages (the hot paths' batches), checked like flushed ones."""
+    table = getattr(statement, "table", None)
+    if not isinstance(statement, Insert) or table is None or not str(table.name).endswith("_outbox"):
+        return
+    rows = [*(multiparams or []), *([params] if params else [])]
+    _check_rows(_Staged(row["type"], row["subject"], row["data"]) for row in rows if "data" in row)
+
+
+def _check_rows(rows: Iterable[OutboxRecord | _Staged]) -> None:
+    for row in rows:
         if (problem := contract_violation(row)) is None:
             _event_contracts.validated[row.type] += 1
         else:
@@ -310,13 +332,16 @@ def _check_staged_events(session: Session, flush_context: object, instances: obj
 
 @pytest.fixture(scope="session", autouse=True)
 def event_contracts() -> Iterator[EventContractCheck]:
-    """Every outbox row any session flushes is checked against ``EVENTS[row.type]``; a row that
-    breaks its contract raises in the flush, so the test that produced it fails."""
+    """Every outbox row any session flushes or a Core INSERT stages is checked against
+    ``EVENTS[row.type]``; a row that breaks its contract raises in the flush or the statement, so
+    the test that produced it fails."""
     sa_event.listen(Session, "before_flush", _check_staged_events)
+    sa_event.listen(Engine, "before_execute", _check_inserted_events)
     try:
         yield _event_contracts
     finally:
         sa_event.remove(Session, "before_flush", _check_staged_events)
+        sa_event.remove(Engine, "before_execute", _check_inserted_events)
 
 
 @pytest.hookimpl(tryfirst=True)

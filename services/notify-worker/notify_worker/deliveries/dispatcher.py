@@ -75,7 +75,7 @@ from notify_worker.deliveries.claims import claim_due, release_stale_claims
 from notify_worker.deliveries.models import LIVE_DELIVERY, DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.deliveries.sender import Outcome, WebhookSender, encode, event_type_for, payload
 from notify_worker.notices import told
-from notify_worker.notices.events import emit_notice
+from notify_worker.notices.events import emit_all, emit_notice, notice_event
 from notify_worker.notices.models import NoticeState, NotifyNotice
 from notify_worker.receipts.escalation import escalate_overdue
 from shared.contracts import events as contracts
@@ -84,7 +84,6 @@ from shared.db import insert_ignoring_conflicts, table_of, unit_of_work, utcnow
 log = structlog.get_logger("notify_worker.dispatcher")
 
 MAX_RETRY_AFTER = timedelta(days=1)
-INSERT_CHUNK = 1000  # deliveries per INSERT: well under PostgreSQL's 32,767 bind parameters
 
 # How long a round of the loop waits in all for the attempts it started to end. Those that have not
 # ended by then (a slow receiver) stay in flight and are recorded by a later round as they end, so a
@@ -509,15 +508,16 @@ class Dispatcher:
             if notice.id not in planned:
                 endpoints, facts = ready[notice.id]
                 rows.extend(self._plan_one(session, notice, endpoints, facts, now))
-        for start in range(0, len(rows), INSERT_CHUNK):
+        if rows:
             await session.execute(
                 insert_ignoring_conflicts(
                     session,
-                    NotifyDelivery,
-                    rows[start : start + INSERT_CHUNK],
+                    table_of(NotifyDelivery),
+                    None,
                     key=["notice_id", "endpoint_id"],
                     where=LIVE_DELIVERY,
-                )
+                ),
+                rows,
             )
 
     def _plan_one(
@@ -947,26 +947,30 @@ class Dispatcher:
             ):
                 ended.setdefault(notice_id, []).append((state, ended_at, error_class))
             changes: list[dict[str, Any]] = []
-            delivered: list[told.Told] = []
+            events: list[tuple[contracts.EventPayload, str]] = []
             for notice in notices:
-                change, event_id = self._end_notice(session, notice, ended[notice.id], now)
+                change, event = self._end_notice(notice, ended[notice.id], now)
                 changes.append(change)
-                if event_id is not None:
-                    delivered.append(told.Told(notice, change["delivered_at"], event_id))
+                events.append(event)
             await session.execute(_END_NOTICE, changes)
+            staged = await emit_all(session, events)
             # What the recipients were told, in the same transaction.
-            await told.record_many(session, delivered)
+            await told.record_many(
+                session,
+                [
+                    told.Told(notice, change["delivered_at"], event.id)
+                    for notice, change, event in zip(notices, changes, staged, strict=True)
+                    if change["state"] is NoticeState.DELIVERED
+                ],
+            )
             return len(notices)
 
     @staticmethod
     def _end_notice(
-        session: AsyncSession,
-        notice: Any,
-        deliveries: list[tuple[DeliveryState, datetime | None, str | None]],
-        now: datetime,
-    ) -> tuple[dict[str, Any], uuid.UUID | None]:
-        """The notice's columns as its ended deliveries mark it, said on the bus in the same
-        transaction; and the id of its ``notice.delivered.v1`` when it was delivered."""
+        notice: Any, deliveries: list[tuple[DeliveryState, datetime | None, str | None]], now: datetime
+    ) -> tuple[dict[str, Any], tuple[contracts.EventPayload, str]]:
+        """The notice's columns as its ended deliveries mark it, and what to say on the bus in the
+        same transaction (``notice.delivered.v1`` or ``notice.dead.v1``)."""
         succeeded = [ended_at or now for state, ended_at, _ in deliveries if state is DeliveryState.SUCCEEDED]
         change: dict[str, Any] = {
             "b_id": notice.id,
@@ -984,27 +988,24 @@ class Dispatcher:
                 receipt_due_at=receipt_due_at,
                 dead_at=None,
             )
-            delivered: uuid.UUID | None = emit_notice(
-                session,
+            event = notice_event(
                 contracts.NoticeDelivered,
                 notice,
                 delivered_at=delivered_at.isoformat(),
                 receipt_due_at=receipt_due_at.isoformat(),
-            ).id
+            )
         else:
-            delivered = None
             change.update(
                 state=NoticeState.DEAD, dead_at=max(ended_at or now for _, ended_at, _ in deliveries)
             )
-            emit_notice(
-                session,
+            event = notice_event(
                 contracts.NoticeDead,
                 notice,
                 reason=DELIVERY_FAILED,
                 error_classes=sorted({error for _, _, error in deliveries if error}),
             )
         log.info("dispatcher.notice_ended", notice_id=str(notice.id), state=change["state"].value)
-        return change, delivered
+        return change, event
 
 
 def _endpoint_of(leased: _Leased, listed: list[WebhookEndpoint] | Exception) -> WebhookEndpoint | Exception:

@@ -9,6 +9,7 @@ The schedule's events (``notice.held``, ``released``, ``cancelled``) are emitted
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,7 @@ from notify_worker.models import NotifyOutbox
 from notify_worker.notices.models import NoticeKind
 from shared.contracts.events import EventPayload
 from shared.events import EventEnvelope
-from shared.outbox import add_event
+from shared.outbox import add_event, add_events
 
 
 class NoticeRef(Protocol):
@@ -56,3 +57,13 @@ def emit_notice(
     """A ``contract`` event about ``notice`` (subject ``case/{id}``, so it sorts with the case's
     events)."""
     return emit(session, contract(**notice_data(notice), **extra), subject=f"case/{notice.case_id}")
+
+
+def notice_event(contract: type[EventPayload], notice: NoticeRef, **extra: Any) -> tuple[EventPayload, str]:
+    """:func:`emit_notice`'s event and subject, to stage with others by :func:`emit_all`."""
+    return contract(**notice_data(notice), **extra), f"case/{notice.case_id}"
+
+
+async def emit_all(session: AsyncSession, events: Sequence[tuple[EventPayload, str]]) -> list[EventEnvelope]:
+    """Stage many (event, subject) pairs in one statement; their envelopes, in order."""
+    return await add_events(session, NotifyOutbox, events)

@@ -36,6 +36,7 @@ from notify_worker.notices.models import (
     NotifyTold,
 )
 from shared.contracts import events as contracts
+from shared.db import table_of
 
 # notice.cancelled.v1 reasons of a change notice that need not be sent
 Needless = Literal["release_date_restored", "no_longer_applies"]
@@ -86,7 +87,14 @@ async def record_many(session: AsyncSession, delivered: Sequence[Told]) -> None:
             latest[key] = one
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(NotifyTold).values(
+    statement = insert(table_of(NotifyTold))
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["case_id", "recipient_organization_id"],
+            set_={key: statement.excluded[key] for key in ("release_date", "notice_id", "told_at")},
+            # Deliveries may end out of order: the record follows the moment of the first 2xx.
+            where=statement.table.c.told_at <= statement.excluded["told_at"],
+        ),
         [
             {
                 "case_id": one.notice.case_id,
@@ -96,15 +104,7 @@ async def record_many(session: AsyncSession, delivered: Sequence[Told]) -> None:
                 "told_at": one.delivered_at,
             }
             for one in latest.values()
-        ]
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["case_id", "recipient_organization_id"],
-            set_={key: statement.excluded[key] for key in ("release_date", "notice_id", "told_at")},
-            # Deliveries may end out of order: the record follows the moment of the first 2xx.
-            where=col(NotifyTold.told_at) <= statement.excluded["told_at"],
-        )
+        ],
     )
     standing = dict(
         (

@@ -13,8 +13,9 @@ fell due with it (notify_worker.notices.told).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,35 +24,59 @@ from notify_worker.notices.events import emit_notice
 from notify_worker.notices.models import NoticeKind, NoticeState, NotifyNotice
 from notify_worker.notices.told import needless_change
 from shared.contracts import events as contracts
-from shared.db import utcnow
+from shared.db import table_of, utcnow
+
+_NOTICE = table_of(NotifyNotice).c
+# The claim reads the columns the round plans with (sender.NoticeView's references), not the row.
+_DUE = (
+    select(
+        _NOTICE.id,
+        _NOTICE.case_id,
+        _NOTICE.recipient_organization_id,
+        _NOTICE.kind,
+        _NOTICE.milestone_days,
+        _NOTICE.release_date,
+    )
+    .where(_NOTICE.state == NoticeState.SCHEDULED, _NOTICE.due_at <= bindparam("now"))
+    .order_by(_NOTICE.due_at, _NOTICE.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_MARK = (
+    update(table_of(NotifyNotice))
+    .where(_NOTICE.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state=bindparam("state"),
+        claimed_by=bindparam("worker"),
+        claimed_at=bindparam("at"),
+        updated_at=bindparam("now"),
+        version=_NOTICE.version + 1,
+    )
+)
 
 
 async def claim_due(
     session: AsyncSession, *, worker_id: str, now: datetime | None = None, limit: int = 50
-) -> list[NotifyNotice]:
+) -> list[Any]:
     """Claim up to ``limit`` scheduled notices due by ``now``, earliest first; a change notice that
-    need not be sent is cancelled instead (and not returned). The caller commits."""
+    need not be sent is cancelled instead (and not returned). The caller commits. Each claimed
+    notice is a row of its references (id, case, recipient, kind, milestone, release date)."""
     now = now or utcnow()
-    notices = list(
-        (
-            await session.execute(
-                select(NotifyNotice)
-                .where(col(NotifyNotice.state) == NoticeState.SCHEDULED, col(NotifyNotice.due_at) <= now)
-                .order_by(col(NotifyNotice.due_at), col(NotifyNotice.id))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .scalars()
-        .all()
+    notices = (await session.execute(_DUE, {"now": now, "limit": limit})).all()
+    if not notices:
+        return []
+    # Marked before the change notices are looked at: a milestone claimed with one carries its date.
+    await session.execute(
+        _MARK,
+        {
+            "ids": [notice.id for notice in notices],
+            "state": NoticeState.CLAIMED,
+            "worker": worker_id,
+            "at": now,
+            "now": now,
+        },
     )
-    for notice in notices:
-        notice.state = NoticeState.CLAIMED
-        notice.claimed_by = worker_id
-        notice.claimed_at = now
-        notice.updated_at = now
-    await session.flush()  # a milestone claimed with a change notice carries its date
-    claimed: list[NotifyNotice] = []
+    claimed: list[Any] = []
     for notice in notices:
         needless = (
             await needless_change(session, notice, now=now) if notice.kind is NoticeKind.CHANGE else None
@@ -59,11 +84,11 @@ async def claim_due(
         if needless is None:
             claimed.append(notice)
             continue
-        notice.state = NoticeState.CANCELLED
-        notice.claimed_by = None
-        notice.claimed_at = None
+        await session.execute(
+            _MARK,
+            {"ids": [notice.id], "state": NoticeState.CANCELLED, "worker": None, "at": None, "now": now},
+        )
         emit_notice(session, contracts.NoticeCancelled, notice, reason=needless)
-    await session.flush()
     return claimed
 
 

@@ -228,6 +228,44 @@ _LEASE_UNTIL = (
 )
 
 
+# The round's claims still this worker's, locked for planning.
+_MY_CLAIMS = (
+    select(
+        _NOTICE.id,
+        _NOTICE.case_id,
+        _NOTICE.recipient_organization_id,
+        _NOTICE.kind,
+        _NOTICE.milestone_days,
+        _NOTICE.release_date,
+    )
+    .where(
+        _NOTICE.id.in_(bindparam("ids", expanding=True)),
+        _NOTICE.state == NoticeState.CLAIMED,
+        _NOTICE.claimed_by == bindparam("worker"),
+    )
+    .order_by(_NOTICE.id)
+    .with_for_update()
+)
+_STORE_FACTS = (
+    update(table_of(NotifyNotice))
+    .where(_NOTICE.id == bindparam("b_id"))
+    .values(
+        release_date_certainty=bindparam("certainty"),
+        coordinator_contact=bindparam("contact"),
+        updated_at=bindparam("now"),
+        version=_NOTICE.version + 1,
+    )
+)
+_NO_ENDPOINT = (
+    update(table_of(NotifyNotice))
+    .where(_NOTICE.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state=NoticeState.DEAD,
+        dead_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        version=_NOTICE.version + 1,
+    )
+)
 # Claimed notices whose deliveries have all ended (none pending, one not superseded), locked.
 _ENDED_NOTICES = (
     select(
@@ -472,23 +510,8 @@ class Dispatcher:
         now: datetime,
     ) -> None:
         ids = list(ready)
-        notices = (
-            (
-                await session.execute(
-                    select(NotifyNotice)
-                    .where(
-                        col(NotifyNotice.id).in_(ids),
-                        # Otherwise the claim went stale and another worker has it.
-                        col(NotifyNotice.state) == NoticeState.CLAIMED,
-                        col(NotifyNotice.claimed_by) == self.worker_id,
-                    )
-                    .order_by(col(NotifyNotice.id))
-                    .with_for_update()
-                )
-            )
-            .scalars()
-            .all()
-        )
+        # Otherwise the claim went stale and another worker has it.
+        notices = (await session.execute(_MY_CLAIMS, {"ids": ids, "worker": self.worker_id})).all()
         planned = set(
             (
                 await session.execute(
@@ -504,10 +527,46 @@ class Dispatcher:
             .all()
         )
         rows: list[dict[str, Any]] = []
+        facts_of: list[dict[str, Any]] = []
+        dead: list[uuid.UUID] = []
         for notice in notices:
-            if notice.id not in planned:
-                endpoints, facts = ready[notice.id]
-                rows.extend(self._plan_one(session, notice, endpoints, facts, now))
+            if notice.id in planned:
+                continue
+            endpoints, facts = ready[notice.id]
+            if not endpoints:
+                dead.append(notice.id)
+                emit_notice(session, contracts.NoticeDead, notice, reason=NO_ENDPOINT, error_classes=[])
+                log.warning(
+                    "dispatcher.no_endpoint",
+                    notice_id=str(notice.id),
+                    organization_id=str(notice.recipient_organization_id),
+                )
+                continue
+            if facts is None:
+                log.warning("dispatcher.case_unknown_to_case_api", notice_id=str(notice.id))
+            # Stored with the deliveries, so every attempt sends the same bytes.
+            certainty, contact = stored_facts(facts, notice.release_date)
+            facts_of.append({"b_id": notice.id, "certainty": certainty, "contact": contact, "now": now})
+            rows.extend(
+                {
+                    "id": uuid.uuid4(),
+                    "notice_id": notice.id,
+                    "endpoint_id": endpoint.id,
+                    "organization_id": endpoint.organization_id,
+                    "url": endpoint.url,
+                    "webhook_id": new_webhook_id(),
+                    "state": DeliveryState.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for endpoint in endpoints
+            )
+        if dead:
+            await session.execute(_NO_ENDPOINT, {"ids": dead, "now": now})
+        if facts_of:
+            await session.execute(_STORE_FACTS, facts_of)
         if rows:
             await session.execute(
                 insert_ignoring_conflicts(
@@ -519,48 +578,6 @@ class Dispatcher:
                 ),
                 rows,
             )
-
-    def _plan_one(
-        self,
-        session: AsyncSession,
-        notice: NotifyNotice,
-        endpoints: list[WebhookEndpoint],
-        facts: NoticeFacts | None,
-        now: datetime,
-    ) -> list[dict[str, Any]]:
-        """Mark one locked, unplanned notice; the deliveries to insert for it."""
-        notice_id = notice.id
-        notice.updated_at = now
-        if not endpoints:
-            notice.state = NoticeState.DEAD
-            notice.dead_at = now
-            emit_notice(session, contracts.NoticeDead, notice, reason=NO_ENDPOINT, error_classes=[])
-            log.warning(
-                "dispatcher.no_endpoint",
-                notice_id=str(notice_id),
-                organization_id=str(notice.recipient_organization_id),
-            )
-            return []
-        if facts is None:
-            log.warning("dispatcher.case_unknown_to_case_api", notice_id=str(notice_id))
-        # Stored with the deliveries, so every attempt sends the same bytes.
-        notice.release_date_certainty, notice.coordinator_contact = stored_facts(facts, notice.release_date)
-        return [
-            {
-                "id": uuid.uuid4(),
-                "notice_id": notice_id,
-                "endpoint_id": endpoint.id,
-                "organization_id": endpoint.organization_id,
-                "url": endpoint.url,
-                "webhook_id": new_webhook_id(),
-                "state": DeliveryState.PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for endpoint in endpoints
-        ]
 
     async def retry_disables(self, now: datetime) -> int:
         """Disable the endpoints whose disabling agreement-api could not take before; how many."""

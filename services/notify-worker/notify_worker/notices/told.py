@@ -141,7 +141,7 @@ def carries(notice: NotifyNotice, release_date: date, now: datetime) -> bool:
     return notice.kind is NoticeKind.MILESTONE and notice.state in PENDING_STATES and notice.due_at <= now
 
 
-def _carried_by_another(change: NotifyNotice, now: datetime) -> Any:
+def _carried_by_another(change: NoticeDate, now: datetime) -> Any:
     """:func:`carries` for every notice of the change notice's recipient but itself, in SQL."""
     return and_(
         col(NotifyNotice.case_id) == change.case_id,
@@ -159,7 +159,7 @@ def _carried_by_another(change: NotifyNotice, now: datetime) -> Any:
     )
 
 
-async def needless_change(session: AsyncSession, change: NotifyNotice, *, now: datetime) -> Needless | None:
+async def needless_change(session: AsyncSession, change: NoticeDate, *, now: datetime) -> Needless | None:
     """Why the due change notice ``change`` need not be sent (its ``notice.cancelled.v1`` reason),
     or None when it must: its recipient already holds its date, or another notice tells it that
     date now."""

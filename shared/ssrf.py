@@ -8,8 +8,9 @@ special-purpose (192.0.0.0/24) and otherwise non-global addresses (also when wra
 6to4 or Teredo IPv6) are refused unless the policy allows private addresses. Every address the host
 resolves to must pass.
 
-:func:`check_url` answers the checked addresses; :class:`PinnedTransport` connects only to those
-(:func:`pinned`), so the host is not resolved a second time between the check and the connection.
+:func:`check_url` answers the checked addresses; :class:`PinnedTransport` (httpx) and
+:class:`PinnedResolver` (aiohttp, notify-worker's deliveries) connect only to those (:func:`pinned`),
+so the host is not resolved a second time between the check and the connection.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import SplitResult, urlsplit
 
+import aiohttp
 import httpcore
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -277,3 +280,52 @@ def pinned_client(
     return httpx.AsyncClient(
         transport=PinnedTransport(verify=verify), timeout=timeout, follow_redirects=False, trust_env=False
     )
+
+
+class PinnedResolver(AbstractResolver):
+    """aiohttp's resolver for webhook sessions: a host's addresses are those pinned for it by
+    :func:`pinned`, in order, and a host nothing was pinned for is refused. Nothing is resolved
+    here; TLS still checks the certificate against the host name."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = (_PINS.get() or {}).get(host.lower())
+        if not addresses:
+            raise OSError(f"no checked address for {host}: not connecting")
+        wanted = {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)  # AF_UNSPEC: both
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            }
+            for address in addresses
+            if wanted in (None, address.version)
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def pinned_session(
+    *, connect_timeout: float, read_timeout: float, verify: ssl.SSLContext | bool = True
+) -> aiohttp.ClientSession:
+    """An aiohttp session for webhooks: connections only to pinned addresses (each tried in turn, no
+    DNS cache), no proxies from the environment, the same certificate bundle as :func:`pinned_client`.
+    Must be made inside a running event loop."""
+    context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    connector = aiohttp.TCPConnector(
+        resolver=PinnedResolver(),
+        use_dns_cache=False,
+        ssl=context if verify is not False else False,
+        limit=100,
+        happy_eyeballs_delay=None,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
+    )
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False, auto_decompress=False)

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 from cryptography import x509
@@ -215,4 +216,65 @@ async def test_tls_to_a_pinned_address_verifies_the_certificate_for_the_host_nam
             pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
         ):
             await client.post(other, content=b"{}")
+    assert len(seen) == 1
+
+
+# --- the same for aiohttp (notify-worker's deliveries) ----------------------------------------------
+
+
+def _session(verify: ssl.SSLContext | bool = True) -> aiohttp.ClientSession:
+    return ssrf.pinned_session(connect_timeout=5.0, read_timeout=5.0, verify=verify)
+
+
+async def test_an_aiohttp_pinned_request_dials_the_checked_address_and_keeps_the_host_name() -> None:
+    app, seen = _hosts()
+    async with serve(app) as base, _session() as session:
+        port = httpx.URL(base).port
+        url = f"http://{NAME}:{port}/hook"
+        with ssrf.pinned(url, [ipaddress.ip_address("127.0.0.2"), LOOPBACK]):  # the first refuses
+            async with session.post(url, data=b"{}") as response:
+                status = response.status
+    assert status == 200
+    assert seen == [f"{NAME}:{port}"]
+
+
+async def test_an_aiohttp_session_without_a_pin_connects_nothing() -> None:
+    connections = 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(count, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with _session() as session:
+            # A name is asked of the resolver, which has no pin for it. (A literal address is not
+            # resolved: check_url checked that very address, so there is nothing to rebind.)
+            with pytest.raises(aiohttp.ClientConnectorError):
+                await session.post(f"http://localhost:{port}/hook", data=b"{}")
+            with ssrf.pinned(f"http://{NAME}/", [LOOPBACK]), pytest.raises(aiohttp.ClientConnectorError):
+                await session.post(f"http://localhost:{port}/hook", data=b"{}")  # another host
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert connections == 0
+
+
+async def test_aiohttp_tls_to_a_pinned_address_verifies_the_certificate_for_the_host_name(
+    tls_receiver: tuple[int, ssl.SSLContext, list[str]],
+) -> None:
+    port, trusted, seen = tls_receiver
+    async with _session(verify=trusted) as session:
+        url = f"https://{NAME}:{port}/hook"
+        with ssrf.pinned(url, [LOOPBACK]):
+            async with session.post(url, data=b"{}") as response:
+                assert response.status == 200
+        assert seen == [f"{NAME}:{port}"]
+
+        # Another name pinned to the same address: the certificate does not name it.
+        other = f"https://other.tilbake.test:{port}/hook"
+        with ssrf.pinned(other, [LOOPBACK]), pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await session.post(other, data=b"{}")
     assert len(seen) == 1

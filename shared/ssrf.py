@@ -323,6 +323,7 @@ def pinned_session(
         use_dns_cache=False,
         ssl=context if verify is not False else False,
         limit=100,
+        keepalive_timeout=5.0,  # as httpx's pool: a kept-alive connection lives a few seconds
         happy_eyeballs_delay=None,
     )
     timeout = aiohttp.ClientTimeout(

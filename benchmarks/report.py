@@ -18,6 +18,7 @@ from benchmarks.worker import (
     DELIVERIES_TARGET,
     INTERVAL_S,
     LAG_P99_TARGET_S,
+    PAIR_WITHIN_S,
     BatchResult,
     Busy,
     WorkerResult,
@@ -381,6 +382,9 @@ STAGE_HINTS = {
     "_record": "record transaction (attempt row, delivery state, endpoint health)",
     "health.record_attempt": "the endpoint's health row, inside the record transaction",
     "health._record_success": "the endpoint's health row after a success",
+    "health.record_successes": "a chunk's successes: the endpoints' health rows, one statement",
+    "told.record_many": "what the recipients were told: one upsert for the batch",
+    "emit_all": "a batch's events staged in one INSERT",
     "_record_in": "one attempt's rows, inside a record transaction",
     "_attempts_this_run": "attempts since a redelivery (a query only after one)",
     "finish_notices": "mark ended notices delivered/dead",
@@ -413,7 +417,9 @@ def _stage_proposals(stages: dict[str, Any], notices: int, worker_cpu_ms: float)
         f"{worker_cpu_ms:.1f} ms of its own CPU per notice in the headline run (the CPU table above; "
         "agreement-api and case-api add theirs). Attempts already run side by side, so more "
         "concurrency helps only while there is CPU to spare: what is left is CPU per notice, in the "
-        "worker (SQLAlchemy, asyncpg, httpx, signing) and in PostgreSQL."
+        "worker (the session's cycle in SQLAlchemy, asyncpg, aiohttp, signing) and in PostgreSQL, and the "
+        "round trips of the record and lease transactions, which the loop runs one after the other "
+        "while the slots they free wait."
     ]
     if per_notice("AgreementClient.signing_keys") or per_notice("AgreementClient.endpoints_for"):
         asked = [
@@ -1141,6 +1147,37 @@ def render_tried(add: Any) -> None:
     add("| CPU per notice: case-api | 5.2-5.7 ms | 0.35 ms | 0.36 ms |")
     add("| CPU per notice: agreement-api | 0.3 ms | 0.19 ms | 0.16 ms |")
     add("")
+    add(
+        "Then the hot path without the ORM, and another HTTP client (`python -m notify_worker` against "
+        "the worker benchmark's rig: 3,000 notices due at once over 8 recipients, one worker, batch 500, "
+        "concurrency 64, pool 40; the second of two runs each, on this machine on 2026-12-06; another "
+        "benchmark shared the machine during the second to fourth columns, so CPU per notice is the "
+        "steadier figure there). Each column adds one change to the one before: the lease, the record "
+        "and the end of a notice as Core statements over the batch (one SELECT of the chunk's "
+        "deliveries, one INSERT of its attempt rows, one executemany UPDATE of their states and one of "
+        "the endpoints' health; the told record as one upsert); a batch's rows and events staged by "
+        "one compiled statement instead of a multi-row VALUES list compiled afresh per batch size; the "
+        "claim and the plan as Core statements; the webhook POSTs sent with aiohttp instead of httpx "
+        "(see *HTTP clients for webhook POSTs*); and, a setting only, 16 attempts in flight per "
+        "endpoint instead of the default 2 (8 recipients at 2 each allow 16 attempts in flight in all, "
+        "whatever the concurrency)."
+    )
+    add("")
+    add(
+        "| figure | before | Core record, lease, end | one compiled statement | Core claim and plan | aiohttp | 16 per endpoint |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|")
+    add("| one worker, 3,000 notices due at once | 147 deliveries/s | 212 | 258 | 305 | 474 | 663 |")
+    add("| CPU per notice: notify-worker | 5.7 ms | 3.1 ms | 2.6 ms | 2.6 ms | 1.3 ms | 1.05 ms |")
+    add("")
+    add(
+        "Tried and left out: recording the ended attempts while the free slots are leased, two "
+        "transactions side by side instead of one after the other. Both got slower (record 5.3 -> 8.1 ms, "
+        "lease 3.8 -> 9.0 ms a transaction, the POST itself 2.1 -> 4.1 ms, on one event loop) and the "
+        "run took 6.5 s instead of 5.5 s (3,000 notices, under `benchmarks/stages.py`); so did waiting "
+        "10 ms after an attempt ends for others to end with it (2.6 -> 2.65-2.9 ms CPU per notice)."
+    )
+    add("")
     add("### notify-worker: one slow receiver")
     add("")
     add(
@@ -1265,6 +1302,12 @@ def render(data: dict[str, Any]) -> str:
             f"| {single.notices:,} notices due at once: lag p99 <= {LAG_P99_TARGET_S:g} s "
             f"(p50 {single.lag_p50_s:.1f} s) | {single.lag_p99_s:.1f} s "
             f"| {_verdict(single.lag_p99_s <= LAG_P99_TARGET_S)} |"
+        )
+        every = pair.notices_received == pair.notices
+        add(
+            f"| {pair.notices:,} notices due at once, two workers: all delivered within {PAIR_WITHIN_S:g} s "
+            f"({pair.notices_received:,} received, lag p99 {pair.lag_p99_s:.1f} s) | {pair.lag_max_s:.1f} s "
+            f"| {_verdict(every and pair.lag_max_s <= PAIR_WITHIN_S)} |"
         )
         twice = pair.deliveries_attempted_twice + pair.notices_posted_twice
         clean = twice == 0 and pair.delivered == pair.notices and pair.rejected == 0

@@ -53,6 +53,7 @@ INTERVAL_S = 0.25  # NOTIFY_WORKER_DISPATCH_INTERVAL_SECONDS: an idle worker loo
 LEAD_S = 1.0  # notices are inserted this long before they all fall due
 DELIVERIES_TARGET = 500.0
 LAG_P99_TARGET_S = 2.0
+PAIR_WITHIN_S = 10.0  # two workers deliver every one of the notices due at once within this
 DEFAULT_BATCH_SIZE = 20
 
 
@@ -63,6 +64,8 @@ class Tuning:
     batch_size: int = DEFAULT_BATCH_SIZE
     concurrency: int | None = None  # NOTIFY_WORKER_DELIVERY_CONCURRENCY; None: the worker's default
     pool: int | None = None  # NOTIFY_WORKER_DATABASE_POOL_SIZE; None: the default
+    # NOTIFY_WORKER_DELIVERY_ENDPOINT_CONCURRENCY: attempts in flight per endpoint; None: the default
+    per_endpoint: int | None = None
 
     @property
     def label(self) -> str:
@@ -71,6 +74,8 @@ class Tuning:
             parts.append(f"concurrency {self.concurrency}")
         if self.pool is not None:
             parts.append(f"pool {self.pool}")
+        if self.per_endpoint is not None:
+            parts.append(f"{self.per_endpoint} per endpoint")
         return ", ".join(parts)
 
     def env(self) -> dict[str, str]:
@@ -82,6 +87,8 @@ class Tuning:
             settings["NOTIFY_WORKER_DELIVERY_CONCURRENCY"] = str(self.concurrency)
         if self.pool is not None:
             settings["NOTIFY_WORKER_DATABASE_POOL_SIZE"] = str(self.pool)
+        if self.per_endpoint is not None:
+            settings["NOTIFY_WORKER_DELIVERY_ENDPOINT_CONCURRENCY"] = str(self.per_endpoint)
         return settings
 
 
@@ -112,8 +119,9 @@ FULL_WORKER = WorkerProfile(
     sweep=(
         DEFAULTS,
         Tuning(batch_size=100),
-        Tuning(batch_size=100, concurrency=32, pool=20),
         Tuning(batch_size=500, concurrency=64, pool=40),
+        Tuning(batch_size=500, concurrency=64, pool=40, per_endpoint=8),
+        Tuning(batch_size=500, concurrency=64, pool=40, per_endpoint=16),
     ),
     sweep_notices=1_000,
 )

@@ -16,7 +16,7 @@ from sqlmodel import col
 from case_api.access import Viewer, access_basis
 from case_api.audit.models import AccessLogEntry, TimelineEntry
 from shared.context import current_correlation_id
-from shared.db import new_id, utcnow
+from shared.db import new_id, table_of, utcnow
 from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
 
@@ -102,7 +102,7 @@ async def record_access(
         for person_id, case_id in reads
     ]
     if rows:
-        await session.execute(insert(AccessLogEntry), rows)
+        await session.execute(insert(table_of(AccessLogEntry)), rows)
     return len(rows)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from types import SimpleNamespace
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, exists, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +31,7 @@ from case_api.organizations import service as organizations
 from case_api.persons.models import Person
 from shared.auth import Role
 from shared.contracts import events as contracts
-from shared.db import new_id, utcnow
+from shared.db import new_id, table_of, utcnow
 from shared.errors import NotFound
 from shared.pagination import as_uuid, aware_datetime, decode_cursor, encode_cursor
 
@@ -324,18 +326,42 @@ async def list_page(
             tuple_(col(Case.opened_at), col(Case.id)) < (opened_at, last)
         )
     query = (
-        select(Case, Person)
+        # Columns, not entities: a page of records without the identity map (docs/benchmarks.md).
+        select(*table_of(Case).c, *_PERSON_SUMMARY)
         .join(Person, col(Person.id) == col(Case.person_id))
         .where(*conditions)
         .order_by(col(Case.opened_at).desc(), col(Case.id).desc())
         .limit(limit + 1)
     )
-    rows = [(row[0], row[1]) for row in (await session.execute(query)).all()]
+    found = (await session.execute(query)).all()
     next_cursor = None
-    if len(rows) > limit:
-        last_case = rows[limit - 1][0]
-        next_cursor = encode_cursor([last_case.opened_at.isoformat(), str(last_case.id)])
-    return rows[:limit], next_cursor
+    if len(found) > limit:
+        last = found[limit - 1]
+        next_cursor = encode_cursor([last.opened_at.isoformat(), str(last.id)])
+    rows = [
+        (
+            cast(Case, row),
+            cast(
+                Person,
+                SimpleNamespace(
+                    id=row.person_id,
+                    given_name=row.person_given_name,
+                    family_name=row.person_family_name,
+                    birth_date=row.person_birth_date,
+                ),
+            ),
+        )
+        for row in found[:limit]
+    ]
+    return rows, next_cursor
+
+
+# The person's columns a case answer shows (CaseRead.person), beside every column of the case.
+_PERSON_SUMMARY: tuple[Any, ...] = (
+    col(Person.given_name).label("person_given_name"),
+    col(Person.family_name).label("person_family_name"),
+    col(Person.birth_date).label("person_birth_date"),
+)
 
 
 async def person_of(session: AsyncSession, case: Case) -> Person:

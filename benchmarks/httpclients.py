@@ -7,12 +7,12 @@ nothing else. That process runs uvloop, as uvicorn picks it for the worker, and 
 bodies (``sender.payload``/``sender.encode``), 64 in flight and then the worker's default 16, with
 each client in turn:
 
-- *httpx, the worker's sender*: ``WebhookSender.send`` as the worker calls it (the URL check,
-  signing, the pinned transport);
+- *aiohttp, the worker's sender*: ``WebhookSender.send`` as the worker calls it (the URL check,
+  signing, aiohttp pinned by ``shared.ssrf.PinnedResolver``);
+- *httpx, checked and pinned*: the same check and signing through httpx and
+  ``shared.ssrf.PinnedTransport``, as the worker sent before aiohttp;
 - *httpx, plain*: an ``httpx.AsyncClient`` with the same signing and headers, no URL check and no
-  pinning, to tell httpx's own cost from theirs;
-- *aiohttp, checked and pinned*: an ``aiohttp.ClientSession`` with the same URL check, signing and
-  headers, whose resolver answers only the addresses the check allowed (:class:`CheckedResolver`).
+  pinning, to tell httpx's own cost from theirs.
 
 The URL names its host (``localhost``), so the check resolves it before every POST as the worker
 does for a real endpoint, and the pinned clients' connections go through their pins. Each client is
@@ -26,23 +26,19 @@ import asyncio
 import gc
 import itertools
 import json
-import socket
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import uvloop
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from benchmarks import api, worker
 from notify_worker.clients import SigningKey
@@ -71,9 +67,9 @@ QUICK_HTTPCLIENTS = HttpClientsProfile(posts=100, runs=1, warmup=64)
 
 # Each client's key and its row label, in the order of the report's table.
 CLIENTS: tuple[tuple[str, str], ...] = (
-    ("worker", "httpx, the worker's WebhookSender"),
+    ("worker", "aiohttp, the worker's WebhookSender"),
+    ("pinned", "httpx, checked and pinned"),
     ("httpx", "httpx, plain AsyncClient"),
-    ("aiohttp", "aiohttp, checked and pinned"),
 )
 LABELS = dict(CLIENTS)
 
@@ -261,51 +257,17 @@ class PlainHttpxClient:
         await self._http.aclose()
 
 
-# Host (IDNA, lower case) -> the addresses checked for the aiohttp request under way.
-_CHECKED: ContextVar[Mapping[str, tuple[ssrf.IPAddress, ...]] | None] = ContextVar(
-    "bench_checked_addresses", default=None
-)
-
-
-class CheckedResolver(AbstractResolver):
-    """aiohttp's resolver, answering a host with the addresses ``ssrf.check_url`` allowed for the
-    request under way and resolving nothing itself: the way to pin aiohttp's connections."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        wanted = {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)  # AF_UNSPEC (the default): both
-        checked = (_CHECKED.get() or {}).get(host.lower(), ())
-        addresses = [address for address in checked if wanted in (None, address.version)]
-        if not addresses:
-            raise OSError(f"no checked address for {host}: not connecting")
-        return [
-            {
-                "hostname": host,
-                "host": str(address),
-                "port": port,
-                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-            }
-            for address in addresses
-        ]
-
-    async def close(self) -> None:
-        return None
-
-
-class AiohttpClient:
-    """(c) aiohttp with the sender's URL check, timeouts, signing and headers, its connections
-    pinned by :class:`CheckedResolver` (no DNS cache: every new connection asks for the pin)."""
+class PinnedHttpxClient:
+    """(b) httpx with the sender's URL check, signing and headers through the pinned transport of
+    ``shared/ssrf.py``: the worker's sender before it moved to aiohttp (agreement-api's test event
+    still sends this way)."""
 
     def __init__(self, policy: ssrf.UrlPolicy) -> None:
         self.policy = policy
-        connector = aiohttp.TCPConnector(resolver=CheckedResolver(), use_dns_cache=False, limit=100)
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=CONNECT_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S
+        timeout = httpx.Timeout(
+            connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S, write=READ_TIMEOUT_S, pool=CONNECT_TIMEOUT_S
         )
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+        self._http = ssrf.pinned_client(timeout=timeout)
 
     async def send(self, url: str, webhook_id: str, body: bytes, keys: Sequence[SigningKey]) -> bool:
         try:
@@ -313,19 +275,15 @@ class AiohttpClient:
         except ssrf.UrlRefused:
             return False
         headers = signed_headers(webhook_id, body, keys)
-        token = _CHECKED.set({ssrf.pin_key(url): tuple(addresses)})
         try:
-            async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError):
+            with ssrf.pinned(url, addresses):
+                response = await self._http.post(url, content=body, headers=headers)
+        except httpx.HTTPError:
             return False
-        finally:
-            _CHECKED.reset(token)
-        return 200 <= status < 300
+        return 200 <= response.status_code < 300
 
     async def aclose(self) -> None:
-        await self._session.close()
+        await self._http.aclose()
 
 
 # --- the sending process --------------------------------------------------------------------------
@@ -456,10 +414,10 @@ async def measure(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         for concurrency in bench.profile.concurrencies:
             # Fresh clients for each concurrency: no pool carries the connections of the one before.
-            clients: dict[str, WorkerClient | PlainHttpxClient | AiohttpClient] = {
+            clients: dict[str, WorkerClient | PinnedHttpxClient | PlainHttpxClient] = {
                 "worker": WorkerClient(policy),
+                "pinned": PinnedHttpxClient(policy),
                 "httpx": PlainHttpxClient(),
-                "aiohttp": AiohttpClient(policy),
             }
             try:
                 for round_, (key, label) in itertools.product(range(bench.profile.runs), CLIENTS):

@@ -112,9 +112,9 @@ def test_every_http_client_delivers_every_post_with_a_valid_signature(report: st
     ]
     labels = {cells[0] for cells in rows}
     assert labels == {
-        "httpx, the worker's WebhookSender",
+        "aiohttp, the worker's WebhookSender",
+        "httpx, checked and pinned",
         "httpx, plain AsyncClient",
-        "aiohttp, checked and pinned",
     }
     assert {cells[1] for cells in rows} == {"64", "16"}, rows  # in flight
     for cells in rows:

@@ -15,6 +15,7 @@ dead-lettered at once. Every dead letter is logged and counted.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -73,8 +74,10 @@ class DeadLetters:
     items: list[DeadLetter]
 
 
+@functools.lru_cache(maxsize=4096)
 def topic_matches(pattern: str, routing_key: str) -> bool:
-    """AMQP topic matching: ``*`` is exactly one word, ``#`` is zero or more words."""
+    """AMQP topic matching: ``*`` is exactly one word, ``#`` is zero or more words. Cached: the
+    in-process bus asks it for every event and binding key, and both sets are small."""
     words, keys = pattern.split("."), routing_key.split(".")
 
     def match(i: int, j: int) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 import ssl
@@ -193,8 +194,10 @@ async def check_url(
 _PINS: ContextVar[Mapping[str, tuple[IPAddress, ...]] | None] = ContextVar("ssrf_pins", default=None)
 
 
+@functools.lru_cache(maxsize=1024)
 def pin_key(url: str) -> str:
-    """The host of ``url`` as httpcore hands it to the network backend (IDNA, lower case)."""
+    """The host of ``url`` as httpcore hands it to the network backend (IDNA, lower case). Cached:
+    a worker sends to the same few URLs again and again, and parsing one costs more than the rest."""
     return httpx.URL(url).raw_host.decode("ascii").lower()
 
 

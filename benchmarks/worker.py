@@ -120,10 +120,10 @@ FULL_WORKER = WorkerProfile(
         DEFAULTS,
         Tuning(batch_size=100),
         Tuning(batch_size=500, concurrency=64, pool=40),
-        Tuning(batch_size=500, concurrency=64, pool=40, per_endpoint=8),
         Tuning(batch_size=500, concurrency=64, pool=40, per_endpoint=16),
+        Tuning(batch_size=500, concurrency=128, pool=40, per_endpoint=16),
     ),
-    sweep_notices=1_000,
+    sweep_notices=2_000,
 )
 QUICK_WORKER = WorkerProfile(
     notices=40,

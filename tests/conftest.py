@@ -305,8 +305,14 @@ class _Staged:
     data: dict[str, Any]
 
 
+# Ids of outbox rows checked as they were flushed: the flush's own INSERT is not checked again.
+_flushed: set[Any] = set()
+
+
 def _check_staged_events(session: Session, flush_context: object, instances: object) -> None:
-    _check_rows(row for row in session.new if isinstance(row, OutboxRecord))
+    rows = [row for row in session.new if isinstance(row, OutboxRecord)]
+    _flushed.update(row.id for row in rows)
+    _check_rows(rows)
 
 
 def _check_inserted_events(
@@ -317,7 +323,9 @@ def _check_inserted_events(
     if not isinstance(statement, Insert) or table is None or not str(table.name).endswith("_outbox"):
         return
     rows = [*(multiparams or []), *([params] if params else [])]
-    _check_rows(_Staged(row["type"], row["subject"], row["data"]) for row in rows if "data" in row)
+    staged = [row for row in rows if "data" in row and row.get("id") not in _flushed]
+    _flushed.difference_update(row.get("id") for row in rows)
+    _check_rows(_Staged(row["type"], row["subject"], row["data"]) for row in staged)
 
 
 def _check_rows(rows: Iterable[OutboxRecord | _Staged]) -> None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from case_api.models import CaseOutbox
 from shared.contracts.events import EVENTS
-from shared.db import utcnow
+from shared.db import table_of, utcnow
 from shared.events import EventEnvelope
 from shared.settings import REPO_ROOT
 from tests.conftest import EventContractCheck, EventContractViolation
@@ -184,4 +185,35 @@ async def test_an_event_that_breaks_its_contract_fails_the_test_that_stages_it(
     async with sessionmaker() as session:
         session.add(row("case.opened.v1", opened))
         await session.flush()
+    assert event_contracts.validated["case.opened.v1"] == checked + 1
+
+
+async def test_an_event_a_core_insert_stages_is_checked_as_well(
+    sessionmaker: async_sessionmaker[AsyncSession], event_contracts: EventContractCheck
+) -> None:
+    """The hot paths stage a batch's events with one Core INSERT (shared.outbox.add_events)."""
+
+    def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": uuid.uuid4(),
+                "type": "case.opened.v1",
+                "source": "case-api",
+                "subject": f"case/{uuid.uuid4()}",
+                "occurred_at": utcnow(),
+                "data": data,
+                "attempts": 0,
+            }
+        ]
+
+    opened = case_event(uuid.uuid4()).data
+    async with sessionmaker() as session:
+        with pytest.raises(EventContractViolation, match=r"^case\.opened\.v1") as raised:
+            await session.execute(insert(table_of(CaseOutbox)), rows({**opened, "status": "lost"}))
+    assert "status" in str(raised.value)
+    assert event_contracts.violations.pop() == str(raised.value)
+
+    checked = event_contracts.validated["case.opened.v1"]
+    async with sessionmaker() as session:
+        await session.execute(insert(table_of(CaseOutbox)), rows(opened))
     assert event_contracts.validated["case.opened.v1"] == checked + 1

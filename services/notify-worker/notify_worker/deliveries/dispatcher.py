@@ -71,7 +71,7 @@ from notify_worker.clients import (
     WebhookEndpoint,
 )
 from notify_worker.deliveries import health
-from notify_worker.deliveries.claims import claim_due, release_stale_claims
+from notify_worker.deliveries.claims import NOTICE_DATE, claim_due, release_stale_claims
 from notify_worker.deliveries.models import LIVE_DELIVERY, DeliveryState, NotifyAttempt, NotifyDelivery
 from notify_worker.deliveries.sender import Outcome, WebhookSender, encode, event_type_for, payload
 from notify_worker.notices import told
@@ -205,12 +205,7 @@ _DUE_LEASE = (
         _DELIVERY.organization_id,
         _DELIVERY.url,
         _DELIVERY.webhook_id,
-        _NOTICE.id,
-        _NOTICE.case_id,
-        _NOTICE.recipient_organization_id,
-        _NOTICE.kind,
-        _NOTICE.milestone_days,
-        _NOTICE.release_date,
+        *NOTICE_DATE,
         _NOTICE.release_date_certainty,
         _NOTICE.coordinator_contact,
     )
@@ -230,14 +225,7 @@ _LEASE_UNTIL = (
 
 # The round's claims still this worker's, locked for planning.
 _MY_CLAIMS = (
-    select(
-        _NOTICE.id,
-        _NOTICE.case_id,
-        _NOTICE.recipient_organization_id,
-        _NOTICE.kind,
-        _NOTICE.milestone_days,
-        _NOTICE.release_date,
-    )
+    select(*NOTICE_DATE)
     .where(
         _NOTICE.id.in_(bindparam("ids", expanding=True)),
         _NOTICE.state == NoticeState.CLAIMED,
@@ -269,12 +257,7 @@ _NO_ENDPOINT = (
 # Claimed notices whose deliveries have all ended (none pending, one not superseded), locked.
 _ENDED_NOTICES = (
     select(
-        _NOTICE.id,
-        _NOTICE.case_id,
-        _NOTICE.recipient_organization_id,
-        _NOTICE.kind,
-        _NOTICE.milestone_days,
-        _NOTICE.release_date,
+        *NOTICE_DATE,
         _NOTICE.receipt_deadline_days,
         _NOTICE.delivered_at,
         _NOTICE.receipt_due_at,

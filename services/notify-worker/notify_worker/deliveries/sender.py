@@ -16,15 +16,15 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
 
 from notify_worker.clients import SigningKey
-from notify_worker.notices.events import NoticeRef
 from notify_worker.notices.models import NoticeKind
+from notify_worker.notices.told import NoticeDate
 from shared import ssrf, webhooks
 from shared.contracts import events as contracts
 
@@ -34,11 +34,9 @@ URL_REFUSED = "url_refused"  # the URL broke the policy at send time: nothing wa
 DNS_ERROR = "dns_error"  # the URL's host did not resolve: nothing was sent, retried
 
 
-class NoticeView(NoticeRef, Protocol):
+class NoticeView(NoticeDate, Protocol):
     """The columns of a notice its webhook body is built from (an ORM row or a Core row)."""
 
-    @property
-    def release_date(self) -> date: ...
     @property
     def release_date_certainty(self) -> str | None: ...
     @property

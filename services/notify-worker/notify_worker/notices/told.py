@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from notify_worker.notices.events import emit
+from notify_worker.notices.events import NoticeRef, emit
 from notify_worker.notices.models import (
     PENDING_STATES,
     NoticeKind,
@@ -52,13 +52,9 @@ class Told(NamedTuple):
     delivered_event: uuid.UUID  # its notice.delivered.v1
 
 
-class NoticeDate(Protocol):
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def case_id(self) -> uuid.UUID: ...
-    @property
-    def recipient_organization_id(self) -> uuid.UUID: ...
+class NoticeDate(NoticeRef, Protocol):
+    """A notice's references and the release date it announces (an ORM row or a Core row)."""
+
     @property
     def release_date(self) -> date: ...
 

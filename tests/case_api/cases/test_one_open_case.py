@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from case_api.audit.models import AccessLogEntry
 from case_api.cases.lifecycle import OPEN, TRANSITIONS
 from case_api.cases.models import Case, CaseStatus
 from case_api.models import CaseOutbox
@@ -64,7 +65,17 @@ async def test_a_second_open_case_is_409_naming_the_open_one(
                 )
             )
         ).scalar()
+        learnt = (
+            await session.execute(
+                select(AccessLogEntry.what, AccessLogEntry.case_id, AccessLogEntry.actor_role).where(
+                    AccessLogEntry.person_id == uuid.UUID(person_id), AccessLogEntry.what == "case.exists"
+                )
+            )
+        ).all()
     assert (cases, opened) == (1, 1), "the refused open left no case and no event"
+    assert [tuple(row) for row in learnt] == [("case.exists", uuid.UUID(first["id"]), "coordinator")], (
+        "the access log says the caller learnt the open case exists"
+    )
 
 
 async def test_the_rule_holds_across_regions(case_client: httpx.AsyncClient, directory: Directory) -> None:

@@ -4,11 +4,12 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from case_api.access import ViewerDep, load_case_for_change, load_case_with_person, require_reader
 from case_api.audit import service as audit
 from case_api.cases import opening, reads, service
+from case_api.cases.errors import OpenCaseExists
 from case_api.cases.lifecycle import allowed_next
 from case_api.cases.models import Case, CaseStatus
 from case_api.cases.schemas import (
@@ -24,7 +25,7 @@ from case_api.dependencies import IdempotencyDep
 from case_api.domains.models import Domain, DomainStatus
 from case_api.persons.models import Person
 from shared.db import SessionDep
-from shared.errors import problem_responses
+from shared.errors import problem_responses, render_problem
 from shared.etag import IfMatch, check_if_match, etag_for
 from shared.openapi import response_headers
 from shared.pagination import Page
@@ -105,17 +106,25 @@ async def case_response(
 )
 @response_headers("ETag", "Location")
 async def open_case(
-    body: CaseCreate, session: SessionDep, viewer: ViewerDep, idempotency: IdempotencyDep
+    request: Request, body: CaseCreate, session: SessionDep, viewer: ViewerDep, idempotency: IdempotencyDep
 ) -> Response:
     """Open a case for a registered person in a unit of the caller's scope. A person has one open
-    case at a time: while another is open the answer is 409 with `existing_id`. Send
-    `Idempotency-Key` to retry safely."""
+    case at a time: while another is open the answer is 409 with `existing_id`, and the access log
+    records that the caller learnt that case exists (`case.exists`). Send `Idempotency-Key` to retry
+    safely."""
     if (replayed := await idempotency.replay(body)) is not None:
         return replayed
-    opened = await opening.open_case(session, viewer=viewer, data=body)
-    case, person = (
-        opened if opened is not None else await service.open_case(session, viewer=viewer, data=body)
-    )
+    try:
+        opened = await opening.open_case(session, viewer=viewer, data=body)
+        case, person = (
+            opened if opened is not None else await service.open_case(session, viewer=viewer, data=body)
+        )
+    except OpenCaseExists as exists:
+        # Answered, not raised: a raised error rolls back the request's transaction and its log row.
+        await audit.record_access(
+            session, viewer, reads=[(exists.person_id, exists.case_id)], what="case.exists"
+        )
+        return render_problem(request, exists)
     return await idempotency.respond(
         to_read(case, person),
         status_code=201,

@@ -236,14 +236,18 @@ class WorkerClient:
         await self._sender.aclose()
 
 
+def _httpx_timeout() -> httpx.Timeout:
+    """The sender's timeouts, as httpx takes them."""
+    return httpx.Timeout(
+        connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S, write=READ_TIMEOUT_S, pool=CONNECT_TIMEOUT_S
+    )
+
+
 class PlainHttpxClient:
     """(b) httpx with the sender's timeouts, signing and headers; no URL check, no pinning."""
 
     def __init__(self) -> None:
-        timeout = httpx.Timeout(
-            connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S, write=READ_TIMEOUT_S, pool=CONNECT_TIMEOUT_S
-        )
-        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        self._http = httpx.AsyncClient(timeout=_httpx_timeout(), follow_redirects=False, trust_env=False)
 
     async def send(self, url: str, webhook_id: str, body: bytes, keys: Sequence[SigningKey]) -> bool:
         headers = signed_headers(webhook_id, body, keys)
@@ -264,10 +268,7 @@ class PinnedHttpxClient:
 
     def __init__(self, policy: ssrf.UrlPolicy) -> None:
         self.policy = policy
-        timeout = httpx.Timeout(
-            connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S, write=READ_TIMEOUT_S, pool=CONNECT_TIMEOUT_S
-        )
-        self._http = ssrf.pinned_client(timeout=timeout)
+        self._http = ssrf.pinned_client(timeout=_httpx_timeout())
 
     async def send(self, url: str, webhook_id: str, body: bytes, keys: Sequence[SigningKey]) -> bool:
         try:

@@ -324,7 +324,7 @@ def pinned_session(
     connector = aiohttp.TCPConnector(
         resolver=PinnedResolver(),
         use_dns_cache=False,
-        ssl=context if verify is not False else False,
+        ssl=context,  # verify=False gives a context that checks nothing, as for httpx
         limit=100,
         keepalive_timeout=5.0,  # as httpx's pool: a kept-alive connection lives a few seconds
         happy_eyeballs_delay=None,

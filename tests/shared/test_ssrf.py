@@ -5,6 +5,7 @@ the Host header, the TLS server name and the certificate check."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import ssl
@@ -108,26 +109,30 @@ async def test_a_pinned_request_dials_the_checked_address_and_keeps_the_host_nam
     assert seen == [f"{NAME}:{port}"]
 
 
-async def test_without_a_pin_nothing_is_connected() -> None:
-    connections = 0
+@contextlib.asynccontextmanager
+async def _counting_server() -> AsyncIterator[tuple[int, list[None]]]:
+    """A TCP server on loopback that only counts the connections it is offered: (port, counts)."""
+    connections: list[None] = []
 
     async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
+        connections.append(None)
         writer.close()
 
     server = await asyncio.start_server(count, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     try:
-        async with ssrf.pinned_client(timeout=5.0) as client:
-            with pytest.raises(httpx.ConnectError, match="no checked address"):
-                await client.post(f"http://127.0.0.1:{port}/hook", content=b"{}")
-            with ssrf.pinned(f"http://{NAME}/", [LOOPBACK]), pytest.raises(httpx.ConnectError):
-                await client.post(f"http://localhost:{port}/hook", content=b"{}")  # another host
+        yield server.sockets[0].getsockname()[1], connections
     finally:
         server.close()
         await server.wait_closed()
-    assert connections == 0
+
+
+async def test_without_a_pin_nothing_is_connected() -> None:
+    async with _counting_server() as (port, connections), ssrf.pinned_client(timeout=5.0) as client:
+        with pytest.raises(httpx.ConnectError, match="no checked address"):
+            await client.post(f"http://127.0.0.1:{port}/hook", content=b"{}")
+        with ssrf.pinned(f"http://{NAME}/", [LOOPBACK]), pytest.raises(httpx.ConnectError):
+            await client.post(f"http://localhost:{port}/hook", content=b"{}")  # another host
+    assert not connections
 
 
 def _certificates(directory: Path) -> tuple[Path, Path, Path]:
@@ -239,27 +244,14 @@ async def test_an_aiohttp_pinned_request_dials_the_checked_address_and_keeps_the
 
 
 async def test_an_aiohttp_session_without_a_pin_connects_nothing() -> None:
-    connections = 0
-
-    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        writer.close()
-
-    server = await asyncio.start_server(count, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with _session() as session:
-            # A name is asked of the resolver, which has no pin for it. (A literal address is not
-            # resolved: check_url checked that very address, so there is nothing to rebind.)
-            with pytest.raises(aiohttp.ClientConnectorError):
-                await session.post(f"http://localhost:{port}/hook", data=b"{}")
-            with ssrf.pinned(f"http://{NAME}/", [LOOPBACK]), pytest.raises(aiohttp.ClientConnectorError):
-                await session.post(f"http://localhost:{port}/hook", data=b"{}")  # another host
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert connections == 0
+    async with _counting_server() as (port, connections), _session() as session:
+        # A name is asked of the resolver, which has no pin for it. (A literal address is not
+        # resolved: check_url checked that very address, so there is nothing to rebind.)
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await session.post(f"http://localhost:{port}/hook", data=b"{}")
+        with ssrf.pinned(f"http://{NAME}/", [LOOPBACK]), pytest.raises(aiohttp.ClientConnectorError):
+            await session.post(f"http://localhost:{port}/hook", data=b"{}")  # another host
+    assert not connections
 
 
 async def test_aiohttp_tls_to_a_pinned_address_verifies_the_certificate_for_the_host_name(
